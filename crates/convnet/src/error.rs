@@ -1,0 +1,89 @@
+//! The library's error type: every failure a caller can cause or meet, typed.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in convnet, from a bad file to a shape that does not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed at the operating-system level.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's bytes are not what its format requires (bad magic, truncated, inconsistent).
+    #[error("{path}: {message}")]
+    Format {
+        /// The file (or archive member) that is malformed.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// Tensor shapes that do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A model, layer, loss or optimizer configuration that is invalid or unsupported.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A model was used before `compile` or before its input shape was known.
+    #[error("{0}")]
+    State(String),
+    /// A download failed or delivered the wrong bytes.
+    #[error("download of {url} failed: {message}")]
+    Download {
+        /// The address that was tried.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A dataset could not be found locally and could not be downloaded.
+    #[error("{0}")]
+    DatasetUnavailable(String),
+    /// Training produced a loss that is NaN or infinite.
+    #[error("the loss became {value} at epoch {epoch}, batch {batch}: training stopped")]
+    NonFinite {
+        /// 1-based epoch number.
+        epoch: usize,
+        /// 1-based batch number within the epoch.
+        batch: usize,
+        /// The offending loss value.
+        value: f32,
+    },
+    /// Training was interrupted by the user (Ctrl-C).
+    #[error("training was interrupted")]
+    Interrupted,
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an [`Error::Format`] for `path` with `message`.
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Config`].
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config(message.into())
+    }
+
+    /// Builds an [`Error::Shape`].
+    pub fn shape(message: impl Into<String>) -> Self {
+        Error::Shape(message.into())
+    }
+}

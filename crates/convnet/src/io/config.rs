@@ -1,0 +1,242 @@
+//! Model and training configs as Keras serialises them: `model_config` (the architecture)
+//! and `training_config` / `compile_config` (loss, optimizer, metrics).
+//!
+//! convnet writes the Keras 2 form (`batch_input_shape`, string dtypes), which both Keras 2 and
+//! Keras 3 read, and reads both forms.
+
+use crate::error::{Error, Result};
+use crate::layers::{registry, shape_list};
+use crate::losses::Loss;
+use crate::metrics::Metric;
+use crate::model::Sequential;
+use crate::optimizers::Optimizer;
+use serde_json::{json, Map, Value};
+
+/// `{"class_name": "Sequential", "config": {"name", "layers": [InputLayer, …]}}`.
+pub fn model_config(model: &Sequential) -> Value {
+    let mut layers = Vec::new();
+    if let Some(shape) = model.input_shape() {
+        let mut b = vec![Value::Null];
+        b.extend(shape.iter().map(|&d| json!(d)));
+        layers.push(json!({
+            "class_name": "InputLayer",
+            "config": {"batch_input_shape": b, "dtype": "float32", "sparse": false, "ragged": false, "name": "input_1"}
+        }));
+    }
+    for l in model.layers() {
+        layers.push(json!({"class_name": l.class_name(), "config": Value::Object(l.config())}));
+    }
+    json!({"class_name": "Sequential", "config": {"name": model.name(), "layers": layers}})
+}
+
+/// Builds a model (not yet built: no weights) from a Keras `model_config`.
+pub fn model_from_config(v: &Value) -> Result<Sequential> {
+    let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
+    if class != "Sequential" {
+        return Err(Error::config(format!(
+            "only Sequential models are supported, this file holds a {:?} model",
+            if class.is_empty() { "unknown" } else { class }
+        )));
+    }
+    let cfg = v.get("config").ok_or_else(|| Error::config("model config without `config`"))?;
+    // Keras 2.0 stored the layer list directly as `config`.
+    let (layers, name, build_shape) = match cfg {
+        Value::Array(a) => (a.as_slice(), "sequential", None),
+        Value::Object(o) => (
+            o.get("layers")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .ok_or_else(|| Error::config("model config without a `layers` list"))?,
+            o.get("name").and_then(Value::as_str).unwrap_or("sequential"),
+            o.get("build_input_shape").and_then(Value::as_array),
+        ),
+        _ => return Err(Error::config("model `config` must be an object")),
+    };
+    let mut model = Sequential::new();
+    model.set_name(name);
+    for entry in layers {
+        let class = entry
+            .get("class_name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::config("a layer entry without class_name"))?;
+        let empty = Map::new();
+        let lcfg = entry.get("config").and_then(Value::as_object).unwrap_or(&empty);
+        if class == "InputLayer" {
+            let shape = lcfg
+                .get("batch_input_shape")
+                .or_else(|| lcfg.get("batch_shape"))
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| Error::config("InputLayer without batch_shape"))?;
+            model.set_input_shape(&shape_list(&shape[1..], "InputLayer batch_shape")?);
+            continue;
+        }
+        model.add_boxed(registry::layer_from_config(class, lcfg)?);
+    }
+    if model.input_shape().is_none() {
+        if let Some(s) = build_shape.filter(|s| !s.is_empty()) {
+            model.set_input_shape(&shape_list(&s[1..], "build_input_shape")?);
+        }
+    }
+    Ok(model)
+}
+
+/// Keras 2's `training_config`: loss, metrics and `optimizer_config`.
+pub fn training_config(model: &Sequential) -> Option<Value> {
+    let c = model.compiled()?;
+    Some(json!({
+        "loss": c.loss.name(),
+        "metrics": c.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "weighted_metrics": null,
+        "loss_weights": null,
+        "optimizer_config": {"class_name": c.optimizer.class_name(), "config": c.optimizer.to_config()},
+    }))
+}
+
+/// Keras 3's `compile_config` (as in a `.keras` archive).
+pub fn compile_config(model: &Sequential) -> Option<Value> {
+    let c = model.compiled()?;
+    Some(json!({
+        "optimizer": {
+            "module": "keras.optimizers", "class_name": c.optimizer.class_name(),
+            "config": c.optimizer.to_config(), "registered_name": null,
+        },
+        "loss": c.loss.name(),
+        "loss_weights": null,
+        "metrics": c.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "weighted_metrics": null,
+        "run_eagerly": false,
+        "steps_per_execution": 1,
+        "jit_compile": false,
+    }))
+}
+
+/// Reads a loss in any of Keras' forms: a name, or `{"class_name", "config"}`.
+fn loss_from_config(v: &Value) -> Result<Loss> {
+    match v {
+        Value::String(s) => Loss::parse(s),
+        Value::Object(o) => {
+            if o.get("config").and_then(|c| c.get("from_logits")).and_then(Value::as_bool) == Some(true) {
+                return Err(Error::config(
+                    "losses with from_logits=True are not supported: end the model with a softmax or sigmoid",
+                ));
+            }
+            let class = o
+                .get("class_name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::config("loss config without class_name"))?;
+            // `{"class_name": "function", "config": "categorical_crossentropy"}` in some files
+            match o.get("config").and_then(Value::as_str) {
+                Some(name) => Loss::parse(name),
+                None => Loss::parse(class),
+            }
+        }
+        Value::Array(a) if a.len() == 1 => loss_from_config(&a[0]),
+        other => Err(Error::config(format!("unsupported loss {other}"))),
+    }
+}
+
+/// Reads metrics in Keras' forms: names, `MeanMetricWrapper` objects, nested lists.
+fn metrics_from_config(v: &Value, out: &mut Vec<Metric>) -> Result<()> {
+    match v {
+        Value::Null => Ok(()),
+        Value::String(s) => {
+            out.push(Metric::parse(s)?);
+            Ok(())
+        }
+        Value::Array(a) => a.iter().try_for_each(|m| metrics_from_config(m, out)),
+        Value::Object(o) => {
+            let name = o
+                .get("config")
+                .and_then(|c| c.get("name"))
+                .and_then(Value::as_str)
+                .or_else(|| o.get("class_name").and_then(Value::as_str))
+                .unwrap_or("");
+            let m = match name {
+                "CategoricalAccuracy" => Metric::CategoricalAccuracy,
+                "SparseCategoricalAccuracy" => Metric::SparseCategoricalAccuracy,
+                "BinaryAccuracy" => Metric::BinaryAccuracy,
+                other => Metric::parse(other)?,
+            };
+            out.push(m);
+            Ok(())
+        }
+        other => Err(Error::config(format!("unsupported metrics entry {other}"))),
+    }
+}
+
+/// Compiles `model` from a Keras 2 `training_config` or a Keras 3 `compile_config`.
+pub fn compile_from_config(model: &mut Sequential, v: &Value) -> Result<()> {
+    let loss = loss_from_config(v.get("loss").ok_or_else(|| Error::config("training config without a loss"))?)?;
+    let opt_cfg = v
+        .get("optimizer_config")
+        .or_else(|| v.get("optimizer"))
+        .ok_or_else(|| Error::config("training config without an optimizer"))?;
+    let optimizer = Optimizer::from_config(opt_cfg)?;
+    let mut metrics = Vec::new();
+    if let Some(m) = v.get("metrics") {
+        metrics_from_config(m, &mut metrics)?;
+    }
+    metrics.dedup();
+    model.compile(loss, optimizer, &metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    #[test]
+    fn presets_round_trip_through_their_configs() {
+        for name in presets::NAMES {
+            let mut m = presets::preset(name).unwrap();
+            m.build().unwrap();
+            let c = model_config(&m);
+            let mut back = model_from_config(&c).unwrap();
+            back.build().unwrap();
+            assert_eq!(model_config(&back), c, "{name}");
+            assert_eq!(back.count_params(), m.count_params());
+        }
+    }
+
+    #[test]
+    fn reads_keras3_style_configs() {
+        let v = json!({"class_name": "Sequential", "config": {"name": "s", "trainable": true,
+            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+            "layers": [
+                {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [null, 8, 8, 1], "dtype": "float32", "name": "input_layer"}},
+                {"module": "keras.layers", "class_name": "Conv2D", "config": {"name": "conv2d", "filters": 2, "kernel_size": [3, 3],
+                    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+                    "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": null, "input_axes": null}}}},
+                {"module": "keras.layers", "class_name": "Flatten", "config": {"name": "flatten"}},
+                {"module": "keras.layers", "class_name": "Dense", "config": {"name": "dense", "units": 3, "activation": "softmax"}}
+            ], "build_input_shape": [null, 8, 8, 1]}});
+        let mut m = model_from_config(&v).unwrap();
+        assert_eq!(m.output_shape().unwrap(), vec![3]);
+        assert_eq!(m.count_params(), 20 + 72 * 3 + 3);
+    }
+
+    #[test]
+    fn compiles_from_keras2_and_keras3_training_configs() {
+        let k2 = json!({"loss": "categorical_crossentropy", "metrics": [[{"class_name": "MeanMetricWrapper",
+            "config": {"name": "accuracy", "dtype": "float32", "fn": "categorical_accuracy"}}]],
+            "optimizer_config": {"class_name": "Custom>Adam", "config": {"name": "Adam", "learning_rate": 0.002, "beta_1": 0.9}}});
+        let mut m = presets::preset("lenet5").unwrap();
+        compile_from_config(&mut m, &k2).unwrap();
+        let c = m.compiled().unwrap();
+        assert_eq!(c.metrics, vec![Metric::Accuracy]);
+        assert!((c.optimizer.learning_rate() - 0.002).abs() < 1e-9);
+        let k3 = compile_config(&m).unwrap();
+        let mut m2 = presets::preset("lenet5").unwrap();
+        compile_from_config(&mut m2, &k3).unwrap();
+        assert_eq!(m2.compiled().unwrap().optimizer, m.compiled().unwrap().optimizer);
+        let bad = json!({"loss": {"class_name": "CategoricalCrossentropy", "config": {"from_logits": true}}, "optimizer": "adam"});
+        assert!(compile_from_config(&mut m2, &bad).is_err());
+    }
+
+    #[test]
+    fn functional_models_are_refused_by_name() {
+        let e = model_from_config(&json!({"class_name": "Functional", "config": {}})).unwrap_err();
+        assert!(e.to_string().contains("Functional"));
+    }
+}

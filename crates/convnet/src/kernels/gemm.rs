@@ -1,0 +1,253 @@
+//! Matrix products for the engine: a safe wrapper over `matrixmultiply`'s SGEMM, a two-thread
+//! split for large products, and the naive reference the tests compare them with.
+//!
+//! All matrices are row-major. `op(A)` is `m × k`: A is stored `m × k`, or `k × m` when
+//! `a_trans` is set. `op(B)` is `k × n`: B is stored `k × n`, or `n × k` when `b_trans` is set.
+//! `C = op(A)·op(B)` (or `C += …` with `accumulate`).
+
+use crate::parallel::{self, SharedMut};
+
+/// The operands' layouts of one product.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmShape {
+    /// Rows of `op(A)` and of C.
+    pub m: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Columns of `op(B)` and of C.
+    pub n: usize,
+    /// A is stored transposed (`k × m`).
+    pub a_trans: bool,
+    /// B is stored transposed (`n × k`).
+    pub b_trans: bool,
+}
+
+impl GemmShape {
+    /// `C[m×n] = A[m×k]·B[k×n]`, nothing transposed.
+    pub fn nn(m: usize, k: usize, n: usize) -> Self {
+        GemmShape {
+            m,
+            k,
+            n,
+            a_trans: false,
+            b_trans: false,
+        }
+    }
+
+    /// `C[m×n] = Aᵀ·B` with A stored `k × m`.
+    pub fn tn(m: usize, k: usize, n: usize) -> Self {
+        GemmShape {
+            a_trans: true,
+            ..Self::nn(m, k, n)
+        }
+    }
+
+    /// `C[m×n] = A·Bᵀ` with B stored `n × k`.
+    pub fn nt(m: usize, k: usize, n: usize) -> Self {
+        GemmShape {
+            b_trans: true,
+            ..Self::nn(m, k, n)
+        }
+    }
+
+    /// Row and column strides of A as stored.
+    fn a_strides(&self) -> (isize, isize) {
+        if self.a_trans {
+            (1, self.m as isize)
+        } else {
+            (self.k as isize, 1)
+        }
+    }
+
+    /// Row and column strides of B as stored.
+    fn b_strides(&self) -> (isize, isize) {
+        if self.b_trans {
+            (1, self.k as isize)
+        } else {
+            (self.n as isize, 1)
+        }
+    }
+
+    fn check(&self, a: &[f32], b: &[f32], c: &[f32]) {
+        assert!(a.len() >= self.m * self.k, "gemm: A is too short");
+        assert!(b.len() >= self.k * self.n, "gemm: B is too short");
+        assert!(c.len() >= self.m * self.n, "gemm: C is too short");
+    }
+}
+
+/// `C = op(A)·op(B)`, or `C += op(A)·op(B)` when `accumulate`; single-threaded.
+pub fn gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    s.check(a, b, c);
+    if s.m == 0 || s.n == 0 {
+        return;
+    }
+    if s.k == 0 {
+        if !accumulate {
+            c[..s.m * s.n].fill(0.0);
+        }
+        return;
+    }
+    let (rsa, csa) = s.a_strides();
+    let (rsb, csb) = s.b_strides();
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the lengths were checked above against the strides' extents, and C is a unique
+    // borrow that does not alias A or B.
+    unsafe {
+        matrixmultiply::sgemm(
+            s.m,
+            s.k,
+            s.n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            s.n as isize,
+            1,
+        );
+    }
+}
+
+/// Like [`gemm`], but splits large products over the worker threads by rows or columns of C.
+pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    s.check(a, b, c);
+    let workers = parallel::workers();
+    let work = s.m * s.n * s.k;
+    if workers < 2 || work < (1 << 18) || (s.m < 2 && s.n < 2) {
+        gemm(s, a, b, c, accumulate);
+        return;
+    }
+    let split_rows = s.m >= s.n;
+    let total = if split_rows { s.m } else { s.n };
+    let parts = workers.min(total);
+    let shared = SharedMut::new(c);
+    parallel::run(parts, |p| {
+        let lo = total * p / parts;
+        let hi = total * (p + 1) / parts;
+        if lo == hi {
+            return;
+        }
+        let (rsa, csa) = s.a_strides();
+        let (rsb, csb) = s.b_strides();
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        // SAFETY: each part writes a disjoint block of C (rows lo..hi, or columns lo..hi) and
+        // reads A and B only; offsets stay inside the checked lengths.
+        unsafe {
+            let cp = shared.ptr();
+            if split_rows {
+                matrixmultiply::sgemm(
+                    hi - lo,
+                    s.k,
+                    s.n,
+                    1.0,
+                    a.as_ptr().offset(lo as isize * rsa),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    beta,
+                    cp.add(lo * s.n),
+                    s.n as isize,
+                    1,
+                );
+            } else {
+                matrixmultiply::sgemm(
+                    s.m,
+                    s.k,
+                    hi - lo,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr().offset(lo as isize * csb),
+                    rsb,
+                    csb,
+                    beta,
+                    cp.add(lo),
+                    s.n as isize,
+                    1,
+                );
+            }
+        }
+    });
+}
+
+/// Naive reference for [`gemm`]: three loops, f64 accumulation.
+pub fn gemm_naive(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+    for i in 0..s.m {
+        for j in 0..s.n {
+            let mut acc = 0.0f64;
+            for p in 0..s.k {
+                let av = if s.a_trans { a[p * s.m + i] } else { a[i * s.k + p] };
+                let bv = if s.b_trans { b[j * s.k + p] } else { b[p * s.n + j] };
+                acc += av as f64 * bv as f64;
+            }
+            let dst = &mut c[i * s.n + j];
+            *dst = if accumulate { *dst + acc as f32 } else { acc as f32 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{assert_close, random_vec};
+    use crate::rng::Rng;
+
+    #[test]
+    fn gemm_matches_naive_for_all_layouts() {
+        let mut rng = Rng::new(1);
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 9, 6), (64, 33, 10), (5, 0, 3)] {
+            for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
+                let s = GemmShape {
+                    m,
+                    k,
+                    n,
+                    a_trans: at,
+                    b_trans: bt,
+                };
+                let a = random_vec(&mut rng, m * k);
+                let b = random_vec(&mut rng, k * n);
+                for acc in [false, true] {
+                    let init = random_vec(&mut rng, m * n);
+                    let mut c1 = init.clone();
+                    let mut c2 = init.clone();
+                    let mut c3 = init;
+                    gemm(s, &a, &b, &mut c1, acc);
+                    par_gemm(s, &a, &b, &mut c3, acc);
+                    gemm_naive(s, &a, &b, &mut c2, acc);
+                    assert_close(&c1, &c2, 1e-4, "gemm");
+                    assert_close(&c3, &c2, 1e-4, "par_gemm");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn par_gemm_splits_large_products_correctly() {
+        let mut rng = Rng::new(2);
+        for &(m, k, n) in &[(300, 70, 20), (20, 70, 300), (129, 257, 65)] {
+            for (at, bt) in [(false, false), (true, false), (false, true)] {
+                let s = GemmShape {
+                    m,
+                    k,
+                    n,
+                    a_trans: at,
+                    b_trans: bt,
+                };
+                let a = random_vec(&mut rng, m * k);
+                let b = random_vec(&mut rng, k * n);
+                let mut c1 = vec![0.0; m * n];
+                let mut c2 = vec![0.0; m * n];
+                par_gemm(s, &a, &b, &mut c1, false);
+                gemm_naive(s, &a, &b, &mut c2, false);
+                assert_close(&c1, &c2, 1e-3, "par_gemm large");
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The engine's hot loops as plain functions over slices, each with a naive reference twin
+//! that the tests compare it with.
+
+pub mod activation;
+pub mod conv;
+pub mod gemm;
+pub mod pool;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the kernel and layer tests.
+    use crate::rng::Rng;
+
+    /// `n` uniform values in [-1, 1).
+    pub fn random_vec(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect()
+    }
+
+    /// Asserts `|a − b| <= tol·(1 + |b|)` element-wise, naming the first failure.
+    pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}: element {i}: {x} vs {y}"
+            );
+        }
+    }
+}

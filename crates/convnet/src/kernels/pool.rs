@@ -1,0 +1,212 @@
+//! Max and average pooling over NHWC samples, with naive references for the tests.
+//!
+//! Shapes: x `[n, in_h, in_w, c]`, y `[n, out_h, out_w, c]`. Padding cells never win a max and
+//! are not counted in an average (TensorFlow's rule for `padding="same"`).
+
+use super::conv::{window_bounds, Window};
+
+/// Max pooling of `n` samples; `argmax` receives, per output value, the index of the winning
+/// input value within its sample, for the backward pass.
+pub fn max_pool_forward(w: &Window, x: &[f32], n: usize, y: &mut [f32], argmax: &mut [u32]) {
+    let c = w.channels;
+    let out_len = w.out_pixels() * c;
+    for s in 0..n {
+        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
+        let ys = &mut y[s * out_len..(s + 1) * out_len];
+        let am = &mut argmax[s * out_len..(s + 1) * out_len];
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                let (iy0, iy1, ix0, ix1) = window_bounds(w, oy, ox);
+                let o = (oy * w.out_w + ox) * c;
+                let yo = &mut ys[o..o + c];
+                let ao = &mut am[o..o + c];
+                yo.fill(f32::NEG_INFINITY);
+                ao.fill(((iy0 * w.in_w + ix0) * c) as u32);
+                for iy in iy0..iy1 {
+                    for ix in ix0..ix1 {
+                        let base = (iy * w.in_w + ix) * c;
+                        let xi = &xs[base..base + c];
+                        for ch in 0..c {
+                            // `>` keeps the first maximum, as TensorFlow does.
+                            if xi[ch] > yo[ch] {
+                                yo[ch] = xi[ch];
+                                ao[ch] = (base + ch) as u32;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of [`max_pool_forward`]: routes each `dy` to its winner; overwrites `dx`.
+pub fn max_pool_backward(w: &Window, dy: &[f32], argmax: &[u32], n: usize, dx: &mut [f32]) {
+    let out_len = w.out_pixels() * w.channels;
+    dx[..n * w.in_len()].fill(0.0);
+    for s in 0..n {
+        let dxs = &mut dx[s * w.in_len()..(s + 1) * w.in_len()];
+        let d = &dy[s * out_len..(s + 1) * out_len];
+        let a = &argmax[s * out_len..(s + 1) * out_len];
+        for (&g, &i) in d.iter().zip(a) {
+            dxs[i as usize] += g;
+        }
+    }
+}
+
+/// Average pooling of `n` samples (padding excluded from each window's count).
+pub fn avg_pool_forward(w: &Window, x: &[f32], n: usize, y: &mut [f32]) {
+    let c = w.channels;
+    let out_len = w.out_pixels() * c;
+    for s in 0..n {
+        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
+        let ys = &mut y[s * out_len..(s + 1) * out_len];
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                let (iy0, iy1, ix0, ix1) = window_bounds(w, oy, ox);
+                let o = (oy * w.out_w + ox) * c;
+                let yo = &mut ys[o..o + c];
+                yo.fill(0.0);
+                for iy in iy0..iy1 {
+                    for ix in ix0..ix1 {
+                        let base = (iy * w.in_w + ix) * c;
+                        for (acc, v) in yo.iter_mut().zip(&xs[base..base + c]) {
+                            *acc += v;
+                        }
+                    }
+                }
+                let inv = 1.0 / ((iy1 - iy0) * (ix1 - ix0)).max(1) as f32;
+                yo.iter_mut().for_each(|v| *v *= inv);
+            }
+        }
+    }
+}
+
+/// Backward of [`avg_pool_forward`]; overwrites `dx`.
+pub fn avg_pool_backward(w: &Window, dy: &[f32], n: usize, dx: &mut [f32]) {
+    let c = w.channels;
+    let out_len = w.out_pixels() * c;
+    dx[..n * w.in_len()].fill(0.0);
+    for s in 0..n {
+        let dxs = &mut dx[s * w.in_len()..(s + 1) * w.in_len()];
+        let d = &dy[s * out_len..(s + 1) * out_len];
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                let (iy0, iy1, ix0, ix1) = window_bounds(w, oy, ox);
+                let o = (oy * w.out_w + ox) * c;
+                let inv = 1.0 / ((iy1 - iy0) * (ix1 - ix0)).max(1) as f32;
+                for iy in iy0..iy1 {
+                    for ix in ix0..ix1 {
+                        let base = (iy * w.in_w + ix) * c;
+                        for (acc, g) in dxs[base..base + c].iter_mut().zip(&d[o..o + c]) {
+                            *acc += g * inv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Naive pooling reference: for every output value, scans its window with explicit padded
+/// coordinates. `max` selects max or average pooling.
+pub fn pool_naive(w: &Window, x: &[f32], n: usize, max: bool) -> Vec<f32> {
+    let c = w.channels;
+    let mut y = vec![0.0; n * w.out_pixels() * c];
+    for s in 0..n {
+        for oy in 0..w.out_h {
+            for ox in 0..w.out_w {
+                for ch in 0..c {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut sum = 0.0f64;
+                    let mut count = 0;
+                    for ky in 0..w.kh {
+                        for kx in 0..w.kw {
+                            let iy = (oy * w.sh + ky) as isize - w.pad_top as isize;
+                            let ix = (ox * w.sw + kx) as isize - w.pad_left as isize;
+                            if iy < 0 || ix < 0 || iy >= w.in_h as isize || ix >= w.in_w as isize {
+                                continue;
+                            }
+                            let v = x[((s * w.in_h + iy as usize) * w.in_w + ix as usize) * c + ch];
+                            best = best.max(v);
+                            sum += v as f64;
+                            count += 1;
+                        }
+                    }
+                    y[((s * w.out_h + oy) * w.out_w + ox) * c + ch] =
+                        if max { best } else { (sum / count.max(1) as f64) as f32 };
+                }
+            }
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::Padding;
+    use crate::kernels::testing::{assert_close, random_vec};
+    use crate::rng::Rng;
+
+    fn random_window(rng: &mut Rng) -> Window {
+        loop {
+            let p = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
+            let k = (1 + rng.below(3), 1 + rng.below(3));
+            let s = (1 + rng.below(3), 1 + rng.below(3));
+            if let Ok(w) = Window::new(1 + rng.below(9), 1 + rng.below(9), 1 + rng.below(4), k, s, p) {
+                return w;
+            }
+        }
+    }
+
+    #[test]
+    fn pooling_matches_naive() {
+        let mut rng = Rng::new(20);
+        for _ in 0..300 {
+            let w = random_window(&mut rng);
+            let n = 1 + rng.below(3);
+            let x = random_vec(&mut rng, n * w.in_len());
+            let mut y = vec![0.0; n * w.out_pixels() * w.channels];
+            let mut am = vec![0u32; y.len()];
+            max_pool_forward(&w, &x, n, &mut y, &mut am);
+            assert_close(&y, &pool_naive(&w, &x, n, true), 0.0, "max");
+            // every argmax points at its value
+            for s in 0..n {
+                let ol = w.out_pixels() * w.channels;
+                for i in 0..ol {
+                    assert_eq!(x[s * w.in_len() + am[s * ol + i] as usize], y[s * ol + i]);
+                }
+            }
+            avg_pool_forward(&w, &x, n, &mut y);
+            assert_close(&y, &pool_naive(&w, &x, n, false), 1e-5, "avg");
+        }
+    }
+
+    #[test]
+    fn pooling_backward_is_the_adjoint() {
+        // <pool(x), dy> is linear in x for avg and piecewise linear for max, so the backward
+        // pass must satisfy <J·x, dy> = <x, Jᵀ·dy> (exactly for avg, at x for max).
+        let mut rng = Rng::new(21);
+        for _ in 0..200 {
+            let w = random_window(&mut rng);
+            let n = 1 + rng.below(2);
+            let x = random_vec(&mut rng, n * w.in_len());
+            let ylen = n * w.out_pixels() * w.channels;
+            let dy = random_vec(&mut rng, ylen);
+            let mut y = vec![0.0; ylen];
+            let mut dx = vec![f32::NAN; x.len()];
+            avg_pool_forward(&w, &x, n, &mut y);
+            avg_pool_backward(&w, &dy, n, &mut dx);
+            let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "avg adjoint {lhs} {rhs}");
+            let mut am = vec![0u32; ylen];
+            max_pool_forward(&w, &x, n, &mut y, &mut am);
+            max_pool_backward(&w, &dy, &am, n, &mut dx);
+            let lhs: f64 = y.iter().zip(&dy).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()), "max adjoint {lhs} {rhs}");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! `Conv2D`: 2-D convolution over NHWC input with a `[kh, kw, in, filters]` kernel.
+//!
+//! Forward, per batch chunk: `cols = im2col(x)`, `y = cols · kernel + bias`, activation.
+//! Backward, per chunk: `dz = dy ⊙ act'(y)`, `dbias += Σ dz`, `dkernel += colsᵀ · dz`,
+//! `dx = col2im(dz · kernelᵀ)`. Chunks are sized so their im2col buffer stays in cache and
+//! are spread over the worker threads; each worker keeps its own buffers and partial weight
+//! gradients, summed in worker order so results are reproducible.
+
+use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::kernels::conv::{col2im, im2col, Padding, Window};
+use crate::kernels::gemm::{gemm, GemmShape};
+use crate::parallel::{self, SharedMut};
+use crate::regularizers::Regularizer;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::{json, Map, Value};
+
+/// Bytes of im2col buffer a chunk aims for (fits a core's L2 cache with its operands).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Per-worker buffers: im2col columns (reused for their gradient) and partial weight gradients.
+#[derive(Default)]
+struct Work {
+    cols: Vec<f32>,
+    dkernel: Vec<f32>,
+    dbias: Vec<f32>,
+}
+
+/// A 2-D convolution layer (Keras' `Conv2D`).
+pub struct Conv2D {
+    meta: Meta,
+    filters: usize,
+    kernel_size: Pair,
+    strides: Pair,
+    padding: Padding,
+    activation: Activation,
+    use_bias: bool,
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
+    activity_regularizer: Option<Regularizer>,
+    window: Option<Window>,
+    out_shape: Vec<usize>,
+    params: Vec<Param>,
+    fused: bool,
+    work: Vec<Work>,
+}
+
+impl Conv2D {
+    /// `filters` kernels of `kernel_size`, with Keras' defaults: strides 1, padding "valid",
+    /// no activation, a bias, glorot_uniform kernel and zero bias.
+    pub fn new(filters: usize, kernel_size: impl Into<Pair>) -> Self {
+        Conv2D {
+            meta: Meta::default(),
+            filters,
+            kernel_size: kernel_size.into(),
+            strides: Pair(1, 1),
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            activity_regularizer: None,
+            window: None,
+            out_shape: Vec::new(),
+            params: Vec::new(),
+            fused: false,
+            work: Vec::new(),
+        }
+    }
+
+    /// Sets the strides.
+    pub fn strides(mut self, s: impl Into<Pair>) -> Self {
+        self.strides = s.into();
+        self
+    }
+
+    /// Sets the padding ("valid" or "same").
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Enables or disables the bias.
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+
+    /// Sets the kernel initializer.
+    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+
+    /// Sets the bias initializer.
+    pub fn bias_initializer(mut self, i: Initializer) -> Self {
+        self.bias_initializer = i;
+        self
+    }
+
+    /// Sets a penalty on the kernel.
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.kernel_regularizer = Some(r);
+        self
+    }
+
+    /// Sets a penalty on the bias.
+    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
+        self.bias_regularizer = Some(r);
+        self
+    }
+
+    /// Sets a penalty on the output.
+    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
+        self.activity_regularizer = Some(r);
+        self
+    }
+
+    /// Names the layer.
+    pub fn name(mut self, name: &str) -> Self {
+        self.meta.name = name.to_string();
+        self
+    }
+
+    /// Declares the per-sample input shape `[height, width, channels]` (first layer).
+    pub fn input_shape(mut self, shape: impl AsRef<[usize]>) -> Self {
+        self.meta.input_shape = Some(shape.as_ref().to_vec());
+        self
+    }
+
+    /// Reads Keras' config.
+    pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
+        let l = "Conv2D";
+        cfg::channels_last(c, l)?;
+        cfg::require_default(c, "dilation_rate", &[json!([1, 1]), json!(1), json!([1])], l)?;
+        cfg::require_default(c, "groups", &[json!(1)], l)?;
+        let mut layer = Conv2D::new(cfg::usize_req(c, "filters", l)?, cfg::pair(c, "kernel_size", None, l)?);
+        layer.meta = Meta::from_config(c)?;
+        layer.strides = cfg::pair(c, "strides", Some(Pair(1, 1)), l)?;
+        layer.padding = match c.get("padding").and_then(Value::as_str) {
+            Some(p) => Padding::parse(p)?,
+            None => Padding::Valid,
+        };
+        layer.activation = cfg::activation(c)?;
+        layer.use_bias = cfg::bool_or(c, "use_bias", true)?;
+        if let Some(v) = c.get("kernel_initializer").filter(|v| !v.is_null()) {
+            layer.kernel_initializer = Initializer::from_config(v)?;
+        }
+        if let Some(v) = c.get("bias_initializer").filter(|v| !v.is_null()) {
+            layer.bias_initializer = Initializer::from_config(v)?;
+        }
+        let reg = |k: &str| c.get(k).map_or(Ok(None), Regularizer::from_config);
+        layer.kernel_regularizer = reg("kernel_regularizer")?;
+        layer.bias_regularizer = reg("bias_regularizer")?;
+        layer.activity_regularizer = reg("activity_regularizer")?;
+        Ok(layer)
+    }
+
+    fn window(&self) -> &Window {
+        self.window.as_ref().expect("Conv2D used before build")
+    }
+
+    /// Samples per chunk and number of workers for a batch of `n`.
+    fn plan(&mut self, n: usize) -> usize {
+        let w = *self.window();
+        let per_sample = w.out_pixels() * w.patch_len() * 4;
+        let workers = parallel::workers();
+        let chunk = parallel::chunk_len(n, workers, (CHUNK_BYTES / per_sample.max(1)).max(1));
+        if self.work.len() != workers {
+            self.work.resize_with(workers, Work::default);
+        }
+        let cols_len = chunk * w.out_pixels() * w.patch_len();
+        for wk in &mut self.work {
+            if wk.cols.len() < cols_len {
+                wk.cols.resize(cols_len, 0.0);
+            }
+        }
+        chunk
+    }
+}
+
+impl Layer for Conv2D {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+
+    fn base_name(&self) -> &'static str {
+        "conv2d"
+    }
+
+    fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.meta.name = name;
+    }
+
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.meta.input_shape.as_deref()
+    }
+
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        if input_shape.len() != 3 {
+            return Err(Error::shape(format!(
+                "Conv2D {:?} needs input of shape (None, height, width, channels), got {}",
+                self.meta.name,
+                shape_str(input_shape)
+            )));
+        }
+        if self.filters == 0 {
+            return Err(Error::config("Conv2D needs at least one filter"));
+        }
+        let w = Window::new(
+            input_shape[0],
+            input_shape[1],
+            input_shape[2],
+            self.kernel_size.tuple(),
+            self.strides.tuple(),
+            self.padding,
+        )
+        .map_err(|e| Error::shape(format!("Conv2D {:?}: {e}", self.meta.name)))?;
+        let kshape = [w.kh, w.kw, w.channels, self.filters];
+        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer);
+        self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
+        self.params = vec![kernel];
+        if self.use_bias {
+            let mut bias = Param::new("bias", &[self.filters], self.bias_regularizer);
+            self.bias_initializer.fill(&mut bias.value, &[self.filters], rng);
+            self.params.push(bias);
+        }
+        self.out_shape = vec![w.out_h, w.out_w, self.filters];
+        self.window = Some(w);
+        for wk in &mut self.work {
+            wk.dkernel.clear();
+            wk.dbias.clear();
+        }
+        Ok(self.out_shape.clone())
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+        let n = x.batch();
+        let chunk = self.plan(n);
+        let w = *self.window();
+        let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
+        let kernel = &self.params[0].value;
+        let bias = self.params.get(1).map(|p| p.value.as_slice());
+        let act = self.activation;
+        let xd = x.data();
+        let ys = SharedMut::new(y.data_mut());
+        parallel::for_chunks(n, chunk, &mut self.work, |wk, r| {
+            let cn = r.len();
+            let cols = &mut wk.cols[..cn * op * k];
+            im2col(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], cn, cols);
+            // SAFETY: chunks are disjoint ranges of samples.
+            let yc = unsafe { ys.slice(r.start * op * f..r.end * op * f) };
+            gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
+            bias_activation(yc, bias, act, f);
+        });
+    }
+
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+        let n = x.batch();
+        let chunk = self.plan(n);
+        let w = *self.window();
+        let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
+        let use_bias = self.use_bias;
+        for wk in &mut self.work {
+            wk.dkernel.clear();
+            wk.dkernel.resize(k * f, 0.0);
+            wk.dbias.clear();
+            wk.dbias.resize(f, 0.0);
+        }
+        let kernel = &self.params[0].value;
+        let act = if self.fused { Activation::Linear } else { self.activation };
+        let (xd, yd) = (x.data(), y.data());
+        let dys = SharedMut::new(dy.data_mut());
+        let dxs = dx.map(|t| SharedMut::new(t.data_mut()));
+        parallel::for_chunks(n, chunk, &mut self.work, |wk, r| {
+            let cn = r.len();
+            let m = cn * op;
+            let out = r.start * op * f..r.end * op * f;
+            // SAFETY: chunks are disjoint ranges of samples.
+            let dz = unsafe { dys.slice(out.clone()) };
+            act.backward(&yd[out], dz, f);
+            if use_bias {
+                for row in dz.chunks_exact(f) {
+                    for (b, g) in wk.dbias.iter_mut().zip(row) {
+                        *b += g;
+                    }
+                }
+            }
+            let cols = &mut wk.cols[..m * k];
+            im2col(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], cn, cols);
+            gemm(GemmShape::tn(k, m, f), cols, dz, &mut wk.dkernel, true);
+            if let Some(dxs) = &dxs {
+                // The columns are no longer needed: reuse them for their gradient.
+                gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
+                // SAFETY: disjoint sample ranges.
+                let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
+                col2im(&w, cols, cn, dxc);
+            }
+        });
+        let (first, rest) = self.work.split_first().expect("at least one worker");
+        let gk = &mut self.params[0].grad;
+        gk.copy_from_slice(&first.dkernel);
+        for wk in rest {
+            for (g, v) in gk.iter_mut().zip(&wk.dkernel) {
+                *g += v;
+            }
+        }
+        if use_bias {
+            let gb = &mut self.params[1].grad;
+            gb.copy_from_slice(&first.dbias);
+            for wk in rest {
+                for (g, v) in gb.iter_mut().zip(&wk.dbias) {
+                    *g += v;
+                }
+            }
+        }
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+
+    fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn set_output_gradient_fused(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.activity_regularizer
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        let mut m = self.meta.config();
+        let reg = |r: &Option<Regularizer>| r.map_or(Value::Null, |r| r.to_config());
+        m.insert("filters".into(), json!(self.filters));
+        m.insert("kernel_size".into(), self.kernel_size.to_json());
+        m.insert("strides".into(), self.strides.to_json());
+        m.insert("padding".into(), json!(self.padding.name()));
+        m.insert("data_format".into(), json!("channels_last"));
+        m.insert("dilation_rate".into(), json!([1, 1]));
+        m.insert("groups".into(), json!(1));
+        m.insert("activation".into(), json!(self.activation.name()));
+        m.insert("use_bias".into(), json!(self.use_bias));
+        m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
+        m.insert("bias_initializer".into(), self.bias_initializer.to_config());
+        m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
+        m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
+        m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
+        m.insert("kernel_constraint".into(), Value::Null);
+        m.insert("bias_constraint".into(), Value::Null);
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::check_layer;
+
+    #[test]
+    fn output_shapes_follow_keras() {
+        let mut rng = Rng::new(0);
+        let cases = [
+            (Conv2D::new(6, 5).padding(Padding::Same), [28, 28, 1], vec![28, 28, 6]),
+            (Conv2D::new(16, 5), [14, 14, 6], vec![10, 10, 16]),
+            (Conv2D::new(4, 3).strides(2), [7, 7, 3], vec![3, 3, 4]),
+            (Conv2D::new(4, 3).strides(2).padding(Padding::Same), [7, 7, 3], vec![4, 4, 4]),
+            (Conv2D::new(2, (2, 4)).strides((3, 1)).padding(Padding::Same), [8, 5, 1], vec![3, 5, 2]),
+        ];
+        for (mut layer, input, want) in cases {
+            assert_eq!(layer.build(&input, &mut rng).unwrap(), want);
+        }
+        assert!(Conv2D::new(1, 5).build(&[3, 3, 1], &mut rng).is_err());
+        assert!(Conv2D::new(1, 3).build(&[9, 9], &mut rng).is_err());
+    }
+
+    #[test]
+    fn lenet_parameter_counts() {
+        let mut rng = Rng::new(0);
+        let mut c = Conv2D::new(6, 5).padding(Padding::Same);
+        c.build(&[28, 28, 1], &mut rng).unwrap();
+        assert_eq!(c.count_params(), 156);
+        let mut c = Conv2D::new(16, 5);
+        c.build(&[14, 14, 6], &mut rng).unwrap();
+        assert_eq!(c.count_params(), 2416);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for (i, (layer, input)) in [
+            (Conv2D::new(3, 3).activation(Activation::Tanh), [6, 5, 2]),
+            (Conv2D::new(2, (2, 3)).strides(2).padding(Padding::Same).activation(Activation::Sigmoid), [7, 6, 3]),
+            (Conv2D::new(4, 3).strides((1, 3)).padding(Padding::Same), [5, 7, 1]),
+            (Conv2D::new(2, 4).padding(Padding::Same).use_bias(false), [6, 6, 2]),
+            (Conv2D::new(3, 2).activation(Activation::Relu), [5, 5, 2]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut layer = layer.bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
+            check_layer(&mut layer, &input, 3, 100 + i as u64, 2e-2);
+        }
+    }
+
+    #[test]
+    fn config_round_trip() {
+        let l = Conv2D::new(8, (3, 5))
+            .strides(2)
+            .padding(Padding::Same)
+            .activation(Activation::Relu)
+            .kernel_initializer(Initializer::HeNormal)
+            .kernel_regularizer(crate::regularizers::l2(0.01))
+            .name("c1")
+            .input_shape([32, 32, 3]);
+        let c = l.config();
+        let l2 = Conv2D::from_config(&c).unwrap();
+        assert_eq!(l2.config(), c);
+        let mut bad = c.clone();
+        bad.insert("dilation_rate".into(), json!([2, 2]));
+        assert!(Conv2D::from_config(&bad).is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! `Dense`: `y = act(x · kernel + bias)` on the last axis, kernel `[in, units]`.
+//!
+//! Backward: `dz = dy ⊙ act'(y)`, `dbias = Σ_rows dz`, `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`.
+//! Each product is split over the worker threads by rows or columns of its result.
+
+use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::initializers::Initializer;
+use crate::kernels::gemm::{par_gemm, GemmShape};
+use crate::regularizers::Regularizer;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::{json, Map, Value};
+
+/// A fully connected layer (Keras' `Dense`).
+pub struct Dense {
+    meta: Meta,
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    kernel_initializer: Initializer,
+    bias_initializer: Initializer,
+    kernel_regularizer: Option<Regularizer>,
+    bias_regularizer: Option<Regularizer>,
+    activity_regularizer: Option<Regularizer>,
+    in_features: usize,
+    out_shape: Vec<usize>,
+    params: Vec<Param>,
+    fused: bool,
+}
+
+impl Dense {
+    /// A layer of `units` outputs with Keras' defaults: no activation, a bias, glorot_uniform
+    /// kernel, zero bias.
+    pub fn new(units: usize) -> Self {
+        Dense {
+            meta: Meta::default(),
+            units,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            activity_regularizer: None,
+            in_features: 0,
+            out_shape: Vec::new(),
+            params: Vec::new(),
+            fused: false,
+        }
+    }
+
+    /// Sets the activation.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Enables or disables the bias.
+    pub fn use_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+
+    /// Sets the kernel initializer.
+    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+
+    /// Sets the bias initializer.
+    pub fn bias_initializer(mut self, i: Initializer) -> Self {
+        self.bias_initializer = i;
+        self
+    }
+
+    /// Sets a penalty on the kernel.
+    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
+        self.kernel_regularizer = Some(r);
+        self
+    }
+
+    /// Sets a penalty on the bias.
+    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
+        self.bias_regularizer = Some(r);
+        self
+    }
+
+    /// Sets a penalty on the output.
+    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
+        self.activity_regularizer = Some(r);
+        self
+    }
+
+    /// Names the layer.
+    pub fn name(mut self, name: &str) -> Self {
+        self.meta.name = name.to_string();
+        self
+    }
+
+    /// Declares the per-sample input shape (first layer).
+    pub fn input_shape(mut self, shape: impl AsRef<[usize]>) -> Self {
+        self.meta.input_shape = Some(shape.as_ref().to_vec());
+        self
+    }
+
+    /// Reads Keras' config.
+    pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
+        let mut layer = Dense::new(cfg::usize_req(c, "units", "Dense")?);
+        layer.meta = Meta::from_config(c)?;
+        layer.activation = cfg::activation(c)?;
+        layer.use_bias = cfg::bool_or(c, "use_bias", true)?;
+        if let Some(v) = c.get("kernel_initializer").filter(|v| !v.is_null()) {
+            layer.kernel_initializer = Initializer::from_config(v)?;
+        }
+        if let Some(v) = c.get("bias_initializer").filter(|v| !v.is_null()) {
+            layer.bias_initializer = Initializer::from_config(v)?;
+        }
+        let reg = |k: &str| c.get(k).map_or(Ok(None), Regularizer::from_config);
+        layer.kernel_regularizer = reg("kernel_regularizer")?;
+        layer.bias_regularizer = reg("bias_regularizer")?;
+        layer.activity_regularizer = reg("activity_regularizer")?;
+        Ok(layer)
+    }
+}
+
+impl Layer for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn base_name(&self) -> &'static str {
+        "dense"
+    }
+
+    fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.meta.name = name;
+    }
+
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.meta.input_shape.as_deref()
+    }
+
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>> {
+        let Some(&inf) = input_shape.last() else {
+            return Err(Error::shape(format!(
+                "Dense {:?} needs an input with at least one axis besides the batch, got {}",
+                self.meta.name,
+                shape_str(input_shape)
+            )));
+        };
+        if self.units == 0 {
+            return Err(Error::config("Dense needs at least one unit"));
+        }
+        let kshape = [inf, self.units];
+        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer);
+        self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
+        self.params = vec![kernel];
+        if self.use_bias {
+            let mut bias = Param::new("bias", &[self.units], self.bias_regularizer);
+            self.bias_initializer.fill(&mut bias.value, &[self.units], rng);
+            self.params.push(bias);
+        }
+        self.in_features = inf;
+        self.out_shape = input_shape.to_vec();
+        *self.out_shape.last_mut().expect("non-empty") = self.units;
+        Ok(self.out_shape.clone())
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+        let rows = x.len() / self.in_features;
+        let kernel = &self.params[0].value;
+        par_gemm(GemmShape::nn(rows, self.in_features, self.units), x.data(), kernel, y.data_mut(), false);
+        let bias = self.params.get(1).map(|p| p.value.as_slice());
+        bias_activation(y.data_mut(), bias, self.activation, self.units);
+    }
+
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+        let rows = x.len() / self.in_features;
+        let (inf, units) = (self.in_features, self.units);
+        if !self.fused {
+            self.activation.backward(y.data(), dy.data_mut(), units);
+        }
+        let dz = dy.data();
+        if let Some(b) = self.params.get_mut(1) {
+            b.grad.fill(0.0);
+            for row in dz.chunks_exact(units) {
+                for (g, v) in b.grad.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+        }
+        par_gemm(GemmShape::tn(inf, rows, units), x.data(), dz, &mut self.params[0].grad, false);
+        if let Some(dx) = dx {
+            par_gemm(GemmShape::nt(rows, units, inf), dz, &self.params[0].value, dx.data_mut(), false);
+        }
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut self.params
+    }
+
+    fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    fn set_output_gradient_fused(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.activity_regularizer
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        let mut m = self.meta.config();
+        let reg = |r: &Option<Regularizer>| r.map_or(Value::Null, |r| r.to_config());
+        m.insert("units".into(), json!(self.units));
+        m.insert("activation".into(), json!(self.activation.name()));
+        m.insert("use_bias".into(), json!(self.use_bias));
+        m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
+        m.insert("bias_initializer".into(), self.bias_initializer.to_config());
+        m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
+        m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
+        m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
+        m.insert("kernel_constraint".into(), Value::Null);
+        m.insert("bias_constraint".into(), Value::Null);
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::check_layer;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let acts = [Activation::Linear, Activation::Tanh, Activation::Sigmoid, Activation::Softmax, Activation::Relu];
+        for (i, a) in acts.into_iter().enumerate() {
+            let mut l = Dense::new(5)
+                .activation(a)
+                .bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
+            check_layer(&mut l, &[7], 4, 200 + i as u64, 2e-2);
+        }
+        // On a rank-3 input, Dense works on the last axis.
+        let mut l = Dense::new(3).use_bias(false).activation(Activation::Tanh);
+        check_layer(&mut l, &[2, 4], 3, 210, 2e-2);
+    }
+
+    #[test]
+    fn parameter_counts_and_shapes() {
+        let mut rng = Rng::new(0);
+        let mut l = Dense::new(84);
+        assert_eq!(l.build(&[120], &mut rng).unwrap(), vec![84]);
+        assert_eq!(l.count_params(), 10_164);
+        let mut l = Dense::new(4);
+        assert_eq!(l.build(&[3, 5], &mut rng).unwrap(), vec![3, 4]);
+    }
+}

@@ -1,0 +1,358 @@
+//! Layers, one file per kind, following Keras' life cycle: construct from a config, `build` on
+//! the input shape (creating the weights), `forward`, `backward`, named weights and a config in
+//! Keras' own field names. The set of layers is registered in one place, [`registry`].
+
+mod activation;
+mod conv2d;
+mod dense;
+mod dropout;
+mod flatten;
+mod pooling;
+pub mod registry;
+
+pub use activation::ActivationLayer;
+pub use conv2d::Conv2D;
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use pooling::{AveragePooling2D, MaxPooling2D};
+
+use crate::activations::Activation;
+use crate::error::{Error, Result};
+use crate::regularizers::Regularizer;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::{json, Map, Value};
+
+/// A weight of a layer (Keras' `kernel` or `bias`): values, gradient and penalty.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// Keras' name of the weight within its layer (`kernel`, `bias`).
+    pub name: &'static str,
+    /// Shape in Keras' layout.
+    pub shape: Vec<usize>,
+    /// Current values, row-major.
+    pub value: Vec<f32>,
+    /// Gradient of the loss w.r.t. the values, from the last backward pass.
+    pub grad: Vec<f32>,
+    /// Weight penalty added to the loss, if any.
+    pub regularizer: Option<Regularizer>,
+}
+
+impl Param {
+    /// A zero weight of `shape`.
+    pub fn new(name: &'static str, shape: &[usize], regularizer: Option<Regularizer>) -> Self {
+        let n = shape.iter().product();
+        Param {
+            name,
+            shape: shape.to_vec(),
+            value: vec![0.0; n],
+            grad: vec![0.0; n],
+            regularizer,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// True for a weight without values.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+}
+
+/// What a forward pass needs besides its input: the mode and the random source (dropout).
+pub struct ForwardCtx<'a> {
+    /// True while training (dropout active).
+    pub training: bool,
+    /// The model's random generator.
+    pub rng: &'a mut Rng,
+}
+
+/// A layer of a [`crate::Sequential`] model.
+///
+/// The model owns the activation buffers: `forward` writes `y` (already sized to the batch and
+/// [`Layer::output_shape`]) from `x`; `backward` receives the forward pass's `x` and `y`, turns
+/// `dy` into the gradient w.r.t. its pre-activation in place, sets the weights' gradients, and
+/// writes `dx` when asked for it (the first layer is not).
+pub trait Layer: Send {
+    /// Keras' class name (`Conv2D`, `Dense`, …).
+    fn class_name(&self) -> &'static str;
+    /// Prefix of automatic names (`conv2d`, `dense`, …).
+    fn base_name(&self) -> &'static str;
+    /// The layer's name (unique within a model).
+    fn name(&self) -> &str;
+    /// Renames the layer.
+    fn set_name(&mut self, name: String);
+    /// Per-sample input shape given to the layer itself (Keras' `input_shape=` argument).
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        None
+    }
+    /// Creates the weights for a per-sample `input_shape`; returns the per-sample output shape.
+    fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>>;
+    /// Per-sample output shape (after `build`).
+    fn output_shape(&self) -> &[usize];
+    /// Computes `y` from `x`.
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>);
+    /// Back-propagates `dy` (modified in place), setting weight gradients and `dx` if given.
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>);
+    /// The layer's weights in Keras' order (kernel, then bias).
+    fn params(&self) -> &[Param] {
+        &[]
+    }
+    /// The layer's weights, mutable.
+    fn params_mut(&mut self) -> &mut [Param] {
+        &mut []
+    }
+    /// The activation applied to the output.
+    fn activation(&self) -> Activation {
+        Activation::Linear
+    }
+    /// When set, `backward` treats `dy` as the gradient w.r.t. the pre-activation (the loss has
+    /// already folded in the activation, as softmax + cross-entropy does).
+    fn set_output_gradient_fused(&mut self, _fused: bool) {}
+    /// Penalty on the layer's output, divided by the batch size (Keras' `activity_regularizer`).
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        None
+    }
+    /// Keras' config of the layer (the `config` object of `{"class_name", "config"}`).
+    fn config(&self) -> Map<String, Value>;
+    /// Number of weight values.
+    fn count_params(&self) -> usize {
+        self.params().iter().map(Param::len).sum()
+    }
+}
+
+/// A height and width pair (Keras accepts `3` or `(3, 3)` for kernel sizes and strides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair(pub usize, pub usize);
+
+impl From<usize> for Pair {
+    fn from(v: usize) -> Self {
+        Pair(v, v)
+    }
+}
+
+impl From<(usize, usize)> for Pair {
+    fn from(v: (usize, usize)) -> Self {
+        Pair(v.0, v.1)
+    }
+}
+
+impl From<[usize; 2]> for Pair {
+    fn from(v: [usize; 2]) -> Self {
+        Pair(v[0], v[1])
+    }
+}
+
+impl Pair {
+    /// As a tuple.
+    pub fn tuple(self) -> (usize, usize) {
+        (self.0, self.1)
+    }
+
+    fn to_json(self) -> Value {
+        json!([self.0, self.1])
+    }
+}
+
+/// Name and declared input shape, common to every layer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Meta {
+    pub name: String,
+    pub input_shape: Option<Vec<usize>>,
+}
+
+impl Meta {
+    /// Keras' common config fields: name, trainable, dtype, and `batch_input_shape` when the
+    /// layer was given an input shape.
+    fn config(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("trainable".into(), json!(true));
+        m.insert("dtype".into(), json!("float32"));
+        if let Some(s) = &self.input_shape {
+            let mut b = vec![Value::Null];
+            b.extend(s.iter().map(|&d| json!(d)));
+            m.insert("batch_input_shape".into(), Value::Array(b));
+        }
+        m
+    }
+
+    fn from_config(cfg: &Map<String, Value>) -> Result<Self> {
+        let name = cfg.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let input_shape = match cfg.get("batch_input_shape").or_else(|| cfg.get("batch_shape")) {
+            Some(Value::Array(a)) if !a.is_empty() => Some(shape_list(&a[1..], "batch_input_shape")?),
+            _ => match cfg.get("input_shape") {
+                Some(Value::Array(a)) => Some(shape_list(a, "input_shape")?),
+                _ => None,
+            },
+        };
+        Ok(Meta { name, input_shape })
+    }
+}
+
+/// Reads a list of positive dimensions.
+pub(crate) fn shape_list(a: &[Value], what: &str) -> Result<Vec<usize>> {
+    a.iter()
+        .map(|v| match v.as_u64() {
+            Some(d) if d > 0 && d <= 1 << 24 => Ok(d as usize),
+            _ => Err(Error::config(format!("{what} must hold positive sizes, found {v}"))),
+        })
+        .collect()
+}
+
+/// Config-reading helpers shared by the layers' `from_config`.
+pub(crate) mod cfg {
+    use super::*;
+
+    /// A required positive integer.
+    pub fn usize_req(c: &Map<String, Value>, key: &str, layer: &str) -> Result<usize> {
+        match c.get(key).and_then(Value::as_u64) {
+            Some(v) if v > 0 && v <= 1 << 24 => Ok(v as usize),
+            _ => Err(Error::config(format!("{layer}: `{key}` must be a positive integer"))),
+        }
+    }
+
+    /// An integer or a pair of integers; `default` when absent or null.
+    pub fn pair(c: &Map<String, Value>, key: &str, default: Option<Pair>, layer: &str) -> Result<Pair> {
+        let bad = || Error::config(format!("{layer}: `{key}` must be a positive integer or a pair of them"));
+        let pos = |v: &Value| v.as_u64().filter(|&x| x > 0 && x <= 1 << 16).map(|x| x as usize);
+        match c.get(key) {
+            None | Some(Value::Null) => default.ok_or_else(bad),
+            Some(Value::Array(a)) if a.len() == 2 => Ok(Pair(pos(&a[0]).ok_or_else(bad)?, pos(&a[1]).ok_or_else(bad)?)),
+            Some(Value::Array(a)) if a.len() == 1 => pos(&a[0]).map(Pair::from).ok_or_else(bad),
+            Some(v) => pos(v).map(Pair::from).ok_or_else(bad),
+        }
+    }
+
+    /// An optional boolean with a default.
+    pub fn bool_or(c: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(Error::config(format!("`{key}` must be true or false, not {v}"))),
+        }
+    }
+
+    /// An activation name (null or absent: linear).
+    pub fn activation(c: &Map<String, Value>) -> Result<Activation> {
+        match c.get("activation") {
+            None | Some(Value::Null) => Ok(Activation::Linear),
+            Some(Value::String(s)) => Activation::parse(s),
+            Some(Value::Object(o)) => {
+                // Keras 3 may serialise an activation function as {"class_name": "function", "config": "relu"}
+                match o.get("config").and_then(Value::as_str) {
+                    Some(s) => Activation::parse(s),
+                    None => Err(Error::config(format!("unsupported activation {}", Value::Object(o.clone())))),
+                }
+            }
+            Some(v) => Err(Error::config(format!("activation must be a name, not {v}"))),
+        }
+    }
+
+    /// Rejects features convnet does not implement when the config asks for them.
+    pub fn require_default(c: &Map<String, Value>, key: &str, ok: &[Value], layer: &str) -> Result<()> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(v) if ok.contains(v) => Ok(()),
+            Some(v) => Err(Error::config(format!("{layer}: {key} = {v} is not supported"))),
+        }
+    }
+
+    /// Checks `data_format`, which must be channels-last.
+    pub fn channels_last(c: &Map<String, Value>, layer: &str) -> Result<()> {
+        require_default(c, "data_format", &[json!("channels_last")], layer)
+    }
+}
+
+/// The shape of a tensor with batch `n` and per-sample `shape`, for error messages.
+pub(crate) fn shape_str(shape: &[usize]) -> String {
+    let dims: Vec<String> = std::iter::once("None".to_string())
+        .chain(shape.iter().map(|d| d.to_string()))
+        .collect();
+    format!("({})", dims.join(", "))
+}
+
+/// Adds `bias` to each row of `y` and applies `act` (rows are `width` wide).
+pub(crate) fn bias_activation(y: &mut [f32], bias: Option<&[f32]>, act: Activation, width: usize) {
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(width) {
+            for (v, bv) in row.iter_mut().zip(b) {
+                *v += bv;
+            }
+        }
+    }
+    act.forward(y, width);
+}
+
+#[cfg(test)]
+pub(crate) mod gradcheck {
+    //! Finite-difference gradient checks for layers.
+    use super::*;
+
+    /// Checks a built layer's input and weight gradients against central differences of
+    /// `L = Σ r ⊙ y` for a random `r`. Runs in training mode with a fixed generator state, so
+    /// dropout masks repeat between evaluations.
+    pub fn check_layer(layer: &mut dyn Layer, input_shape: &[usize], batch: usize, seed: u64, tol: f32) {
+        let lname = layer.class_name();
+        let mut rng = Rng::new(seed);
+        let out_shape = layer.build(input_shape, &mut rng).expect("build");
+        let mut xs = vec![batch];
+        xs.extend_from_slice(input_shape);
+        let mut ys = vec![batch];
+        ys.extend_from_slice(&out_shape);
+        let n_in: usize = xs.iter().product();
+        let x = Tensor::from_vec(&xs, (0..n_in).map(|_| rng.uniform_range(-1.0, 1.0)).collect()).unwrap();
+        let n_out: usize = ys.iter().product();
+        let r: Vec<f32> = (0..n_out).map(|_| rng.uniform_range(-1.0, 1.0)).collect();
+        let fwd_seed = rng.next_u64();
+
+        let eval = |layer: &mut dyn Layer, x: &Tensor| -> (f64, Tensor) {
+            let mut y = Tensor::zeros(&ys);
+            let mut r2 = Rng::new(fwd_seed);
+            layer.forward(x, &mut y, &mut ForwardCtx { training: true, rng: &mut r2 });
+            let l = y.data().iter().zip(&r).map(|(a, b)| *a as f64 * *b as f64).sum();
+            (l, y)
+        };
+        let (_, y) = eval(layer, &x);
+        let mut dy = Tensor::from_vec(&ys, r.clone()).unwrap();
+        let mut dx = Tensor::zeros(&xs);
+        layer.backward(&x, &y, &mut dy, Some(&mut dx));
+
+        let h = 1e-3f32;
+        let check = |analytic: f32, lp: f64, lm: f64, what: &str| {
+            let fd = ((lp - lm) / (2.0 * h as f64)) as f32;
+            assert!(
+                (fd - analytic).abs() <= tol * (1.0 + fd.abs().max(analytic.abs())),
+                "{lname} {what}: finite difference {fd} vs backward {analytic}"
+            );
+        };
+        // Input gradient.
+        for i in (0..n_in).step_by((n_in / 40).max(1)) {
+            let mut xp = x.clone();
+            xp.data_mut()[i] += h;
+            let mut xm = x.clone();
+            xm.data_mut()[i] -= h;
+            let (lp, _) = eval(layer, &xp);
+            let (lm, _) = eval(layer, &xm);
+            check(dx.data()[i], lp, lm, &format!("dx[{i}]"));
+        }
+        // Weight gradients.
+        let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad.clone()).collect();
+        for (pi, g) in grads.iter().enumerate() {
+            let n = g.len();
+            for i in (0..n).step_by((n / 30).max(1)) {
+                let orig = layer.params()[pi].value[i];
+                layer.params_mut()[pi].value[i] = orig + h;
+                let (lp, _) = eval(layer, &x);
+                layer.params_mut()[pi].value[i] = orig - h;
+                let (lm, _) = eval(layer, &x);
+                layer.params_mut()[pi].value[i] = orig;
+                check(g[i], lp, lm, &format!("param {pi} [{i}]"));
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! `MaxPooling2D` and `AveragePooling2D` over NHWC input. Max pooling stores the winning index
+//! of every output value so its backward pass is a scatter.
+
+use super::{cfg, shape_str, ForwardCtx, Layer, Meta, Pair};
+use crate::error::{Error, Result};
+use crate::kernels::conv::{Padding, Window};
+use crate::kernels::pool;
+use crate::parallel::{self, SharedMut};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use serde_json::{json, Map, Value};
+
+/// Configuration shared by both pooling layers.
+#[derive(Clone, Debug)]
+struct PoolConfig {
+    meta: Meta,
+    pool_size: Pair,
+    strides: Option<Pair>,
+    padding: Padding,
+}
+
+impl PoolConfig {
+    fn new(pool_size: Pair) -> Self {
+        PoolConfig {
+            meta: Meta::default(),
+            pool_size,
+            strides: None,
+            padding: Padding::Valid,
+        }
+    }
+
+    fn from_config(c: &Map<String, Value>, layer: &str) -> Result<Self> {
+        cfg::channels_last(c, layer)?;
+        let pool_size = cfg::pair(c, "pool_size", Some(Pair(2, 2)), layer)?;
+        let strides = match c.get("strides") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(cfg::pair(c, "strides", None, layer)?),
+        };
+        let padding = match c.get("padding").and_then(Value::as_str) {
+            Some(p) => Padding::parse(p)?,
+            None => Padding::Valid,
+        };
+        Ok(PoolConfig {
+            meta: Meta::from_config(c)?,
+            pool_size,
+            strides,
+            padding,
+        })
+    }
+
+    fn strides(&self) -> Pair {
+        self.strides.unwrap_or(self.pool_size)
+    }
+
+    fn window(&self, input_shape: &[usize], layer: &str) -> Result<Window> {
+        if input_shape.len() != 3 {
+            return Err(Error::shape(format!(
+                "{layer} {:?} needs input of shape (None, height, width, channels), got {}",
+                self.meta.name,
+                shape_str(input_shape)
+            )));
+        }
+        Window::new(
+            input_shape[0],
+            input_shape[1],
+            input_shape[2],
+            self.pool_size.tuple(),
+            self.strides().tuple(),
+            self.padding,
+        )
+        .map_err(|e| Error::shape(format!("{layer} {:?}: {e}", self.meta.name)))
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        let mut m = self.meta.config();
+        m.insert("pool_size".into(), self.pool_size.to_json());
+        m.insert("padding".into(), json!(self.padding.name()));
+        m.insert("strides".into(), self.strides().to_json());
+        m.insert("data_format".into(), json!("channels_last"));
+        m
+    }
+}
+
+/// Runs `f(first_sample, samples)` over batch chunks of `n` samples on the worker threads.
+fn for_sample_chunks(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync + Send) {
+    let workers = parallel::workers();
+    let chunk = parallel::chunk_len(n, workers, 32);
+    let mut states = vec![(); workers];
+    parallel::for_chunks(n, chunk, &mut states, |_, r| f(r));
+}
+
+macro_rules! pool_builders {
+    ($t:ident) => {
+        impl $t {
+            /// Sets the strides (default: the pool size).
+            pub fn strides(mut self, s: impl Into<Pair>) -> Self {
+                self.cfg.strides = Some(s.into());
+                self
+            }
+
+            /// Sets the padding.
+            pub fn padding(mut self, p: Padding) -> Self {
+                self.cfg.padding = p;
+                self
+            }
+
+            /// Names the layer.
+            pub fn name(mut self, name: &str) -> Self {
+                self.cfg.meta.name = name.to_string();
+                self
+            }
+
+            /// Declares the per-sample input shape (first layer).
+            pub fn input_shape(mut self, shape: impl AsRef<[usize]>) -> Self {
+                self.cfg.meta.input_shape = Some(shape.as_ref().to_vec());
+                self
+            }
+        }
+    };
+}
+
+/// Max pooling (Keras' `MaxPooling2D`: pool 2×2, strides = pool size, padding "valid").
+pub struct MaxPooling2D {
+    cfg: PoolConfig,
+    window: Option<Window>,
+    out_shape: Vec<usize>,
+    argmax: Vec<u32>,
+}
+
+impl MaxPooling2D {
+    /// Max pooling over `pool_size` windows.
+    pub fn new(pool_size: impl Into<Pair>) -> Self {
+        MaxPooling2D {
+            cfg: PoolConfig::new(pool_size.into()),
+            window: None,
+            out_shape: Vec::new(),
+            argmax: Vec::new(),
+        }
+    }
+
+    /// Reads Keras' config.
+    pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
+        let mut l = MaxPooling2D::new(2);
+        l.cfg = PoolConfig::from_config(c, "MaxPooling2D")?;
+        Ok(l)
+    }
+}
+
+impl Default for MaxPooling2D {
+    fn default() -> Self {
+        MaxPooling2D::new(2)
+    }
+}
+
+pool_builders!(MaxPooling2D);
+
+impl Layer for MaxPooling2D {
+    fn class_name(&self) -> &'static str {
+        "MaxPooling2D"
+    }
+
+    fn base_name(&self) -> &'static str {
+        "max_pooling2d"
+    }
+
+    fn name(&self) -> &str {
+        &self.cfg.meta.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.cfg.meta.name = name;
+    }
+
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.cfg.meta.input_shape.as_deref()
+    }
+
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        let w = self.cfg.window(input_shape, "MaxPooling2D")?;
+        self.out_shape = vec![w.out_h, w.out_w, w.channels];
+        self.window = Some(w);
+        Ok(self.out_shape.clone())
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+        let w = self.window.expect("MaxPooling2D used before build");
+        let n = x.batch();
+        let ol = w.out_pixels() * w.channels;
+        self.argmax.resize(n * ol, 0);
+        let xd = x.data();
+        let ys = SharedMut::new(y.data_mut());
+        let am = SharedMut::new(&mut self.argmax);
+        for_sample_chunks(n, |r| {
+            // SAFETY: disjoint sample ranges.
+            let (yc, ac) = unsafe { (ys.slice(r.start * ol..r.end * ol), am.slice(r.start * ol..r.end * ol)) };
+            pool::max_pool_forward(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], r.len(), yc, ac);
+        });
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        let w = self.window.expect("MaxPooling2D used before build");
+        let n = x.batch();
+        let ol = w.out_pixels() * w.channels;
+        let (dyd, am) = (dy.data(), &self.argmax);
+        let dxs = SharedMut::new(dx.data_mut());
+        for_sample_chunks(n, |r| {
+            // SAFETY: disjoint sample ranges.
+            let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
+            let o = r.start * ol..r.end * ol;
+            pool::max_pool_backward(&w, &dyd[o.clone()], &am[o], r.len(), dxc);
+        });
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        self.cfg.config()
+    }
+}
+
+/// Average pooling (Keras' `AveragePooling2D`: pool 2×2, strides = pool size, "valid").
+pub struct AveragePooling2D {
+    cfg: PoolConfig,
+    window: Option<Window>,
+    out_shape: Vec<usize>,
+}
+
+impl AveragePooling2D {
+    /// Average pooling over `pool_size` windows.
+    pub fn new(pool_size: impl Into<Pair>) -> Self {
+        AveragePooling2D {
+            cfg: PoolConfig::new(pool_size.into()),
+            window: None,
+            out_shape: Vec::new(),
+        }
+    }
+
+    /// Reads Keras' config.
+    pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
+        let mut l = AveragePooling2D::new(2);
+        l.cfg = PoolConfig::from_config(c, "AveragePooling2D")?;
+        Ok(l)
+    }
+}
+
+impl Default for AveragePooling2D {
+    fn default() -> Self {
+        AveragePooling2D::new(2)
+    }
+}
+
+pool_builders!(AveragePooling2D);
+
+impl Layer for AveragePooling2D {
+    fn class_name(&self) -> &'static str {
+        "AveragePooling2D"
+    }
+
+    fn base_name(&self) -> &'static str {
+        "average_pooling2d"
+    }
+
+    fn name(&self) -> &str {
+        &self.cfg.meta.name
+    }
+
+    fn set_name(&mut self, name: String) {
+        self.cfg.meta.name = name;
+    }
+
+    fn declared_input_shape(&self) -> Option<&[usize]> {
+        self.cfg.meta.input_shape.as_deref()
+    }
+
+    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+        let w = self.cfg.window(input_shape, "AveragePooling2D")?;
+        self.out_shape = vec![w.out_h, w.out_w, w.channels];
+        self.window = Some(w);
+        Ok(self.out_shape.clone())
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.out_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+        let w = self.window.expect("AveragePooling2D used before build");
+        let ol = w.out_pixels() * w.channels;
+        let xd = x.data();
+        let ys = SharedMut::new(y.data_mut());
+        for_sample_chunks(x.batch(), |r| {
+            // SAFETY: disjoint sample ranges.
+            let yc = unsafe { ys.slice(r.start * ol..r.end * ol) };
+            pool::avg_pool_forward(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], r.len(), yc);
+        });
+    }
+
+    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+        let Some(dx) = dx else { return };
+        let w = self.window.expect("AveragePooling2D used before build");
+        let ol = w.out_pixels() * w.channels;
+        let dyd = dy.data();
+        let dxs = SharedMut::new(dx.data_mut());
+        for_sample_chunks(x.batch(), |r| {
+            // SAFETY: disjoint sample ranges.
+            let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
+            pool::avg_pool_backward(&w, &dyd[r.start * ol..r.end * ol], r.len(), dxc);
+        });
+    }
+
+    fn config(&self) -> Map<String, Value> {
+        self.cfg.config()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::check_layer;
+
+    #[test]
+    fn shapes_and_default_strides() {
+        let mut rng = Rng::new(0);
+        assert_eq!(MaxPooling2D::new(2).build(&[28, 28, 6], &mut rng).unwrap(), vec![14, 14, 6]);
+        assert_eq!(MaxPooling2D::new(2).build(&[5, 5, 1], &mut rng).unwrap(), vec![2, 2, 1]);
+        assert_eq!(
+            MaxPooling2D::new(2).padding(Padding::Same).build(&[5, 5, 1], &mut rng).unwrap(),
+            vec![3, 3, 1]
+        );
+        assert_eq!(
+            AveragePooling2D::new(3).strides(1).build(&[5, 4, 2], &mut rng).unwrap(),
+            vec![3, 2, 2]
+        );
+        assert!(MaxPooling2D::new(2).build(&[1, 1, 1], &mut rng).is_err());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut l = MaxPooling2D::new(2);
+        check_layer(&mut l, &[6, 5, 3], 2, 300, 2e-2);
+        let mut l = MaxPooling2D::new(3).strides(2).padding(Padding::Same);
+        check_layer(&mut l, &[7, 6, 2], 2, 301, 2e-2);
+        let mut l = AveragePooling2D::new(2).padding(Padding::Same);
+        check_layer(&mut l, &[5, 5, 2], 2, 302, 2e-2);
+        let mut l = AveragePooling2D::new((3, 2)).strides(1);
+        check_layer(&mut l, &[6, 5, 1], 3, 303, 2e-2);
+    }
+
+    #[test]
+    fn config_round_trip_keeps_keras_strides() {
+        let l = MaxPooling2D::new(2).name("p");
+        let c = l.config();
+        assert_eq!(c["strides"], json!([2, 2]));
+        assert_eq!(MaxPooling2D::from_config(&c).unwrap().config(), c);
+    }
+}

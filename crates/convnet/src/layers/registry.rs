@@ -1,0 +1,80 @@
+//! The set of layers convnet knows, in one place: Keras class name → constructor from config.
+
+use super::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+
+type Constructor = fn(&Map<String, Value>) -> Result<Box<dyn Layer>>;
+
+/// Keras class names convnet can build, with their constructors.
+const LAYERS: &[(&str, Constructor)] = &[
+    ("Conv2D", |c| Ok(Box::new(Conv2D::from_config(c)?))),
+    ("MaxPooling2D", |c| Ok(Box::new(MaxPooling2D::from_config(c)?))),
+    ("AveragePooling2D", |c| Ok(Box::new(AveragePooling2D::from_config(c)?))),
+    ("Flatten", |c| Ok(Box::new(Flatten::from_config(c)?))),
+    ("Dense", |c| Ok(Box::new(Dense::from_config(c)?))),
+    ("Dropout", |c| Ok(Box::new(Dropout::from_config(c)?))),
+    ("Activation", |c| Ok(Box::new(ActivationLayer::from_config(c)?))),
+];
+
+/// Keras' aliases for the same classes.
+const ALIASES: &[(&str, &str)] = &[
+    ("Convolution2D", "Conv2D"),
+    ("MaxPool2D", "MaxPooling2D"),
+    ("AvgPool2D", "AveragePooling2D"),
+];
+
+/// The class names convnet supports.
+pub fn supported() -> Vec<&'static str> {
+    LAYERS.iter().map(|(n, _)| *n).collect()
+}
+
+/// Builds a layer from its Keras class name and config.
+pub fn layer_from_config(class_name: &str, config: &Map<String, Value>) -> Result<Box<dyn Layer>> {
+    let class = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == class_name)
+        .map_or(class_name, |(_, real)| real);
+    match LAYERS.iter().find(|(n, _)| *n == class) {
+        Some((_, make)) => make(config).map_err(|e| match e {
+            Error::Config(m) if !m.starts_with(class) => Error::Config(format!("{class}: {m}")),
+            other => other,
+        }),
+        None => Err(Error::config(format!(
+            "layer class {class_name:?} is not supported by convnet (it has {})",
+            supported().join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_layer_round_trips_through_its_config() {
+        let layers: Vec<Box<dyn Layer>> = vec![
+            Box::new(Conv2D::new(3, 3).name("a")),
+            Box::new(MaxPooling2D::new(2).name("b")),
+            Box::new(AveragePooling2D::new(3).name("c")),
+            Box::new(Flatten::new().name("d")),
+            Box::new(Dense::new(4).name("e")),
+            Box::new(Dropout::new(0.3).name("f")),
+            Box::new(ActivationLayer::new(crate::Activation::Tanh).name("g")),
+        ];
+        for l in layers {
+            let c = l.config();
+            let back = layer_from_config(l.class_name(), &c).unwrap();
+            assert_eq!(back.config(), c, "{}", l.class_name());
+        }
+    }
+
+    #[test]
+    fn unknown_class_is_named() {
+        let e = layer_from_config("BatchNormalization", &Map::new()).err().unwrap().to_string();
+        assert!(e.contains("BatchNormalization") && e.contains("Conv2D"), "{e}");
+        let e = layer_from_config("Dense", json!({"units": 0}).as_object().unwrap()).err().unwrap();
+        assert!(e.to_string().contains("units"), "{e}");
+    }
+}
