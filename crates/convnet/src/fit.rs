@@ -158,12 +158,8 @@ impl History {
     /// Parses the CSV written by [`History::to_csv`] (or Keras' CSVLogger).
     pub fn from_csv(text: &str, path: &Path) -> Result<Self> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> = lines
-            .next()
-            .ok_or_else(|| Error::format(path, "empty history file"))?
-            .split(',')
-            .map(str::trim)
-            .collect();
+        let header: Vec<&str> =
+            lines.next().ok_or_else(|| Error::format(path, "empty history file"))?.split(',').map(str::trim).collect();
         if header.first() != Some(&"epoch") {
             return Err(Error::format(path, "a history CSV starts with an `epoch` column"));
         }
@@ -171,7 +167,10 @@ impl History {
         for (ln, line) in lines.enumerate() {
             let cells: Vec<&str> = line.split(',').map(str::trim).collect();
             if cells.len() != header.len() {
-                return Err(Error::format(path, format!("row {} has {} cells, the header {}", ln + 2, cells.len(), header.len())));
+                return Err(Error::format(
+                    path,
+                    format!("row {} has {} cells, the header {}", ln + 2, cells.len(), header.len()),
+                ));
             }
             let epoch: usize = cells[0]
                 .parse()
@@ -197,9 +196,7 @@ impl History {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::format(path, format!("not JSON: {e}")))?;
         let hist = v.get("history").unwrap_or(&v);
-        let obj = hist
-            .as_object()
-            .ok_or_else(|| Error::format(path, "a history JSON is an object of metric lists"))?;
+        let obj = hist.as_object().ok_or_else(|| Error::format(path, "a history JSON is an object of metric lists"))?;
         let mut h = History::default();
         for (k, vals) in obj {
             let list = vals
@@ -285,16 +282,12 @@ impl Sequential {
         if opts.verbose > 0 {
             callbacks.insert(0, Box::new(ProgbarLogger::new(opts.verbose, opts.progress_to_stderr)));
         }
-        let params = crate::callbacks::TrainParams {
-            epochs: opts.epochs,
-            steps,
-            samples: n,
-            batch_size: bs,
-        };
+        let params = crate::callbacks::TrainParams { epochs: opts.epochs, steps, samples: n, batch_size: bs };
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(&params, self)?;
         }
-        let metric_names: Vec<&'static str> = self.compiled().map(|c| c.metrics.iter().map(|m| m.name()).collect()).unwrap_or_default();
+        let metric_names: Vec<&'static str> =
+            self.compiled().map(|c| c.metrics.iter().map(|m| m.name()).collect()).unwrap_or_default();
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
         let mut idx: Vec<usize> = Vec::with_capacity(bs);
@@ -323,11 +316,7 @@ impl Sequential {
                     for cb in callbacks.iter_mut() {
                         cb.on_train_end(self);
                     }
-                    return Err(Error::NonFinite {
-                        epoch: epoch + 1,
-                        batch: b + 1,
-                        value: r.loss,
-                    });
+                    return Err(Error::NonFinite { epoch: epoch + 1, batch: b + 1, value: r.loss });
                 }
                 loss_sum += r.loss as f64 * idx.len() as f64;
                 seen += idx.len();

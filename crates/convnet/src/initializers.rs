@@ -10,7 +10,7 @@ use crate::rng::Rng;
 use serde_json::{json, Value};
 
 /// Deviation correction for a normal truncated at ±2σ (Keras' constant).
-const TRUNCATION_CORRECTION: f32 = 0.879_625_66;
+const TRUNCATION_CORRECTION: f32 = 0.879_625_7;
 
 /// A rule for the initial values of a weight (Keras' `kernel_initializer` / `bias_initializer`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,18 +70,9 @@ impl Initializer {
             "zeros" | "zero" => Initializer::Zeros,
             "ones" | "one" => Initializer::Ones,
             "constant" => Initializer::Constant(0.0),
-            "randomnormal" | "normal" => Initializer::RandomNormal {
-                mean: 0.0,
-                stddev: 0.05,
-            },
-            "randomuniform" | "uniform" => Initializer::RandomUniform {
-                minval: -0.05,
-                maxval: 0.05,
-            },
-            "truncatednormal" => Initializer::TruncatedNormal {
-                mean: 0.0,
-                stddev: 0.05,
-            },
+            "randomnormal" | "normal" => Initializer::RandomNormal { mean: 0.0, stddev: 0.05 },
+            "randomuniform" | "uniform" => Initializer::RandomUniform { minval: -0.05, maxval: 0.05 },
+            "truncatednormal" => Initializer::TruncatedNormal { mean: 0.0, stddev: 0.05 },
             _ => {
                 return Err(Error::config(format!(
                     "unknown initializer {name:?} (convnet has glorot_uniform, glorot_normal, he_uniform, \
@@ -166,9 +157,7 @@ impl Initializer {
             values.iter_mut().for_each(|v| *v = rng.uniform_range(-limit, limit));
         };
         let truncated = |values: &mut [f32], std: f32, rng: &mut Rng| {
-            values
-                .iter_mut()
-                .for_each(|v| *v = rng.truncated_normal(0.0, std / TRUNCATION_CORRECTION));
+            values.iter_mut().for_each(|v| *v = rng.truncated_normal(0.0, std / TRUNCATION_CORRECTION));
         };
         match *self {
             Initializer::GlorotUniform => uniform(values, (6.0 / (fan_in + fan_out).max(1.0)).sqrt(), rng),
@@ -180,9 +169,9 @@ impl Initializer {
             Initializer::Zeros => values.fill(0.0),
             Initializer::Ones => values.fill(1.0),
             Initializer::Constant(c) => values.fill(c),
-            Initializer::RandomNormal { mean, stddev } => values
-                .iter_mut()
-                .for_each(|v| *v = mean + stddev * rng.normal() as f32),
+            Initializer::RandomNormal { mean, stddev } => {
+                values.iter_mut().for_each(|v| *v = mean + stddev * rng.normal() as f32)
+            }
             Initializer::RandomUniform { minval, maxval } => {
                 values.iter_mut().for_each(|v| *v = rng.uniform_range(minval, maxval))
             }

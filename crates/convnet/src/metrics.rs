@@ -94,9 +94,6 @@ mod tests {
         assert_eq!(Metric::CategoricalAccuracy.count(&pred, &[0.0, 1.0, 0.0, 0.0, 1.0, 0.0], 3), (1, 2));
         assert_eq!(Metric::SparseCategoricalAccuracy.count(&pred, &[1.0, 0.0], 3), (2, 2));
         assert_eq!(Metric::BinaryAccuracy.count(&[0.9, 0.2, 0.6], &[1.0, 1.0, 1.0], 1), (2, 3));
-        assert_eq!(
-            Metric::Accuracy.resolve(Loss::SparseCategoricalCrossentropy),
-            Metric::SparseCategoricalAccuracy
-        );
+        assert_eq!(Metric::Accuracy.resolve(Loss::SparseCategoricalCrossentropy), Metric::SparseCategoricalAccuracy);
     }
 }

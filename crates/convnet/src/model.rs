@@ -233,7 +233,8 @@ impl Sequential {
 
     /// Gives unnamed layers Keras' automatic names (`conv2d`, `conv2d_1`, …), unique in the model.
     fn assign_names(&mut self) {
-        let mut taken: Vec<String> = self.layers.iter().map(|l| l.name().to_string()).filter(|n| !n.is_empty()).collect();
+        let mut taken: Vec<String> =
+            self.layers.iter().map(|l| l.name().to_string()).filter(|n| !n.is_empty()).collect();
         let mut counters: BTreeMap<&'static str, usize> = BTreeMap::new();
         for l in self.layers.iter_mut() {
             if !l.name().is_empty() {
@@ -269,12 +270,7 @@ impl Sequential {
         if !same_opt {
             self.opt_state = OptimizerState::default();
         }
-        self.compiled = Some(Compiled {
-            loss,
-            optimizer,
-            metrics: metrics.to_vec(),
-            fused,
-        });
+        self.compiled = Some(Compiled { loss, optimizer, metrics: metrics.to_vec(), fused });
         Ok(())
     }
 
@@ -339,9 +335,7 @@ impl Sequential {
 
     /// Copies of all weights, in Keras' `get_weights()` order.
     pub fn get_weights(&self) -> Vec<Tensor> {
-        self.params()
-            .map(|p| Tensor::from_vec(&p.shape, p.value.clone()).expect("param shape"))
-            .collect()
+        self.params().map(|p| Tensor::from_vec(&p.shape, p.value.clone()).expect("param shape")).collect()
     }
 
     /// Sets all weights from `weights` (Keras' `set_weights`), checking every shape.
@@ -398,7 +392,15 @@ impl Sequential {
         };
         let mut s = format!("Model: \"{}\"\n", self.name);
         s += &line('┏', '┳', '┓', '━');
-        s += &format!("┃ {:<a$}┃ {:<b$}┃ {:>c$} ┃\n", "Layer (type)", "Output Shape", "Param #", a = w0 - 1, b = w1 - 1, c = w2 - 2);
+        s += &format!(
+            "┃ {:<a$}┃ {:<b$}┃ {:>c$} ┃\n",
+            "Layer (type)",
+            "Output Shape",
+            "Param #",
+            a = w0 - 1,
+            b = w1 - 1,
+            c = w2 - 2
+        );
         s += &line('┡', '╇', '┩', '━');
         for (i, r) in rows.iter().enumerate() {
             s += &format!("│ {:<a$}│ {:<b$}│ {:>c$} │\n", r.0, r.1, r.2, a = w0 - 1, b = w1 - 1, c = w2 - 2);
@@ -430,9 +432,7 @@ impl Sequential {
     }
 
     fn require_compiled(&self) -> Result<&Compiled> {
-        self.compiled
-            .as_ref()
-            .ok_or_else(|| Error::State("the model must be compiled first (call compile)".into()))
+        self.compiled.as_ref().ok_or_else(|| Error::State("the model must be compiled first (call compile)".into()))
     }
 
     /// Checks targets `y` against the model's output and the loss, for `n` samples.
@@ -450,10 +450,7 @@ impl Sequential {
 
     /// Runs the forward pass on `acts[0]`, which holds `n` samples.
     fn forward(&mut self, n: usize, training: bool) {
-        let mut ctx = ForwardCtx {
-            training,
-            rng: &mut self.rng,
-        };
+        let mut ctx = ForwardCtx { training, rng: &mut self.rng };
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let (xs, ys) = self.acts.split_at_mut(i + 1);
             ys[0].resize_batch(n, layer.output_shape());
@@ -499,13 +496,8 @@ impl Sequential {
         let width = self.out_shape().last().copied().unwrap_or(1);
         let out_shape = self.out_shape().to_vec();
         self.grads[l].resize_batch(n, &out_shape);
-        let mut loss = c.loss.compute(
-            self.acts[l].data(),
-            self.targets.data(),
-            width,
-            Some(self.grads[l].data_mut()),
-            c.fused,
-        );
+        let mut loss =
+            c.loss.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), c.fused);
         loss += self.penalty(n);
         for i in (0..l).rev() {
             if let Some(r) = self.layers[i].activity_regularizer() {
@@ -553,10 +545,7 @@ impl Sequential {
         let l = self.layers.len();
         let width = self.out_shape().last().copied().unwrap_or(1);
         let loss = c.loss.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
-        Ok(StepResult {
-            loss,
-            tallies: self.tally(&c),
-        })
+        Ok(StepResult { loss, tallies: self.tally(&c) })
     }
 
     /// Loads samples `indices` of `x` and `y` as the current batch.
@@ -670,6 +659,47 @@ impl Sequential {
         Tensor::from_vec(&shape, result)
     }
 
+    /// Times one training step layer by layer on the batch in `x` / `y`: for each layer,
+    /// (forward seconds, backward seconds), plus the optimizer update's seconds. For
+    /// benchmarks; the step really trains.
+    pub fn profile_step(&mut self, x: &Tensor, y: &Tensor) -> Result<(Vec<(f64, f64)>, f64)> {
+        use std::time::Instant;
+        let n = self.check_input(x)?;
+        self.check_targets(y, n)?;
+        let c = self.require_compiled()?.clone();
+        let idx: Vec<usize> = (0..n).collect();
+        self.load_batch(x, Some(y), &idx);
+        let l = self.layers.len();
+        let mut times = vec![(0.0, 0.0); l];
+        let mut ctx = ForwardCtx { training: true, rng: &mut self.rng };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (xs, ys) = self.acts.split_at_mut(i + 1);
+            ys[0].resize_batch(n, layer.output_shape());
+            let t = Instant::now();
+            layer.forward(&xs[i], &mut ys[0], &mut ctx);
+            times[i].0 = t.elapsed().as_secs_f64();
+        }
+        let width = self.out_shape().last().copied().unwrap_or(1);
+        let out_shape = self.out_shape().to_vec();
+        self.grads[l].resize_batch(n, &out_shape);
+        c.loss.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), c.fused);
+        for i in (0..l).rev() {
+            let (ga, gb) = self.grads.split_at_mut(i + 1);
+            let dx = if i > 0 {
+                ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
+                Some(&mut ga[i])
+            } else {
+                None
+            };
+            let t = Instant::now();
+            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
+            times[i].1 = t.elapsed().as_secs_f64();
+        }
+        let t = Instant::now();
+        self.apply_gradients(&c.optimizer);
+        Ok((times, t.elapsed().as_secs_f64()))
+    }
+
     /// The outputs of every layer for `x` (for feature maps and layer-by-layer checks).
     pub fn layer_outputs(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {
         let n = self.check_input(x)?;
@@ -728,7 +758,7 @@ pub fn group_thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -807,8 +837,12 @@ mod tests {
         );
         m.add(Flatten::new());
         m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::regularizers::l1(0.01)));
-        m.compile(Loss::CategoricalCrossentropy, crate::optimizers::Sgd { learning_rate: 0.0, ..Default::default() }, &[])
-            .unwrap();
+        m.compile(
+            Loss::CategoricalCrossentropy,
+            crate::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
+            &[],
+        )
+        .unwrap();
         let mut rng = Rng::new(1);
         let x = Tensor::from_vec(&[4, 5, 5, 2], (0..200).map(|_| rng.uniform_range(-1.0, 1.0)).collect()).unwrap();
         let y = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 1., 0.]).unwrap();
@@ -846,8 +880,12 @@ mod tests {
     #[test]
     fn training_reduces_the_loss_and_predict_matches_evaluate() {
         let mut m = tiny();
-        m.compile(Loss::CategoricalCrossentropy, Adam { learning_rate: 0.01, ..Default::default() }, &[Metric::Accuracy])
-            .unwrap();
+        m.compile(
+            Loss::CategoricalCrossentropy,
+            Adam { learning_rate: 0.01, ..Default::default() },
+            &[Metric::Accuracy],
+        )
+        .unwrap();
         let mut rng = Rng::new(2);
         let n = 64;
         let mut xs = vec![0.0; n * 36];

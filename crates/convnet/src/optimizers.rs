@@ -20,11 +20,7 @@ pub struct Sgd {
 
 impl Default for Sgd {
     fn default() -> Self {
-        Sgd {
-            learning_rate: 0.01,
-            momentum: 0.0,
-            nesterov: false,
-        }
+        Sgd { learning_rate: 0.01, momentum: 0.0, nesterov: false }
     }
 }
 
@@ -45,13 +41,7 @@ pub struct Adam {
 
 impl Default for Adam {
     fn default() -> Self {
-        Adam {
-            learning_rate: 0.001,
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-7,
-            amsgrad: false,
-        }
+        Adam { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false }
     }
 }
 
@@ -72,13 +62,7 @@ pub struct RmsProp {
 
 impl Default for RmsProp {
     fn default() -> Self {
-        RmsProp {
-            learning_rate: 0.001,
-            rho: 0.9,
-            momentum: 0.0,
-            epsilon: 1e-7,
-            centered: false,
-        }
+        RmsProp { learning_rate: 0.001, rho: 0.9, momentum: 0.0, epsilon: 1e-7, centered: false }
     }
 }
 
@@ -127,9 +111,7 @@ impl Optimizer {
             "sgd" => Ok(Sgd::default().into()),
             "adam" => Ok(Adam::default().into()),
             "rmsprop" => Ok(RmsProp::default().into()),
-            other => Err(Error::config(format!(
-                "unknown optimizer {other:?} (convnet has sgd, adam, rmsprop)"
-            ))),
+            other => Err(Error::config(format!("unknown optimizer {other:?} (convnet has sgd, adam, rmsprop)"))),
         }
     }
 

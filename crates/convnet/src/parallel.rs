@@ -34,12 +34,7 @@ pub fn chunk_len(n: usize, workers: usize, max_chunk: usize) -> usize {
 /// Runs `f(state, chunk)` over `0..n` in chunks of `chunk` items. Worker `w` owns `states[w]`
 /// and takes chunks `w, w + W, w + 2W, …` in order, where `W = states.len()`: the assignment
 /// depends only on `n`, `chunk` and `W`, never on timing.
-pub fn for_chunks<S: Send>(
-    n: usize,
-    chunk: usize,
-    states: &mut [S],
-    f: impl Fn(&mut S, Range<usize>) + Sync + Send,
-) {
+pub fn for_chunks<S: Send>(n: usize, chunk: usize, states: &mut [S], f: impl Fn(&mut S, Range<usize>) + Sync + Send) {
     let chunk = chunk.max(1);
     let nchunks = n.div_ceil(chunk);
     let w = states.len().min(nchunks);
@@ -56,10 +51,7 @@ pub fn for_chunks<S: Send>(
         }
         return;
     }
-    states[..w]
-        .par_iter_mut()
-        .enumerate()
-        .for_each(|(wi, s)| body(wi, s));
+    states[..w].par_iter_mut().enumerate().for_each(|(wi, s)| body(wi, s));
 }
 
 /// A mutable slice shared between threads that write disjoint parts of it.
@@ -78,11 +70,7 @@ unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
 impl<'a, T> SharedMut<'a, T> {
     /// Wraps a unique borrow for shared, disjoint writing.
     pub fn new(slice: &'a mut [T]) -> Self {
-        SharedMut {
-            ptr: slice.as_mut_ptr(),
-            len: slice.len(),
-            _borrow: PhantomData,
-        }
+        SharedMut { ptr: slice.as_mut_ptr(), len: slice.len(), _borrow: PhantomData }
     }
 
     /// The base pointer.

@@ -90,11 +90,7 @@ impl Regularizer {
             "l1" => l1(get("l1", 0.01)),
             "l2" => l2(get("l2", 0.01)),
             "l1l2" => l1_l2(get("l1", 0.0), get("l2", 0.0)),
-            other => {
-                return Err(Error::config(format!(
-                    "unknown regularizer {other:?} (convnet has L1, L2, L1L2)"
-                )))
-            }
+            other => return Err(Error::config(format!("unknown regularizer {other:?} (convnet has L1, L2, L1L2)"))),
         };
         if !(r.l1.is_finite() && r.l2.is_finite() && r.l1 >= 0.0 && r.l2 >= 0.0) {
             return Err(Error::config("regularizer factors must be finite and non-negative"));

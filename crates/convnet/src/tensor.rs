@@ -12,27 +12,16 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor of zeros with the given shape.
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor {
-            shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
-        }
+        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
     /// Wraps `data` with `shape`; fails if the element counts differ.
     pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::shape(format!(
-                "shape {:?} holds {} values but {} were given",
-                shape,
-                n,
-                data.len()
-            )));
+            return Err(Error::shape(format!("shape {:?} holds {} values but {} were given", shape, n, data.len())));
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            data,
-        })
+        Ok(Tensor { shape: shape.to_vec(), data })
     }
 
     /// The shape, batch axis first.
@@ -100,10 +89,7 @@ impl Tensor {
     /// Sets the batch size (axis 0) of a buffer whose per-sample shape is `sample_shape`.
     pub(crate) fn resize_batch(&mut self, batch: usize, sample_shape: &[usize]) {
         let per: usize = sample_shape.iter().product();
-        if self.shape.len() != sample_shape.len() + 1
-            || self.shape[0] != batch
-            || self.shape[1..] != *sample_shape
-        {
+        if self.shape.len() != sample_shape.len() + 1 || self.shape[0] != batch || self.shape[1..] != *sample_shape {
             self.shape.clear();
             self.shape.push(batch);
             self.shape.extend_from_slice(sample_shape);
@@ -116,10 +102,7 @@ impl Tensor {
         let n = self.sample_len();
         let mut shape = self.shape.clone();
         shape[0] = end - start;
-        Tensor {
-            shape,
-            data: self.data[start * n..end * n].to_vec(),
-        }
+        Tensor { shape, data: self.data[start * n..end * n].to_vec() }
     }
 
     /// Copies the samples at `indices`, in that order, into a new tensor.

@@ -15,13 +15,8 @@ pub const RECORD: usize = 1 + 3072;
 /// Records per batch file in the published dataset.
 pub const PER_FILE: usize = 10_000;
 /// Names of the training batch files.
-pub const TRAIN_FILES: [&str; 5] = [
-    "data_batch_1.bin",
-    "data_batch_2.bin",
-    "data_batch_3.bin",
-    "data_batch_4.bin",
-    "data_batch_5.bin",
-];
+pub const TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 /// Name of the test batch file.
 pub const TEST_FILE: &str = "test_batch.bin";
 /// Name of the published archive.
@@ -31,7 +26,7 @@ pub const ARCHIVE_DIR: &str = "cifar-10-batches-bin";
 
 /// Parses the records of one batch file into `set` (appending).
 pub fn parse_batch(bytes: &[u8], path: &Path, set: &mut ImageSet) -> Result<()> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::format(
             path,
             format!(
@@ -59,14 +54,7 @@ pub fn parse_batch(bytes: &[u8], path: &Path, set: &mut ImageSet) -> Result<()> 
 }
 
 fn empty_set() -> ImageSet {
-    ImageSet {
-        images: Vec::new(),
-        labels: Vec::new(),
-        count: 0,
-        height: 32,
-        width: 32,
-        channels: 3,
-    }
+    ImageSet { images: Vec::new(), labels: Vec::new(), count: 0, height: 32, width: 32, channels: 3 }
 }
 
 /// Finds the batch files in `dir` (or its `cifar-10-batches-bin/`), if all six are there.
@@ -125,9 +113,8 @@ pub fn load_archive(path: &Path) -> Result<(ImageSet, ImageSet)> {
     }
     let mut train = empty_set();
     for (i, part) in train_parts.iter().enumerate() {
-        let bytes = part
-            .as_ref()
-            .ok_or_else(|| Error::format(path, format!("the archive has no {}", TRAIN_FILES[i])))?;
+        let bytes =
+            part.as_ref().ok_or_else(|| Error::format(path, format!("the archive has no {}", TRAIN_FILES[i])))?;
         parse_batch(bytes, &path.join(TRAIN_FILES[i]), &mut train)?;
     }
     let bytes = test.ok_or_else(|| Error::format(path, format!("the archive has no {TEST_FILE}")))?;

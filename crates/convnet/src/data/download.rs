@@ -44,11 +44,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Tries every mirror; fails with the reasons of all of them.
 pub fn fetch(remote: &Remote, dir: &Path, progress: bool) -> Result<PathBuf> {
     let dest = dir.join(remote.file_name);
-    if dest.is_file() {
-        if sha256_file(&dest)? == remote.sha256 {
-            return Ok(dest);
-        }
-        // A stale or damaged copy: fetch a good one over it.
+    // A stale or damaged copy is fetched again over it.
+    if dest.is_file() && sha256_file(&dest)? == remote.sha256 {
+        return Ok(dest);
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut reasons = Vec::new();
@@ -66,10 +64,7 @@ pub fn fetch(remote: &Remote, dir: &Path, progress: bool) -> Result<PathBuf> {
 
 /// Downloads `url` to `dest` through a temporary file, checking size and SHA-256.
 pub fn download(url: &str, dest: &Path, sha256: &str, size: u64, progress: bool) -> Result<()> {
-    let fail = |m: String| Error::Download {
-        url: url.to_string(),
-        message: m,
-    };
+    let fail = |m: String| Error::Download { url: url.to_string(), message: m };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_body(Some(Duration::from_secs(60)))
@@ -203,7 +198,8 @@ mod tests {
     fn fetch_falls_back_to_the_next_mirror() {
         let body = b"mirror two".to_vec();
         let good = serve(body.clone(), 1);
-        let urls: &'static [&'static str] = Box::leak(Box::new(["http://127.0.0.1:9/nothing", Box::leak(good.into_boxed_str())]));
+        let urls: &'static [&'static str] =
+            Box::leak(Box::new(["http://127.0.0.1:9/nothing", Box::leak(good.into_boxed_str())]));
         let sha: &'static str = Box::leak(digest(&body).into_boxed_str());
         let remote = Remote { file_name: "f.bin", urls, sha256: sha, size: body.len() as u64 };
         let tmp = tempfile::tempdir().unwrap();

@@ -90,16 +90,12 @@ pub fn parse_idx<R: Read>(mut reader: R, path: &Path) -> Result<IdxArray> {
         dims.push(d);
     }
     let mut data = Vec::with_capacity(total.min(1 << 24));
-    let got = reader
-        .by_ref()
-        .take(total as u64)
-        .read_to_end(&mut data)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-                Error::format(path, format!("corrupt or truncated compressed data: {e}"))
-            }
-            _ => Error::io(path, e),
-        })?;
+    let got = reader.by_ref().take(total as u64).read_to_end(&mut data).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            Error::format(path, format!("corrupt or truncated compressed data: {e}"))
+        }
+        _ => Error::io(path, e),
+    })?;
     if got < total {
         return Err(Error::format(
             path,

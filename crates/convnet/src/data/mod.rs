@@ -10,6 +10,7 @@
 pub mod cifar;
 pub mod download;
 pub mod idx;
+pub mod images;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -138,12 +139,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            data_dir: None,
-            download: true,
-            progress: false,
-            allow_sample: true,
-        }
+        LoadOptions { data_dir: None, download: true, progress: false, allow_sample: true }
     }
 }
 
@@ -161,25 +157,41 @@ macro_rules! urls {
 const MNIST_REMOTES: [Remote; 4] = [
     Remote {
         file_name: IDX_FILES[0],
-        urls: urls!("train-images-idx3-ubyte.gz", "https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        urls: urls!(
+            "train-images-idx3-ubyte.gz",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/"
+        ),
         sha256: "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
         size: 9_912_422,
     },
     Remote {
         file_name: IDX_FILES[1],
-        urls: urls!("train-labels-idx1-ubyte.gz", "https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        urls: urls!(
+            "train-labels-idx1-ubyte.gz",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/"
+        ),
         sha256: "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
         size: 28_881,
     },
     Remote {
         file_name: IDX_FILES[2],
-        urls: urls!("t10k-images-idx3-ubyte.gz", "https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        urls: urls!(
+            "t10k-images-idx3-ubyte.gz",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/"
+        ),
         sha256: "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
         size: 1_648_877,
     },
     Remote {
         file_name: IDX_FILES[3],
-        urls: urls!("t10k-labels-idx1-ubyte.gz", "https://storage.googleapis.com/cvdf-datasets/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+        urls: urls!(
+            "t10k-labels-idx1-ubyte.gz",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/"
+        ),
         sha256: "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
         size: 4_542,
     },
@@ -188,25 +200,41 @@ const MNIST_REMOTES: [Remote; 4] = [
 const FASHION_REMOTES: [Remote; 4] = [
     Remote {
         file_name: IDX_FILES[0],
-        urls: urls!("train-images-idx3-ubyte.gz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        urls: urls!(
+            "train-images-idx3-ubyte.gz",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        ),
         sha256: "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
         size: 26_421_880,
     },
     Remote {
         file_name: IDX_FILES[1],
-        urls: urls!("train-labels-idx1-ubyte.gz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        urls: urls!(
+            "train-labels-idx1-ubyte.gz",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        ),
         sha256: "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
         size: 29_515,
     },
     Remote {
         file_name: IDX_FILES[2],
-        urls: urls!("t10k-images-idx3-ubyte.gz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        urls: urls!(
+            "t10k-images-idx3-ubyte.gz",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        ),
         sha256: "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
         size: 4_422_102,
     },
     Remote {
         file_name: IDX_FILES[3],
-        urls: urls!("t10k-labels-idx1-ubyte.gz", "https://storage.googleapis.com/tensorflow/tf-keras-datasets/", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        urls: urls!(
+            "t10k-labels-idx1-ubyte.gz",
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+        ),
         sha256: "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         size: 5_148,
     },
@@ -232,9 +260,9 @@ impl DatasetKind {
             "mnist" => Ok(DatasetKind::Mnist),
             "fashion-mnist" | "fashionmnist" => Ok(DatasetKind::FashionMnist),
             "cifar10" | "cifar-10" => Ok(DatasetKind::Cifar10),
-            other => Err(Error::config(format!(
-                "unknown dataset {other:?} (convnet has mnist, fashion-mnist, cifar10)"
-            ))),
+            other => {
+                Err(Error::config(format!("unknown dataset {other:?} (convnet has mnist, fashion-mnist, cifar10)")))
+            }
         }
     }
 
@@ -252,11 +280,20 @@ impl DatasetKind {
         match self {
             DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
             DatasetKind::FashionMnist => &[
-                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
             ],
-            DatasetKind::Cifar10 => &[
-                "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-            ],
+            DatasetKind::Cifar10 => {
+                &["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+            }
         }
     }
 
@@ -348,12 +385,7 @@ fn idx_pair(img: idx::IdxArray, lab: idx::IdxArray, images: &Path, labels: &Path
     if img.dims[0] != lab.dims[0] {
         return Err(Error::format(
             labels,
-            format!(
-                "{} labels for {} images in {}",
-                lab.dims[0],
-                img.dims[0],
-                images.display()
-            ),
+            format!("{} labels for {} images in {}", lab.dims[0], img.dims[0], images.display()),
         ));
     }
     if let Some((i, &l)) = lab.data.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
@@ -400,13 +432,7 @@ pub fn load_from_dir(kind: DatasetKind, dir: &Path) -> Result<(ImageSet, ImageSe
 /// The 2,000 real MNIST digits shipped with convnet, split 1,600 / 400.
 pub fn mnist_sample() -> Result<(ImageSet, ImageSet)> {
     let p = Path::new("<shipped mnist sample>");
-    let set = idx_pair(
-        idx::parse_idx_bytes(SAMPLE_IMAGES, p)?,
-        idx::parse_idx_bytes(SAMPLE_LABELS, p)?,
-        p,
-        p,
-        10,
-    )?;
+    let set = idx_pair(idx::parse_idx_bytes(SAMPLE_IMAGES, p)?, idx::parse_idx_bytes(SAMPLE_LABELS, p)?, p, p, 10)?;
     Ok((set.slice(0, SAMPLE_TRAIN), set.slice(SAMPLE_TRAIN, set.count)))
 }
 

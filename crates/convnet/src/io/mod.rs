@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod native;
+pub mod toml_model;
 
 use crate::error::{Error, Result};
 use crate::model::Sequential;
@@ -40,6 +41,37 @@ pub fn load_model(path: &Path) -> Result<Sequential> {
         return native::from_bytes(&bytes, path);
     }
     Err(Error::format(path, "not a model file convnet can read (expected a convnet .safetensors model)"))
+}
+
+/// Where a model named on a command line came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A built-in preset (`lenet5`, `mnist-cnn`, `cifar10-cnn`).
+    Preset(String),
+    /// A TOML model description (untrained).
+    Toml(PathBuf),
+    /// A saved model (trained weights).
+    File(PathBuf),
+}
+
+/// Opens a model named by `spec`: a preset name, a `.toml` model description, or a saved
+/// model file.
+pub fn open_model(spec: &str) -> Result<(Sequential, ModelSource)> {
+    let path = Path::new(spec);
+    if !path.exists() {
+        if let Ok(m) = crate::presets::preset(spec) {
+            return Ok((m, ModelSource::Preset(spec.to_ascii_lowercase().replace('_', "-"))));
+        }
+        return Err(Error::config(format!(
+            "{spec:?} is neither a preset ({}) nor an existing file",
+            crate::presets::NAMES.join(", ")
+        )));
+    }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        return Ok((toml_model::model_from_toml(&text, path)?, ModelSource::Toml(path.to_path_buf())));
+    }
+    Ok((load_model(path)?, ModelSource::File(path.to_path_buf())))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to
@@ -87,7 +119,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for name in presets::NAMES {
             let mut m = presets::preset(name).unwrap();
-            m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[crate::Metric::Accuracy]).unwrap();
+            m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[crate::Metric::Accuracy])
+                .unwrap();
             let shape = m.input_shape().unwrap().to_vec();
             let mut rng = crate::Rng::new(7);
             let mut xs = vec![2];

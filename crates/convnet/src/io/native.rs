@@ -59,9 +59,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn tensor_f32(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Tensor> {
-    let t = st
-        .tensor(name)
-        .map_err(|_| Error::format(path, format!("the file has no tensor {name}")))?;
+    let t = st.tensor(name).map_err(|_| Error::format(path, format!("the file has no tensor {name}")))?;
     if t.dtype() != Dtype::F32 {
         return Err(Error::format(path, format!("tensor {name} is {:?}, expected F32", t.dtype())));
     }
@@ -80,8 +78,8 @@ pub fn sniff(bytes: &[u8]) -> bool {
 
 /// Reads a model written by [`to_bytes`].
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::format(path, format!("not a convnet model file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::format(path, format!("not a convnet model file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some("convnet") {
         return Err(Error::format(path, "a safetensors file without convnet's model metadata"));

@@ -5,6 +5,7 @@
 //! `[n, out_h, out_w, f]`, cols `[n·out_h·out_w, kh·kw·c]`. With this layout the kernel is
 //! already the `K × F` right operand of `y = cols · kernel`.
 
+use super::simd::{add_into, copy_short, multiversion};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +26,7 @@ impl Padding {
         match s.to_ascii_lowercase().as_str() {
             "valid" => Ok(Padding::Valid),
             "same" => Ok(Padding::Same),
-            other => Err(Error::config(format!(
-                "padding must be \"valid\" or \"same\", not {other:?}"
-            ))),
+            other => Err(Error::config(format!("padding must be \"valid\" or \"same\", not {other:?}"))),
         }
     }
 
@@ -186,56 +185,58 @@ pub fn window_bounds(w: &Window, oy: usize, ox: usize) -> (usize, usize, usize, 
     (iy0, iy0 + ny, ix0, ix0 + nx)
 }
 
-/// Lowers `n` samples of `x` to `cols` (`[n·out_pixels, patch_len]`); padding becomes zeros.
-pub fn im2col(w: &Window, x: &[f32], n: usize, cols: &mut [f32]) {
-    let c = w.channels;
-    let k = w.patch_len();
-    let row_len = w.kw * c;
-    assert!(x.len() >= n * w.in_len() && cols.len() >= n * w.out_pixels() * k);
-    for s in 0..n {
-        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
-        for oy in 0..w.out_h {
-            let (ky0, iy0, ny) = w.rows(oy);
-            for ox in 0..w.out_w {
-                let (kx0, ix0, nx) = w.cols(ox);
-                let r = (s * w.out_pixels() + oy * w.out_w + ox) * k;
-                let row = &mut cols[r..r + k];
-                if ny < w.kh || nx < w.kw {
-                    row.fill(0.0);
-                }
-                for dy in 0..ny {
-                    let ky = ky0 + dy;
-                    let src = ((iy0 + dy) * w.in_w + ix0) * c;
-                    let dst = ky * row_len + kx0 * c;
-                    row[dst..dst + nx * c].copy_from_slice(&xs[src..src + nx * c]);
+multiversion! {
+    /// Lowers `n` samples of `x` to `cols` (`[n·out_pixels, patch_len]`); padding becomes zeros.
+    pub fn im2col(w: &Window, x: &[f32], n: usize, cols: &mut [f32]) {
+        let c = w.channels;
+        let k = w.patch_len();
+        let row_len = w.kw * c;
+        assert!(x.len() >= n * w.in_len() && cols.len() >= n * w.out_pixels() * k);
+        for s in 0..n {
+            let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
+            for oy in 0..w.out_h {
+                let (ky0, iy0, ny) = w.rows(oy);
+                for ox in 0..w.out_w {
+                    let (kx0, ix0, nx) = w.cols(ox);
+                    let r = (s * w.out_pixels() + oy * w.out_w + ox) * k;
+                    let row = &mut cols[r..r + k];
+                    if ny < w.kh || nx < w.kw {
+                        row.fill(0.0);
+                    }
+                    for dy in 0..ny {
+                        let ky = ky0 + dy;
+                        let src = ((iy0 + dy) * w.in_w + ix0) * c;
+                        let dst = ky * row_len + kx0 * c;
+                        copy_short(&mut row[dst..dst + nx * c], &xs[src..src + nx * c]);
+                    }
                 }
             }
         }
     }
 }
 
-/// The adjoint of [`im2col`]: sums `cols` back into `dx` (`[n, in_h, in_w, c]`), which it
-/// overwrites.
-pub fn col2im(w: &Window, cols: &[f32], n: usize, dx: &mut [f32]) {
-    let c = w.channels;
-    let k = w.patch_len();
-    let row_len = w.kw * c;
-    assert!(dx.len() >= n * w.in_len() && cols.len() >= n * w.out_pixels() * k);
-    dx[..n * w.in_len()].fill(0.0);
-    for s in 0..n {
-        let xs = &mut dx[s * w.in_len()..(s + 1) * w.in_len()];
-        for oy in 0..w.out_h {
-            let (ky0, iy0, ny) = w.rows(oy);
-            for ox in 0..w.out_w {
-                let (kx0, ix0, nx) = w.cols(ox);
-                let r = (s * w.out_pixels() + oy * w.out_w + ox) * k;
-                let row = &cols[r..r + k];
-                for dy in 0..ny {
-                    let ky = ky0 + dy;
-                    let dst = ((iy0 + dy) * w.in_w + ix0) * c;
-                    let src = ky * row_len + kx0 * c;
-                    for (d, v) in xs[dst..dst + nx * c].iter_mut().zip(&row[src..src + nx * c]) {
-                        *d += v;
+multiversion! {
+    /// The adjoint of [`im2col`]: sums `cols` back into `dx` (`[n, in_h, in_w, c]`), which it
+    /// overwrites.
+    pub fn col2im(w: &Window, cols: &[f32], n: usize, dx: &mut [f32]) {
+        let c = w.channels;
+        let k = w.patch_len();
+        let row_len = w.kw * c;
+        assert!(dx.len() >= n * w.in_len() && cols.len() >= n * w.out_pixels() * k);
+        dx[..n * w.in_len()].fill(0.0);
+        for s in 0..n {
+            let xs = &mut dx[s * w.in_len()..(s + 1) * w.in_len()];
+            for oy in 0..w.out_h {
+                let (ky0, iy0, ny) = w.rows(oy);
+                for ox in 0..w.out_w {
+                    let (kx0, ix0, nx) = w.cols(ox);
+                    let r = (s * w.out_pixels() + oy * w.out_w + ox) * k;
+                    let row = &cols[r..r + k];
+                    for dy in 0..ny {
+                        let ky = ky0 + dy;
+                        let dst = ((iy0 + dy) * w.in_w + ix0) * c;
+                        let src = ky * row_len + kx0 * c;
+                        add_into(&mut xs[dst..dst + nx * c], &row[src..src + nx * c]);
                     }
                 }
             }

@@ -25,29 +25,17 @@ pub struct GemmShape {
 impl GemmShape {
     /// `C[m×n] = A[m×k]·B[k×n]`, nothing transposed.
     pub fn nn(m: usize, k: usize, n: usize) -> Self {
-        GemmShape {
-            m,
-            k,
-            n,
-            a_trans: false,
-            b_trans: false,
-        }
+        GemmShape { m, k, n, a_trans: false, b_trans: false }
     }
 
     /// `C[m×n] = Aᵀ·B` with A stored `k × m`.
     pub fn tn(m: usize, k: usize, n: usize) -> Self {
-        GemmShape {
-            a_trans: true,
-            ..Self::nn(m, k, n)
-        }
+        GemmShape { a_trans: true, ..Self::nn(m, k, n) }
     }
 
     /// `C[m×n] = A·Bᵀ` with B stored `n × k`.
     pub fn nt(m: usize, k: usize, n: usize) -> Self {
-        GemmShape {
-            b_trans: true,
-            ..Self::nn(m, k, n)
-        }
+        GemmShape { b_trans: true, ..Self::nn(m, k, n) }
     }
 
     /// Row and column strides of A as stored.
@@ -204,13 +192,7 @@ mod tests {
         let mut rng = Rng::new(1);
         for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 9, 6), (64, 33, 10), (5, 0, 3)] {
             for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
-                let s = GemmShape {
-                    m,
-                    k,
-                    n,
-                    a_trans: at,
-                    b_trans: bt,
-                };
+                let s = GemmShape { m, k, n, a_trans: at, b_trans: bt };
                 let a = random_vec(&mut rng, m * k);
                 let b = random_vec(&mut rng, k * n);
                 for acc in [false, true] {
@@ -233,13 +215,7 @@ mod tests {
         let mut rng = Rng::new(2);
         for &(m, k, n) in &[(300, 70, 20), (20, 70, 300), (129, 257, 65)] {
             for (at, bt) in [(false, false), (true, false), (false, true)] {
-                let s = GemmShape {
-                    m,
-                    k,
-                    n,
-                    a_trans: at,
-                    b_trans: bt,
-                };
+                let s = GemmShape { m, k, n, a_trans: at, b_trans: bt };
                 let a = random_vec(&mut rng, m * k);
                 let b = random_vec(&mut rng, k * n);
                 let mut c1 = vec![0.0; m * n];

@@ -3,8 +3,10 @@
 
 pub mod activation;
 pub mod conv;
+pub mod direct;
 pub mod gemm;
 pub mod pool;
+pub mod simd;
 
 #[cfg(test)]
 pub(crate) mod testing {
@@ -20,10 +22,7 @@ pub(crate) mod testing {
     pub fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths differ");
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * (1.0 + y.abs()),
-                "{what}: element {i}: {x} vs {y}"
-            );
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}: element {i}: {x} vs {y}");
         }
     }
 }

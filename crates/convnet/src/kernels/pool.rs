@@ -4,33 +4,65 @@
 //! are not counted in an average (TensorFlow's rule for `padding="same"`).
 
 use super::conv::{window_bounds, Window};
+use super::simd::multiversion;
 
-/// Max pooling of `n` samples; `argmax` receives, per output value, the index of the winning
-/// input value within its sample, for the backward pass.
-pub fn max_pool_forward(w: &Window, x: &[f32], n: usize, y: &mut [f32], argmax: &mut [u32]) {
-    let c = w.channels;
-    let out_len = w.out_pixels() * c;
-    for s in 0..n {
-        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
-        let ys = &mut y[s * out_len..(s + 1) * out_len];
-        let am = &mut argmax[s * out_len..(s + 1) * out_len];
-        for oy in 0..w.out_h {
-            for ox in 0..w.out_w {
-                let (iy0, iy1, ix0, ix1) = window_bounds(w, oy, ox);
-                let o = (oy * w.out_w + ox) * c;
-                let yo = &mut ys[o..o + c];
-                let ao = &mut am[o..o + c];
-                yo.fill(f32::NEG_INFINITY);
-                ao.fill(((iy0 * w.in_w + ix0) * c) as u32);
-                for iy in iy0..iy1 {
-                    for ix in ix0..ix1 {
-                        let base = (iy * w.in_w + ix) * c;
-                        let xi = &xs[base..base + c];
+multiversion! {
+    /// Max pooling of `n` samples; `argmax` receives, per output value, the index of the
+    /// winning input value within its sample, for the backward pass. Ties go to the first
+    /// maximum in row-major window order, as in TensorFlow.
+    pub fn max_pool_forward(w: &Window, x: &[f32], n: usize, y: &mut [f32], argmax: &mut [u32]) {
+        let c = w.channels;
+        let out_len = w.out_pixels() * c;
+        let simple = w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.pad_top == 0 && w.pad_left == 0
+            && 2 * w.out_h <= w.in_h && 2 * w.out_w <= w.in_w;
+        for s in 0..n {
+            let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
+            let ys = &mut y[s * out_len..(s + 1) * out_len];
+            let am = &mut argmax[s * out_len..(s + 1) * out_len];
+            for oy in 0..w.out_h {
+                for ox in 0..w.out_w {
+                    let o = (oy * w.out_w + ox) * c;
+                    let yo = &mut ys[o..o + c];
+                    let ao = &mut am[o..o + c];
+                    if simple {
+                        // The common 2x2/2 window: four rows of `c` values, compared lane-wise.
+                        let b00 = (2 * oy * w.in_w + 2 * ox) * c;
+                        let b01 = b00 + c;
+                        let b10 = b00 + w.in_w * c;
+                        let b11 = b10 + c;
+                        let (r00, r01, r10, r11) = (&xs[b00..b00 + c], &xs[b01..b01 + c], &xs[b10..b10 + c], &xs[b11..b11 + c]);
                         for ch in 0..c {
-                            // `>` keeps the first maximum, as TensorFlow does.
-                            if xi[ch] > yo[ch] {
-                                yo[ch] = xi[ch];
-                                ao[ch] = (base + ch) as u32;
+                            let mut m = r00[ch];
+                            let mut i = b00 + ch;
+                            if r01[ch] > m {
+                                m = r01[ch];
+                                i = b01 + ch;
+                            }
+                            if r10[ch] > m {
+                                m = r10[ch];
+                                i = b10 + ch;
+                            }
+                            if r11[ch] > m {
+                                m = r11[ch];
+                                i = b11 + ch;
+                            }
+                            yo[ch] = m;
+                            ao[ch] = i as u32;
+                        }
+                        continue;
+                    }
+                    let (iy0, iy1, ix0, ix1) = window_bounds(w, oy, ox);
+                    yo.fill(f32::NEG_INFINITY);
+                    ao.fill(((iy0 * w.in_w + ix0) * c) as u32);
+                    for iy in iy0..iy1 {
+                        for ix in ix0..ix1 {
+                            let base = (iy * w.in_w + ix) * c;
+                            let xi = &xs[base..base + c];
+                            for ch in 0..c {
+                                if xi[ch] > yo[ch] {
+                                    yo[ch] = xi[ch];
+                                    ao[ch] = (base + ch) as u32;
+                                }
                             }
                         }
                     }

@@ -18,12 +18,7 @@ pub struct ActivationLayer {
 impl ActivationLayer {
     /// A layer applying `activation`.
     pub fn new(activation: Activation) -> Self {
-        ActivationLayer {
-            meta: Meta::default(),
-            activation,
-            out_shape: Vec::new(),
-            fused: false,
-        }
+        ActivationLayer { meta: Meta::default(), activation, out_shape: Vec::new(), fused: false }
     }
 
     /// Names the layer.
@@ -108,9 +103,8 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        for (i, a) in [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Softmax]
-            .into_iter()
-            .enumerate()
+        for (i, a) in
+            [Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Softmax].into_iter().enumerate()
         {
             check_layer(&mut ActivationLayer::new(a), &[2, 5], 3, 500 + i as u64, 2e-2);
         }

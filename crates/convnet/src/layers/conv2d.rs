@@ -11,6 +11,7 @@ use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
+use crate::kernels::direct::{self, DirectScratch};
 use crate::kernels::gemm::{gemm, GemmShape};
 use crate::parallel::{self, SharedMut};
 use crate::regularizers::Regularizer;
@@ -27,6 +28,7 @@ struct Work {
     cols: Vec<f32>,
     dkernel: Vec<f32>,
     dbias: Vec<f32>,
+    direct: DirectScratch,
 }
 
 /// A 2-D convolution layer (Keras' `Conv2D`).
@@ -173,8 +175,8 @@ impl Conv2D {
         self.window.as_ref().expect("Conv2D used before build")
     }
 
-    /// Samples per chunk and number of workers for a batch of `n`.
-    fn plan(&mut self, n: usize) -> usize {
+    /// Samples per chunk for a batch of `n`; sizes the workers' column buffers when `cols`.
+    fn plan(&mut self, n: usize, cols: bool) -> usize {
         let w = *self.window();
         let per_sample = w.out_pixels() * w.patch_len() * 4;
         let workers = parallel::workers();
@@ -182,10 +184,12 @@ impl Conv2D {
         if self.work.len() != workers {
             self.work.resize_with(workers, Work::default);
         }
-        let cols_len = chunk * w.out_pixels() * w.patch_len();
-        for wk in &mut self.work {
-            if wk.cols.len() < cols_len {
-                wk.cols.resize(cols_len, 0.0);
+        if cols {
+            let cols_len = chunk * w.out_pixels() * w.patch_len();
+            for wk in &mut self.work {
+                if wk.cols.len() < cols_len {
+                    wk.cols.resize(cols_len, 0.0);
+                }
             }
         }
         chunk
@@ -257,8 +261,9 @@ impl Layer for Conv2D {
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
         let n = x.batch();
-        let chunk = self.plan(n);
         let w = *self.window();
+        let use_direct = direct::suits(&w);
+        let chunk = self.plan(n, !use_direct);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
@@ -267,19 +272,26 @@ impl Layer for Conv2D {
         let ys = SharedMut::new(y.data_mut());
         parallel::for_chunks(n, chunk, &mut self.work, |wk, r| {
             let cn = r.len();
-            let cols = &mut wk.cols[..cn * op * k];
-            im2col(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], cn, cols);
+            let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
             // SAFETY: chunks are disjoint ranges of samples.
             let yc = unsafe { ys.slice(r.start * op * f..r.end * op * f) };
-            gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
-            bias_activation(yc, bias, act, f);
+            if use_direct {
+                direct::conv_forward(&w, xc, cn, kernel, bias, f, yc, &mut wk.direct);
+                act.forward(yc, f);
+            } else {
+                let cols = &mut wk.cols[..cn * op * k];
+                im2col(&w, xc, cn, cols);
+                gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
+                bias_activation(yc, bias, act, f);
+            }
         });
     }
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let n = x.batch();
-        let chunk = self.plan(n);
         let w = *self.window();
+        let use_direct = direct::suits(&w);
+        let chunk = self.plan(n, !use_direct || dx.is_some());
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let use_bias = self.use_bias;
         for wk in &mut self.work {
@@ -300,18 +312,25 @@ impl Layer for Conv2D {
             // SAFETY: chunks are disjoint ranges of samples.
             let dz = unsafe { dys.slice(out.clone()) };
             act.backward(&yd[out], dz, f);
-            if use_bias {
-                for row in dz.chunks_exact(f) {
-                    for (b, g) in wk.dbias.iter_mut().zip(row) {
-                        *b += g;
+            let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
+            if use_direct {
+                let db = if use_bias { Some(wk.dbias.as_mut_slice()) } else { None };
+                direct::conv_weight_grad(&w, xc, cn, dz, f, &mut wk.dkernel, db, &mut wk.direct);
+            } else {
+                if use_bias {
+                    for row in dz.chunks_exact(f) {
+                        for (b, g) in wk.dbias.iter_mut().zip(row) {
+                            *b += g;
+                        }
                     }
                 }
+                im2col(&w, xc, cn, &mut wk.cols[..m * k]);
+                gemm(GemmShape::tn(k, m, f), &wk.cols[..m * k], dz, &mut wk.dkernel, true);
             }
-            let cols = &mut wk.cols[..m * k];
-            im2col(&w, &xd[r.start * w.in_len()..r.end * w.in_len()], cn, cols);
-            gemm(GemmShape::tn(k, m, f), cols, dz, &mut wk.dkernel, true);
+            let cols = &mut wk.cols[..];
             if let Some(dxs) = &dxs {
                 // The columns are no longer needed: reuse them for their gradient.
+                let cols = &mut cols[..m * k];
                 gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
                 // SAFETY: disjoint sample ranges.
                 let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };

@@ -251,9 +251,8 @@ mod tests {
     fn gradients_match_finite_differences() {
         let acts = [Activation::Linear, Activation::Tanh, Activation::Sigmoid, Activation::Softmax, Activation::Relu];
         for (i, a) in acts.into_iter().enumerate() {
-            let mut l = Dense::new(5)
-                .activation(a)
-                .bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
+            let mut l =
+                Dense::new(5).activation(a).bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
             check_layer(&mut l, &[7], 4, 200 + i as u64, 2e-2);
         }
         // On a rank-3 input, Dense works on the last axis.

@@ -22,13 +22,7 @@ pub struct Dropout {
 impl Dropout {
     /// Drops each input with probability `rate` (in [0, 1)) while training.
     pub fn new(rate: f32) -> Self {
-        Dropout {
-            meta: Meta::default(),
-            rate,
-            out_shape: Vec::new(),
-            mask: Vec::new(),
-            masked: false,
-        }
+        Dropout { meta: Meta::default(), rate, out_shape: Vec::new(), mask: Vec::new(), masked: false }
     }
 
     /// Names the layer.
@@ -44,10 +38,9 @@ impl Dropout {
 
     /// Reads Keras' config.
     pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
-        let rate = c
-            .get("rate")
-            .and_then(Value::as_f64)
-            .ok_or_else(|| Error::config("Dropout: `rate` must be a number"))? as f32;
+        let rate =
+            c.get("rate").and_then(Value::as_f64).ok_or_else(|| Error::config("Dropout: `rate` must be a number"))?
+                as f32;
         super::cfg::require_default(c, "noise_shape", &[], "Dropout")?;
         let mut l = Dropout::new(rate);
         l.meta = Meta::from_config(c)?;

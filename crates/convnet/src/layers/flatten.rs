@@ -35,10 +35,7 @@ impl Flatten {
     /// Reads Keras' config.
     pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
         super::cfg::channels_last(c, "Flatten")?;
-        Ok(Flatten {
-            meta: Meta::from_config(c)?,
-            out_shape: Vec::new(),
-        })
+        Ok(Flatten { meta: Meta::from_config(c)?, out_shape: Vec::new() })
     }
 }
 

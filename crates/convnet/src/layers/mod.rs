@@ -43,13 +43,7 @@ impl Param {
     /// A zero weight of `shape`.
     pub fn new(name: &'static str, shape: &[usize], regularizer: Option<Regularizer>) -> Self {
         let n = shape.iter().product();
-        Param {
-            name,
-            shape: shape.to_vec(),
-            value: vec![0.0; n],
-            grad: vec![0.0; n],
-            regularizer,
-        }
+        Param { name, shape: shape.to_vec(), value: vec![0.0; n], grad: vec![0.0; n], regularizer }
     }
 
     /// Number of values.
@@ -270,9 +264,7 @@ pub(crate) mod cfg {
 
 /// The shape of a tensor with batch `n` and per-sample `shape`, for error messages.
 pub(crate) fn shape_str(shape: &[usize]) -> String {
-    let dims: Vec<String> = std::iter::once("None".to_string())
-        .chain(shape.iter().map(|d| d.to_string()))
-        .collect();
+    let dims: Vec<String> = std::iter::once("None".to_string()).chain(shape.iter().map(|d| d.to_string())).collect();
     format!("({})", dims.join(", "))
 }
 

@@ -21,12 +21,7 @@ struct PoolConfig {
 
 impl PoolConfig {
     fn new(pool_size: Pair) -> Self {
-        PoolConfig {
-            meta: Meta::default(),
-            pool_size,
-            strides: None,
-            padding: Padding::Valid,
-        }
+        PoolConfig { meta: Meta::default(), pool_size, strides: None, padding: Padding::Valid }
     }
 
     fn from_config(c: &Map<String, Value>, layer: &str) -> Result<Self> {
@@ -40,12 +35,7 @@ impl PoolConfig {
             Some(p) => Padding::parse(p)?,
             None => Padding::Valid,
         };
-        Ok(PoolConfig {
-            meta: Meta::from_config(c)?,
-            pool_size,
-            strides,
-            padding,
-        })
+        Ok(PoolConfig { meta: Meta::from_config(c)?, pool_size, strides, padding })
     }
 
     fn strides(&self) -> Pair {
@@ -130,12 +120,7 @@ pub struct MaxPooling2D {
 impl MaxPooling2D {
     /// Max pooling over `pool_size` windows.
     pub fn new(pool_size: impl Into<Pair>) -> Self {
-        MaxPooling2D {
-            cfg: PoolConfig::new(pool_size.into()),
-            window: None,
-            out_shape: Vec::new(),
-            argmax: Vec::new(),
-        }
+        MaxPooling2D { cfg: PoolConfig::new(pool_size.into()), window: None, out_shape: Vec::new(), argmax: Vec::new() }
     }
 
     /// Reads Keras' config.
@@ -231,11 +216,7 @@ pub struct AveragePooling2D {
 impl AveragePooling2D {
     /// Average pooling over `pool_size` windows.
     pub fn new(pool_size: impl Into<Pair>) -> Self {
-        AveragePooling2D {
-            cfg: PoolConfig::new(pool_size.into()),
-            window: None,
-            out_shape: Vec::new(),
-        }
+        AveragePooling2D { cfg: PoolConfig::new(pool_size.into()), window: None, out_shape: Vec::new() }
     }
 
     /// Reads Keras' config.
@@ -326,14 +307,8 @@ mod tests {
         let mut rng = Rng::new(0);
         assert_eq!(MaxPooling2D::new(2).build(&[28, 28, 6], &mut rng).unwrap(), vec![14, 14, 6]);
         assert_eq!(MaxPooling2D::new(2).build(&[5, 5, 1], &mut rng).unwrap(), vec![2, 2, 1]);
-        assert_eq!(
-            MaxPooling2D::new(2).padding(Padding::Same).build(&[5, 5, 1], &mut rng).unwrap(),
-            vec![3, 3, 1]
-        );
-        assert_eq!(
-            AveragePooling2D::new(3).strides(1).build(&[5, 4, 2], &mut rng).unwrap(),
-            vec![3, 2, 2]
-        );
+        assert_eq!(MaxPooling2D::new(2).padding(Padding::Same).build(&[5, 5, 1], &mut rng).unwrap(), vec![3, 3, 1]);
+        assert_eq!(AveragePooling2D::new(3).strides(1).build(&[5, 4, 2], &mut rng).unwrap(), vec![3, 2, 2]);
         assert!(MaxPooling2D::new(2).build(&[1, 1, 1], &mut rng).is_err());
     }
 

@@ -18,11 +18,8 @@ const LAYERS: &[(&str, Constructor)] = &[
 ];
 
 /// Keras' aliases for the same classes.
-const ALIASES: &[(&str, &str)] = &[
-    ("Convolution2D", "Conv2D"),
-    ("MaxPool2D", "MaxPooling2D"),
-    ("AvgPool2D", "AveragePooling2D"),
-];
+const ALIASES: &[(&str, &str)] =
+    &[("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D")];
 
 /// The class names convnet supports.
 pub fn supported() -> Vec<&'static str> {
@@ -31,10 +28,7 @@ pub fn supported() -> Vec<&'static str> {
 
 /// Builds a layer from its Keras class name and config.
 pub fn layer_from_config(class_name: &str, config: &Map<String, Value>) -> Result<Box<dyn Layer>> {
-    let class = ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == class_name)
-        .map_or(class_name, |(_, real)| real);
+    let class = ALIASES.iter().find(|(alias, _)| *alias == class_name).map_or(class_name, |(_, real)| real);
     match LAYERS.iter().find(|(n, _)| *n == class) {
         Some((_, make)) => make(config).map_err(|e| match e {
             Error::Config(m) if !m.starts_with(class) => Error::Config(format!("{class}: {m}")),

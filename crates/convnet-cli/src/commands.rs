@@ -1,0 +1,327 @@
+//! The subcommands: each turns parsed arguments into library calls and prints the results.
+
+use crate::{DataArgs, EvaluateArgs, PredictArgs, SummaryArgs, TrainArgs};
+use convnet::data::images::{self, Invert};
+use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
+use convnet::io::{self, ModelSource};
+use convnet::prelude::*;
+use convnet::Logs;
+use serde_json::{json, Value};
+use std::io::IsTerminal;
+
+type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The dataset to use: the flag, else the preset's, else one matching the model.
+fn pick_dataset(args: &DataArgs, source: &ModelSource, model: &Sequential) -> Result<DatasetKind> {
+    if let Some(name) = &args.dataset {
+        return DatasetKind::parse(name);
+    }
+    if let ModelSource::Preset(p) = source {
+        if let Some(k) = convnet::presets::default_dataset(p) {
+            return Ok(k);
+        }
+    }
+    let fashion: Vec<String> = DatasetKind::FashionMnist.class_names().iter().map(|s| s.to_string()).collect();
+    if model.class_names() == Some(fashion.as_slice()) {
+        return Ok(DatasetKind::FashionMnist);
+    }
+    Ok(match model.input_shape() {
+        Some([32, 32, 3]) => DatasetKind::Cifar10,
+        _ => DatasetKind::Mnist,
+    })
+}
+
+/// Loads the dataset, printing where it came from (and any notice) on stderr.
+fn load_dataset(args: &DataArgs, kind: DatasetKind, quiet: bool) -> Result<Dataset> {
+    let opts = LoadOptions {
+        data_dir: args.data_dir.clone(),
+        download: !args.no_download,
+        progress: std::io::stderr().is_terminal(),
+        allow_sample: true,
+    };
+    let ds = data::load(kind, &opts)?;
+    if let Some(n) = &ds.notice {
+        eprintln!("note: {n}");
+    }
+    if !quiet {
+        eprintln!(
+            "Dataset: {} ({} train / {} test images, from {})",
+            kind.name(),
+            ds.train.count,
+            ds.test.count,
+            ds.source
+        );
+    }
+    Ok(ds)
+}
+
+/// Checks that the model takes the dataset's images and has one output per class.
+fn check_fit(model: &mut Sequential, kind: DatasetKind) -> Result<()> {
+    let want = kind.image_shape();
+    let input = model.input_shape().map(<[usize]>::to_vec);
+    if input.as_deref() != Some(&want[..]) {
+        return Err(Error::Shape(format!(
+            "the model takes input of shape {:?} but {} images are {:?}",
+            input.unwrap_or_default(),
+            kind.name(),
+            want
+        )));
+    }
+    let out = model.output_shape()?;
+    if out != [10] {
+        return Err(Error::Shape(format!("the model has output shape {out:?}; {} has 10 classes", kind.name())));
+    }
+    Ok(())
+}
+
+/// Targets for `labels` in the form the model's loss wants.
+fn targets(model: &Sequential, set: &data::ImageSet) -> Tensor {
+    match model.compiled().map(|c| c.loss) {
+        Some(Loss::SparseCategoricalCrossentropy) => set.y_sparse(),
+        _ => set.y_one_hot(10),
+    }
+}
+
+fn compile_for_evaluation(model: &mut Sequential) -> Result<()> {
+    if model.compiled().is_none() {
+        model.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy])?;
+    }
+    let c = model.compiled().expect("compiled").clone();
+    if c.metrics.is_empty() {
+        model.compile(c.loss, c.optimizer, &[Metric::Accuracy])?;
+    }
+    Ok(())
+}
+
+fn metric(logs: &Logs, key: &str) -> f64 {
+    logs.get(key).copied().unwrap_or(f64::NAN)
+}
+
+pub fn train(a: TrainArgs) -> CliResult {
+    let (mut model, source) = io::open_model(&a.model)?;
+    model.set_seed(a.seed);
+    let kind = pick_dataset(&a.data, &source, &model)?;
+    check_fit(&mut model, kind)?;
+    let ds = load_dataset(&a.data, kind, a.json)?;
+    let train_set = match a.limit {
+        Some(n) => ds.train.take(n),
+        None => ds.train.clone(),
+    };
+
+    let explicit_opt = a.optimizer.as_deref().map(Optimizer::parse).transpose()?;
+    match (explicit_opt, model.compiled().cloned()) {
+        (None, Some(c)) => {
+            let mut opt = c.optimizer;
+            if let Some(lr) = a.learning_rate {
+                opt.set_learning_rate(lr);
+            }
+            let metrics = if c.metrics.is_empty() { vec![Metric::Accuracy] } else { c.metrics.clone() };
+            model.compile(c.loss, opt, &metrics)?;
+        }
+        (opt, _) => {
+            let mut opt = opt.unwrap_or_else(|| Adam::default().into());
+            if let Some(lr) = a.learning_rate {
+                opt.set_learning_rate(lr);
+            }
+            model.compile(Loss::CategoricalCrossentropy, opt, &[Metric::Accuracy])?;
+        }
+    }
+    model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
+
+    let x_train = train_set.x();
+    let y_train = targets(&model, &train_set);
+    let x_test = ds.test.x();
+    let y_test = targets(&model, &ds.test);
+    let validation_data = if a.validation_split.is_none() { Some((&x_test, &y_test)) } else { None };
+    let opts = FitOptions {
+        batch_size: a.batch_size,
+        epochs: a.epochs,
+        verbose: a.verbose,
+        validation_split: a.validation_split.unwrap_or(0.0),
+        validation_data,
+        progress_to_stderr: a.json,
+        ..Default::default()
+    };
+    let hist = model.fit(&x_train, &y_train, opts)?;
+    let test = model.evaluate(&x_test, &y_test, a.batch_size.max(256))?;
+
+    if let Some(p) = &a.save {
+        io::save_model(&model, p)?;
+        if !a.json {
+            eprintln!("Saved the model to {}", p.display());
+        }
+    }
+    if let Some(p) = &a.history {
+        let text =
+            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { hist.to_json() } else { hist.to_csv() };
+        io::atomic_write(p, text.as_bytes())?;
+    }
+    if a.json {
+        let mut out = json!({
+            "model": a.model,
+            "dataset": kind.name(),
+            "data_source": ds.source,
+            "train_samples": train_set.count,
+            "test_samples": ds.test.count,
+            "epochs": hist.epoch.len(),
+            "batch_size": a.batch_size,
+            "seed": a.seed,
+            "params": {"total": model.count_params(), "trainable": model.count_params()},
+            "history": hist.history,
+            "seconds_per_epoch": hist.seconds,
+            "test_loss": metric(&test, "loss"),
+            "test_accuracy": metric(&test, "accuracy"),
+        });
+        for (k, v) in &hist.history {
+            if let Some(last) = v.last() {
+                out[k] = json!(last);
+            }
+        }
+        if let Some(p) = &a.save {
+            out["saved"] = json!(p.display().to_string());
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "Test accuracy: {:.2}% (loss {:.4}) on {} {} test images",
+            metric(&test, "accuracy") * 100.0,
+            metric(&test, "loss"),
+            ds.test.count,
+            kind.name()
+        );
+    }
+    Ok(())
+}
+
+pub fn evaluate(a: EvaluateArgs) -> CliResult {
+    let (mut model, source) = io::open_model(&a.model)?;
+    if !matches!(source, ModelSource::File(_)) {
+        eprintln!("note: {} is untrained; its accuracy will be near chance", a.model);
+    }
+    let kind = pick_dataset(&a.data, &source, &model)?;
+    check_fit(&mut model, kind)?;
+    compile_for_evaluation(&mut model)?;
+    let ds = load_dataset(&a.data, kind, a.json)?;
+    let test = match a.limit {
+        Some(n) => ds.test.take(n),
+        None => ds.test.clone(),
+    };
+    let logs = model.evaluate(&test.x(), &targets(&model, &test), a.batch_size)?;
+    if a.json {
+        let mut out = json!({"model": a.model, "dataset": kind.name(), "samples": test.count});
+        for (k, v) in &logs {
+            out[k] = json!(v);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} test images of {}: accuracy {:.2}%, loss {:.4}",
+            test.count,
+            kind.name(),
+            metric(&logs, "accuracy") * 100.0,
+            metric(&logs, "loss")
+        );
+    }
+    Ok(())
+}
+
+/// The `k` most probable classes of one output row: (index, probability).
+fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    idx.into_iter().take(k).map(|i| (i, row[i])).collect()
+}
+
+pub fn predict(a: PredictArgs) -> CliResult {
+    let (mut model, source) = io::open_model(&a.model)?;
+    model.build()?;
+    let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
+    let invert = match a.invert.as_str() {
+        "auto" => Invert::Auto,
+        "yes" | "true" => Invert::Yes,
+        "no" | "false" => Invert::No,
+        other => return Err(format!("--invert must be auto, yes or no, not {other:?}").into()),
+    };
+    let (x, names, labels): (Tensor, Vec<String>, Option<Vec<u8>>) = if a.images.is_empty() {
+        let kind = pick_dataset(&a.data, &source, &model)?;
+        check_fit(&mut model, kind)?;
+        let ds = load_dataset(&a.data, kind, a.json)?;
+        let set = ds.test.take(a.limit);
+        let names = (0..set.count).map(|i| format!("test image {i}")).collect();
+        if model.class_names().is_none() {
+            model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
+        }
+        (set.x(), names, Some(set.labels))
+    } else {
+        let mut prepared = Vec::new();
+        for p in &a.images {
+            let img = images::load_image(p, &input, invert)?;
+            if img.inverted && !a.json {
+                eprintln!("note: {} has a light background; inverted it (--invert no to keep it)", p.display());
+            }
+            prepared.push(img);
+        }
+        let names = a.images.iter().map(|p| p.display().to_string()).collect();
+        (images::batch(&prepared, &input)?, names, None)
+    };
+    let probs = model.predict(&x, 256)?;
+    let width = probs.sample_len();
+    let class_name =
+        |i: usize| -> String { model.class_names().and_then(|c| c.get(i).cloned()).unwrap_or_else(|| i.to_string()) };
+    let mut rows = Vec::new();
+    for (r, name) in names.iter().enumerate() {
+        let row = &probs.data()[r * width..(r + 1) * width];
+        let top = top_k(row, a.top.max(1));
+        if a.json {
+            let mut entry = json!({
+                "input": name,
+                "top": top.iter().map(|(i, p)| json!({"class": class_name(*i), "index": i, "probability": p})).collect::<Vec<Value>>(),
+            });
+            if let Some(l) = &labels {
+                entry["label"] = json!(l[r]);
+            }
+            rows.push(entry);
+        } else {
+            let shown: Vec<String> = top.iter().map(|(i, p)| format!("{} {:.1}%", class_name(*i), p * 100.0)).collect();
+            let truth = labels.as_ref().map(|l| format!(" (label: {})", class_name(l[r] as usize))).unwrap_or_default();
+            println!("{name}{truth}: {}", shown.join(", "));
+        }
+    }
+    if a.json {
+        let predictions: Vec<&[f32]> = probs.data().chunks(width.max(1)).collect();
+        let out = json!({"model": a.model, "results": rows, "predictions": predictions});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+pub fn summary(a: SummaryArgs) -> CliResult {
+    let (mut model, _) = io::open_model(&a.model)?;
+    let table = model.summary()?;
+    if a.json {
+        let layers: Vec<Value> = model
+            .layers()
+            .iter()
+            .map(|l| {
+                json!({
+                    "name": l.name(),
+                    "class_name": l.class_name(),
+                    "output_shape": l.output_shape(),
+                    "params": l.count_params(),
+                })
+            })
+            .collect();
+        let out = json!({
+            "name": model.name(),
+            "input_shape": model.input_shape(),
+            "layers": layers,
+            "total_params": model.count_params(),
+            "trainable_params": model.count_params(),
+            "non_trainable_params": 0,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}

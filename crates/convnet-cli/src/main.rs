@@ -1,0 +1,147 @@
+//! The `convnet` command: argument parsing and printing over the convnet library.
+
+mod commands;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Convolutional networks on the CPU, the Keras way: train, evaluate, predict, inspect.
+#[derive(Parser)]
+#[command(name = "convnet", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on a dataset, then report its test accuracy
+    Train(TrainArgs),
+    /// Evaluate a saved model on a dataset's test set
+    Evaluate(EvaluateArgs),
+    /// Predict the classes of pictures or of a dataset's test images
+    Predict(PredictArgs),
+    /// Show a model's layers, output shapes and parameter counts
+    Summary(SummaryArgs),
+}
+
+/// Where the data comes from.
+#[derive(Args, Clone)]
+pub struct DataArgs {
+    /// Dataset: mnist, fashion-mnist or cifar10 (default: the one the model was made for)
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Read the dataset from this directory (files under their published names)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Never download; use local copies only
+    #[arg(long)]
+    no_download: bool,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A preset (lenet5, mnist-cnn, cifar10-cnn), a TOML model file, or a saved model
+    model: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Passes over the training set
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Samples per gradient step
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Optimizer: adam, sgd or rmsprop (default: the model file's, else adam)
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Learning rate (default: the optimizer's Keras default)
+    #[arg(long, value_name = "LR")]
+    learning_rate: Option<f32>,
+    /// Hold out this fraction of the training set for validation (default: validate on the test set)
+    #[arg(long, value_name = "FRACTION")]
+    validation_split: Option<f32>,
+    /// Seed for weights, shuffling and dropout
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Train on the first N training images only
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Save the trained model here
+    #[arg(long, value_name = "PATH")]
+    save: Option<PathBuf>,
+    /// Write the per-epoch history here (.csv or .json)
+    #[arg(long, value_name = "PATH")]
+    history: Option<PathBuf>,
+    /// 0 = silent, 1 = progress bar, 2 = one line per epoch
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    verbose: u8,
+    /// Print one JSON object with the results on stdout (progress goes to stderr)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A saved model file
+    model: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Samples per batch
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Evaluate on the first N test images only
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Print one JSON object with the results
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A saved model file
+    model: String,
+    /// Pictures (PNG or JPEG) to classify; without them, the dataset's test images are used
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Number of test images to predict when no pictures are given
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    limit: usize,
+    /// Classes to show per input
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Invert grey pictures: auto (when the background is light), yes, no
+    #[arg(long, default_value = "auto")]
+    invert: String,
+    /// Print one JSON object with the predictions
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// A preset, a TOML model file, or a saved model
+    model: String,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => commands::train(a),
+        Command::Evaluate(a) => commands::evaluate(a),
+        Command::Predict(a) => commands::predict(a),
+        Command::Summary(a) => commands::summary(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
