@@ -11,6 +11,15 @@ use std::io::IsTerminal;
 
 type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
+/// Opens a model named on the command line, printing any warnings on stderr.
+fn open(spec: &str) -> Result<(Sequential, ModelSource)> {
+    let o = io::open_model(spec)?;
+    for w in &o.warnings {
+        eprintln!("warning: {spec}: {w}");
+    }
+    Ok((o.model, o.source))
+}
+
 /// The dataset to use: the flag, else the preset's, else one matching the model.
 fn pick_dataset(args: &DataArgs, source: &ModelSource, model: &Sequential) -> Result<DatasetKind> {
     if let Some(name) = &args.dataset {
@@ -98,7 +107,7 @@ fn metric(logs: &Logs, key: &str) -> f64 {
 }
 
 pub fn train(a: TrainArgs) -> CliResult {
-    let (mut model, source) = io::open_model(&a.model)?;
+    let (mut model, source) = open(&a.model)?;
     model.set_seed(a.seed);
     let kind = pick_dataset(&a.data, &source, &model)?;
     check_fit(&mut model, kind)?;
@@ -194,7 +203,7 @@ pub fn train(a: TrainArgs) -> CliResult {
 }
 
 pub fn evaluate(a: EvaluateArgs) -> CliResult {
-    let (mut model, source) = io::open_model(&a.model)?;
+    let (mut model, source) = open(&a.model)?;
     if !matches!(source, ModelSource::File(_)) {
         eprintln!("note: {} is untrained; its accuracy will be near chance", a.model);
     }
@@ -233,7 +242,7 @@ fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 pub fn predict(a: PredictArgs) -> CliResult {
-    let (mut model, source) = io::open_model(&a.model)?;
+    let (mut model, source) = open(&a.model)?;
     model.build()?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
     let invert = match a.invert.as_str() {
@@ -296,7 +305,7 @@ pub fn predict(a: PredictArgs) -> CliResult {
 }
 
 pub fn summary(a: SummaryArgs) -> CliResult {
-    let (mut model, _) = io::open_model(&a.model)?;
+    let (mut model, _) = open(&a.model)?;
     let table = model.summary()?;
     if a.json {
         let layers: Vec<Value> = model

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 /// Seed used when none is given: every model is reproducible by default.
 pub const DEFAULT_SEED: u64 = 42;
 
+/// Most values one sample may have at any layer's output (2^26).
+pub const MAX_SAMPLE_VALUES: usize = 1 << 26;
+
 /// Named scalar results of an epoch or an evaluation (`loss`, `accuracy`, `val_loss`, …),
 /// sorted by name as Keras 3 prints them.
 pub type Logs = BTreeMap<String, f64>;
@@ -214,11 +217,23 @@ impl Sequential {
         }
         self.assign_names();
         let mut shape = if self.built == 0 { input } else { self.layers[self.built - 1].output_shape().to_vec() };
+        let mut weights = self.layers[..self.built].iter().map(|l| l.count_params()).sum::<usize>();
         for i in self.built..self.layers.len() {
             shape = self.layers[i].build(&shape, &mut self.rng).map_err(|e| match e {
                 Error::Shape(m) => Error::Shape(format!("layer {} ({}): {m}", i, self.layers[i].name())),
                 other => other,
             })?;
+            weights += self.layers[i].count_params();
+            let values = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if values.is_none_or(|v| v > MAX_SAMPLE_VALUES) || weights > crate::layers::MAX_WEIGHT_VALUES {
+                return Err(Error::config(format!(
+                    "layer {} ({}) makes the model too large (output {:?}, {} weights so far)",
+                    i,
+                    self.layers[i].name(),
+                    shape,
+                    weights
+                )));
+            }
             self.built = i + 1;
         }
         self.acts.resize_with(self.layers.len() + 1, Tensor::default);

@@ -29,6 +29,40 @@ pub fn model_config(model: &Sequential) -> Value {
     json!({"class_name": "Sequential", "config": {"name": model.name(), "layers": layers}})
 }
 
+/// Keras 3's serialised model (the `config.json` of a `.keras` archive): module and
+/// class names, per-layer `build_config`, and the `compile_config` when compiled.
+pub fn model_config_v3(model: &Sequential) -> Value {
+    let dims = |s: &[usize]| {
+        let mut b = vec![Value::Null];
+        b.extend(s.iter().map(|&d| json!(d)));
+        Value::Array(b)
+    };
+    let input = model.input_shape().unwrap_or(&[]).to_vec();
+    let mut layers = vec![json!({
+        "module": "keras.layers", "class_name": "InputLayer", "registered_name": null,
+        "config": {"batch_shape": dims(&input), "dtype": "float32", "sparse": false, "ragged": false,
+                   "name": "input_layer", "optional": false},
+    })];
+    let mut shape = input.clone();
+    for l in model.layers() {
+        layers.push(json!({
+            "module": "keras.layers", "class_name": l.class_name(), "config": Value::Object(l.config()),
+            "registered_name": null, "build_config": {"input_shape": dims(&shape)},
+        }));
+        shape = l.output_shape().to_vec();
+    }
+    let mut v = json!({
+        "module": "keras", "class_name": "Sequential", "registered_name": null,
+        "config": {"name": model.name(), "trainable": true, "dtype": "float32", "layers": layers,
+                   "build_input_shape": dims(&input)},
+        "build_config": {"input_shape": dims(&input)},
+    });
+    if let Some(c) = compile_config(model) {
+        v["compile_config"] = c;
+    }
+    v
+}
+
 /// Builds a model (not yet built: no weights) from a Keras `model_config`.
 pub fn model_from_config(v: &Value) -> Result<Sequential> {
     let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
@@ -89,8 +123,20 @@ pub fn training_config(model: &Sequential) -> Option<Value> {
         "metrics": c.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "weighted_metrics": null,
         "loss_weights": null,
-        "optimizer_config": {"class_name": c.optimizer.class_name(), "config": c.optimizer.to_config()},
+        "optimizer_config": {
+            "class_name": format!("Custom>{}", c.optimizer.class_name()),
+            "config": tf_keras_optimizer_config(&c.optimizer),
+        },
     }))
+}
+
+/// tf_keras' optimizer config: Keras' keys plus the markers that select its current
+/// (non-legacy) optimizers.
+fn tf_keras_optimizer_config(o: &Optimizer) -> Value {
+    let mut c = o.to_config();
+    c["jit_compile"] = json!(false);
+    c["is_legacy_optimizer"] = json!(false);
+    c
 }
 
 /// Keras 3's `compile_config` (as in a `.keras` archive).

@@ -2,6 +2,8 @@
 //! file's first bytes when loading; every write is atomic.
 
 pub mod config;
+pub mod keras_h5;
+pub mod keras_v3;
 pub mod native;
 pub mod toml_model;
 
@@ -13,34 +15,110 @@ use std::path::{Path, PathBuf};
 /// A model file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// convnet's safetensors file (`.safetensors`, or any other extension).
+    /// Keras' HDF5 model file (`.h5`, `.hdf5`), read by Keras 2 and Keras 3.
+    KerasH5,
+    /// Keras 3's `.keras` archive.
+    Keras,
+    /// convnet's safetensors file (`.safetensors`).
     Native,
 }
 
 impl Format {
-    /// The format `save_model` uses for `path`, from its extension.
-    pub fn for_path(_path: &Path) -> Format {
-        Format::Native
+    /// The format `save_model` uses for `path`, from its extension (`.h5`/`.hdf5`, `.keras`,
+    /// `.safetensors`).
+    pub fn for_path(path: &Path) -> Result<Format> {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        match ext.as_str() {
+            "h5" | "hdf5" => Ok(Format::KerasH5),
+            "keras" => Ok(Format::Keras),
+            "safetensors" => Ok(Format::Native),
+            _ => Err(Error::config(format!(
+                "{}: the file name must end in .h5 (Keras HDF5), .keras (Keras 3) or .safetensors (convnet)",
+                path.display()
+            ))),
+        }
+    }
+
+    /// The format of a file's bytes, from its first bytes.
+    pub fn sniff(bytes: &[u8]) -> Option<Format> {
+        if bytes.starts_with(b"\x89HDF\r\n\x1a\n") || hdf5_pure::is_hdf5_bytes(bytes) {
+            Some(Format::KerasH5)
+        } else if bytes.starts_with(b"PK\x03\x04") {
+            Some(Format::Keras)
+        } else if native::sniff(bytes) {
+            Some(Format::Native)
+        } else {
+            None
+        }
     }
 }
 
-/// Saves a built model (architecture, weights, compile settings, optimizer state) to `path`.
+/// Options of [`save_model_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct SaveOptions {
+    /// Save the optimizer's variables so training can resume (Keras' `include_optimizer`).
+    pub include_optimizer: bool,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions { include_optimizer: true }
+    }
+}
+
+/// Saves a built model (architecture, weights, compile settings, optimizer state) to `path`,
+/// in the format its extension names. The write is atomic.
 pub fn save_model(model: &Sequential, path: &Path) -> Result<()> {
+    save_model_with(model, path, SaveOptions::default())
+}
+
+/// [`save_model`] with options.
+pub fn save_model_with(model: &Sequential, path: &Path, opts: SaveOptions) -> Result<()> {
     if model.layers().is_empty() || !model.is_built() {
         return Err(Error::State("only a built model can be saved (build, fit or predict it first)".into()));
     }
-    match Format::for_path(path) {
-        Format::Native => atomic_write(path, &native::to_bytes(model)?),
+    let bytes = match Format::for_path(path)? {
+        Format::KerasH5 => keras_h5::to_bytes(model, opts.include_optimizer)?,
+        Format::Keras => keras_v3::to_bytes(model, opts.include_optimizer)?,
+        Format::Native => native::to_bytes(model, opts.include_optimizer)?,
+    };
+    atomic_write(path, &bytes)
+}
+
+/// Loads a model file of any supported format, recognised by its content.
+pub fn load_model(path: &Path) -> Result<Sequential> {
+    Ok(load_model_with_warnings(path)?.0)
+}
+
+/// Like [`load_model`], also returning warnings (an optimizer state that could not be
+/// restored, a training config that could not be applied).
+pub fn load_model_with_warnings(path: &Path) -> Result<(Sequential, Vec<String>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    match Format::sniff(&bytes) {
+        Some(Format::KerasH5) => keras_h5::from_bytes(bytes, path),
+        Some(Format::Keras) => keras_v3::from_bytes(&bytes, path),
+        Some(Format::Native) => Ok((native::from_bytes(&bytes, path)?, Vec::new())),
+        None => Err(Error::format(
+            path,
+            "not a model file convnet can read (expected Keras .h5, Keras .keras or convnet .safetensors)",
+        )),
     }
 }
 
-/// Loads a model saved by [`save_model`].
-pub fn load_model(path: &Path) -> Result<Sequential> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if native::sniff(&bytes) {
-        return native::from_bytes(&bytes, path);
+/// Saves only the weights (Keras' `save_weights`): Keras 3's layout for `*.weights.h5`,
+/// Keras 2's for other `.h5` names.
+pub fn save_weights(model: &Sequential, path: &Path) -> Result<()> {
+    if !model.is_built() {
+        return Err(Error::State("only a built model's weights can be saved".into()));
     }
-    Err(Error::format(path, "not a model file convnet can read (expected a convnet .safetensors model)"))
+    atomic_write(path, &keras_h5::save_weights_bytes(model, path)?)
+}
+
+/// Loads weights saved by [`save_weights`], by Keras' `save_weights`, or from a whole Keras
+/// `.h5` model file, into `model` (which must have the same architecture).
+pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    keras_h5::load_weights_bytes(model, bytes, path)
 }
 
 /// Where a model named on a command line came from.
@@ -54,13 +132,25 @@ pub enum ModelSource {
     File(PathBuf),
 }
 
+/// A model opened by [`open_model`].
+#[derive(Debug)]
+pub struct Opened {
+    /// The model.
+    pub model: Sequential,
+    /// Where it came from.
+    pub source: ModelSource,
+    /// Things the user should know (for example an optimizer state that was not restored).
+    pub warnings: Vec<String>,
+}
+
 /// Opens a model named by `spec`: a preset name, a `.toml` model description, or a saved
-/// model file.
-pub fn open_model(spec: &str) -> Result<(Sequential, ModelSource)> {
+/// model file of any supported format.
+pub fn open_model(spec: &str) -> Result<Opened> {
     let path = Path::new(spec);
     if !path.exists() {
-        if let Ok(m) = crate::presets::preset(spec) {
-            return Ok((m, ModelSource::Preset(spec.to_ascii_lowercase().replace('_', "-"))));
+        if let Ok(model) = crate::presets::preset(spec) {
+            let source = ModelSource::Preset(spec.to_ascii_lowercase().replace('_', "-"));
+            return Ok(Opened { model, source, warnings: Vec::new() });
         }
         return Err(Error::config(format!(
             "{spec:?} is neither a preset ({}) nor an existing file",
@@ -69,9 +159,11 @@ pub fn open_model(spec: &str) -> Result<(Sequential, ModelSource)> {
     }
     if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        return Ok((toml_model::model_from_toml(&text, path)?, ModelSource::Toml(path.to_path_buf())));
+        let model = toml_model::model_from_toml(&text, path)?;
+        return Ok(Opened { model, source: ModelSource::Toml(path.to_path_buf()), warnings: Vec::new() });
     }
-    Ok((load_model(path)?, ModelSource::File(path.to_path_buf())))
+    let (model, warnings) = load_model_with_warnings(path)?;
+    Ok(Opened { model, source: ModelSource::File(path.to_path_buf()), warnings })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Serialises a built model to safetensors bytes.
-pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>> {
+pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for l in model.layers() {
         for p in l.params() {
@@ -26,7 +26,8 @@ pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>> {
     let state = model.optimizer_state();
     let slot_names = model.optimizer().map(|o| o.slot_names()).unwrap_or(&[]);
     let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
-    for (i, slots) in state.slots.iter().enumerate() {
+    let saved_slots: &[Vec<Vec<f32>>] = if include_optimizer { &state.slots } else { &[] };
+    for (i, slots) in saved_slots.iter().enumerate() {
         for (s, values) in slots.iter().enumerate() {
             let name = slot_names.get(s).copied().unwrap_or("slot");
             owned.push((format!("optimizer/{i}/{name}"), shapes[i].clone(), f32_bytes(values)));
@@ -46,7 +47,9 @@ pub fn to_bytes(model: &Sequential) -> Result<Vec<u8>> {
     meta.insert("model_config".to_string(), config::model_config(model).to_string());
     if let Some(t) = config::training_config(model) {
         meta.insert("training_config".to_string(), t.to_string());
-        meta.insert("optimizer_iterations".to_string(), state.iterations.to_string());
+        if include_optimizer {
+            meta.insert("optimizer_iterations".to_string(), state.iterations.to_string());
+        }
     }
     if let Some(c) = model.class_names() {
         meta.insert("class_names".to_string(), serde_json::to_string(c).unwrap_or_default());

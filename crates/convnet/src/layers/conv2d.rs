@@ -238,11 +238,11 @@ impl Layer for Conv2D {
         )
         .map_err(|e| Error::shape(format!("Conv2D {:?}: {e}", self.meta.name)))?;
         let kshape = [w.kh, w.kw, w.channels, self.filters];
-        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer);
+        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
         self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
         self.params = vec![kernel];
         if self.use_bias {
-            let mut bias = Param::new("bias", &[self.filters], self.bias_regularizer);
+            let mut bias = Param::new("bias", &[self.filters], self.bias_regularizer)?;
             self.bias_initializer.fill(&mut bias.value, &[self.filters], rng);
             self.params.push(bias);
         }

@@ -158,11 +158,11 @@ impl Layer for Dense {
             return Err(Error::config("Dense needs at least one unit"));
         }
         let kshape = [inf, self.units];
-        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer);
+        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
         self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
         self.params = vec![kernel];
         if self.use_bias {
-            let mut bias = Param::new("bias", &[self.units], self.bias_regularizer);
+            let mut bias = Param::new("bias", &[self.units], self.bias_regularizer)?;
             self.bias_initializer.fill(&mut bias.value, &[self.units], rng);
             self.params.push(bias);
         }

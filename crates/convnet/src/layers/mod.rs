@@ -39,11 +39,19 @@ pub struct Param {
     pub regularizer: Option<Regularizer>,
 }
 
+/// Most values one weight may hold (2^28, 1 GiB of f32): a config asking for more is refused
+/// before anything is allocated.
+pub const MAX_WEIGHT_VALUES: usize = 1 << 28;
+
 impl Param {
-    /// A zero weight of `shape`.
-    pub fn new(name: &'static str, shape: &[usize], regularizer: Option<Regularizer>) -> Self {
-        let n = shape.iter().product();
-        Param { name, shape: shape.to_vec(), value: vec![0.0; n], grad: vec![0.0; n], regularizer }
+    /// A zero weight of `shape`; fails for shapes beyond [`MAX_WEIGHT_VALUES`].
+    pub fn new(name: &'static str, shape: &[usize], regularizer: Option<Regularizer>) -> Result<Self> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= MAX_WEIGHT_VALUES)
+            .ok_or_else(|| Error::config(format!("a {name} of shape {shape:?} is too large")))?;
+        Ok(Param { name, shape: shape.to_vec(), value: vec![0.0; n], grad: vec![0.0; n], regularizer })
     }
 
     /// Number of values.
@@ -160,18 +168,13 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// Keras' common config fields: name, trainable, dtype, and `batch_input_shape` when the
-    /// layer was given an input shape.
+    /// Keras' common config fields: name, trainable, dtype. (A model's input shape is written
+    /// as its `InputLayer`, as Keras does.)
     fn config(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("name".into(), json!(self.name));
         m.insert("trainable".into(), json!(true));
         m.insert("dtype".into(), json!("float32"));
-        if let Some(s) = &self.input_shape {
-            let mut b = vec![Value::Null];
-            b.extend(s.iter().map(|&d| json!(d)));
-            m.insert("batch_input_shape".into(), Value::Array(b));
-        }
         m
     }
 

@@ -1,0 +1,542 @@
+//! Keras' HDF5 files: whole models (`model.save("x.h5")`, the legacy format both Keras 2 and
+//! Keras 3 read and write) and weights (`save_weights`), in both directions.
+//!
+//! Reading follows Keras' own rules: layers with weights are paired by position with the
+//! `layer_names` whose `weight_names` are not empty, and each layer's values are taken in
+//! `weight_names` order; string arrays may be fixed- or variable-length; optimizer variables
+//! are recognised in tf_keras' and in Keras 3's naming. Writing uses the Keras 2 form of
+//! `model_config` and `training_config`, which Keras 2 and Keras 3 both load, and tf_keras'
+//! layout of `optimizer_weights`, with which tf_keras resumes training exactly. (Keras 3
+//! restores the step count from it but, as with its own `.h5` files, cannot continue `fit`
+//! on a legacy file holding optimizer state; use `.keras` for Keras 3.)
+//!
+//! The Keras 3 weights layout (`layers/<name>/vars/<i>`, `optimizer/vars/<i>`, used by
+//! `.weights.h5` files and inside `.keras` archives) is read and written here too.
+
+use super::config;
+use crate::error::{Error, Result};
+use crate::model::Sequential;
+use crate::optimizers::{Optimizer, OptimizerState};
+use crate::tensor::Tensor;
+use hdf5_pure::{AttrValue, File as H5File, FileBuilder, FinishedGroup, GroupBuilder};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The Keras version recorded in written files: the line whose optimizer layout they carry.
+pub const KERAS_VERSION: &str = "3.15.1";
+
+fn h5err(path: &Path) -> impl Fn(hdf5_pure::Error) -> Error + '_ {
+    move |e| Error::format(path, format!("HDF5: {e}"))
+}
+
+/// A string attribute (fixed- or variable-length, ASCII or UTF-8).
+fn attr_str(attrs: &HashMap<String, AttrValue>, key: &str) -> Option<String> {
+    let v = attrs.get(key)?;
+    if let Some(s) = v.as_str() {
+        return Some(s.to_string());
+    }
+    match v {
+        AttrValue::U8Array(b) => String::from_utf8(b.clone()).ok().map(|s| s.trim_end_matches('\0').to_string()),
+        _ => v.as_strings().and_then(|s| (s.len() == 1).then(|| s[0].clone())),
+    }
+}
+
+/// A list-of-strings attribute, joined from Keras' `key0`, `key1`, … chunks when it was split;
+/// empty for Keras' empty (float) arrays.
+fn attr_strings(attrs: &HashMap<String, AttrValue>, key: &str, path: &Path) -> Result<Vec<String>> {
+    let one = |v: &AttrValue| -> Result<Vec<String>> {
+        if let Some(s) = v.as_strings() {
+            return Ok(s.iter().map(|x| x.trim_end_matches('\0').to_string()).collect());
+        }
+        if let Some(s) = v.as_str() {
+            return Ok(vec![s.to_string()]);
+        }
+        match v {
+            AttrValue::F64Array(a) if a.is_empty() => Ok(Vec::new()),
+            AttrValue::F32Array(a) if a.is_empty() => Ok(Vec::new()),
+            other => {
+                Err(Error::format(path, format!("attribute {key} is a {}, not a list of names", other.type_name())))
+            }
+        }
+    };
+    if let Some(v) = attrs.get(key) {
+        return one(v);
+    }
+    let mut out = Vec::new();
+    for i in 0.. {
+        match attrs.get(&format!("{key}{i}")) {
+            Some(v) => out.extend(one(v)?),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an f32 dataset, checking its shape against `want`.
+fn read_f32(f: &H5File, ds_path: &str, want: &[usize], what: &str, path: &Path) -> Result<Vec<f32>> {
+    let ds = f.dataset(ds_path).map_err(|e| Error::format(path, format!("{what}: no dataset {ds_path}: {e}")))?;
+    let shape: Vec<usize> = ds.shape().map_err(h5err(path))?.iter().map(|&d| d as usize).collect();
+    if shape != want {
+        return Err(Error::format(
+            path,
+            format!("{what} has shape {shape:?} in the file but the model needs {want:?}"),
+        ));
+    }
+    let values = ds.read::<f32>().map_err(h5err(path))?;
+    if values.len() != want.iter().product::<usize>() {
+        return Err(Error::format(path, format!("{what}: dataset {ds_path} holds {} values", values.len())));
+    }
+    Ok(values)
+}
+
+/// Fills the model's weights from a legacy weights group at `base` ("" for the root).
+fn load_legacy_weights(model: &mut Sequential, f: &H5File, base: &str, path: &Path) -> Result<()> {
+    let group = if base.is_empty() { f.root() } else { f.group(base).map_err(h5err(path))? };
+    let attrs = group.attrs().map_err(h5err(path))?;
+    let layer_names = attr_strings(&attrs, "layer_names", path)?;
+    let join = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { format!("{a}/{b}") };
+    let mut saved = Vec::new();
+    for name in &layer_names {
+        let g = f.group(&join(base, name)).map_err(|e| Error::format(path, format!("layer group {name}: {e}")))?;
+        let wn = attr_strings(&g.attrs().map_err(h5err(path))?, "weight_names", path)?;
+        if !wn.is_empty() {
+            saved.push((name.clone(), wn));
+        }
+    }
+    let with_weights: Vec<usize> =
+        (0..model.layers().len()).filter(|&i| !model.layers()[i].params().is_empty()).collect();
+    if saved.len() != with_weights.len() {
+        return Err(Error::format(
+            path,
+            format!(
+                "the file has weights for {} layers, the model has {} layers with weights",
+                saved.len(),
+                with_weights.len()
+            ),
+        ));
+    }
+    for ((fname, wnames), &li) in saved.iter().zip(&with_weights) {
+        let layer = &mut model.layers_mut()[li];
+        let lname = layer.name().to_string();
+        if wnames.len() != layer.params().len() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "layer {lname} (saved as {fname}) has {} weights, the file {}",
+                    layer.params().len(),
+                    wnames.len()
+                ),
+            ));
+        }
+        for (p, wn) in layer.params_mut().iter_mut().zip(wnames) {
+            let what = format!("weight {lname}/{}", p.name);
+            p.value = read_f32(f, &join(&join(base, fname), wn), &p.shape, &what, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keras' name for an optimizer slot token (`m` → `momentum`, …).
+fn slot_token(token: &str) -> Option<&'static str> {
+    match token {
+        "m" | "momentum" | "momentums" => Some("momentum"),
+        "v" | "velocity" | "velocities" | "rms" => Some("velocity"),
+        "vhat" | "velocity_hat" => Some("velocity_hat"),
+        "average_gradient" | "mg" => Some("average_gradient"),
+        _ => None,
+    }
+}
+
+/// Which slot a saved optimizer variable name holds, in either Keras' naming.
+fn slot_of(name: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = name.split('/').map(|p| p.trim_end_matches(":0")).collect();
+    // tf_keras: "Adam/m/conv2d/kernel:0"; older: "Adam/conv2d/kernel/m:0"
+    if parts.len() >= 3 {
+        if let Some(s) = slot_token(parts[1]).or_else(|| slot_token(parts[parts.len() - 1])) {
+            return Some(s);
+        }
+    }
+    // Keras 3: "adam/sequential_conv2d_kernel_momentum"
+    let last = parts.last()?;
+    ["velocity_hat", "average_gradient", "momentum", "velocity"].into_iter().find(|s| last.ends_with(&format!("_{s}")))
+}
+
+/// Restores optimizer state from a legacy `optimizer_weights` group, by slot name and order
+/// of appearance. Returns a warning when the saved state does not fit.
+fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Result<Option<String>> {
+    let Ok(g) = f.group("optimizer_weights") else { return Ok(None) };
+    let names = attr_strings(&g.attrs().map_err(h5err(path))?, "weight_names", path)?;
+    let Some(opt) = model.optimizer().copied() else { return Ok(None) };
+    let slot_names = opt.slot_names();
+    let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+    let mut slots: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); slot_names.len()]; shapes.len()];
+    let mut seen = vec![0usize; slot_names.len()];
+    let mut iterations = 0u64;
+    let mut lr = None;
+    let unfit = |why: String| {
+        Ok(Some(format!(
+            "the saved optimizer state does not fit the model ({why}); training restarts with a fresh optimizer"
+        )))
+    };
+    for n in &names {
+        let leaf = n.rsplit('/').next().unwrap_or(n).trim_end_matches(":0");
+        let ds_path = format!("optimizer_weights/{n}");
+        if leaf == "iteration" || leaf == "iterations" || leaf == "iter" {
+            let ds = f.dataset(&ds_path).map_err(h5err(path))?;
+            iterations = ds.read::<i64>().map_err(h5err(path))?.first().copied().unwrap_or(0).max(0) as u64;
+            continue;
+        }
+        if leaf == "learning_rate" || leaf == "lr" {
+            let ds = f.dataset(&ds_path).map_err(h5err(path))?;
+            lr = ds.read::<f32>().map_err(h5err(path))?.first().copied();
+            continue;
+        }
+        let Some(slot) = slot_of(n) else {
+            return unfit(format!("unknown variable {n}"));
+        };
+        let Some(si) = slot_names.iter().position(|s| *s == slot) else {
+            return unfit(format!("{} has no {slot} slot", opt.class_name()));
+        };
+        let pi = seen[si];
+        if pi >= shapes.len() {
+            return unfit(format!("more {slot} variables than weights"));
+        }
+        seen[si] += 1;
+        slots[pi][si] = read_f32(f, &ds_path, &shapes[pi], &format!("optimizer variable {n}"), path)?;
+    }
+    if seen.iter().any(|&s| s != shapes.len()) {
+        return unfit(format!("{seen:?} slot variables for {} weights", shapes.len()));
+    }
+    if let (Some(lr), Some(o)) = (lr, model.optimizer_mut()) {
+        o.set_learning_rate(lr);
+    }
+    model.set_optimizer_state(OptimizerState { iterations, slots })?;
+    Ok(None)
+}
+
+/// Reads a Keras `.h5` model file; returns the model and any warnings (for example an
+/// optimizer state that could not be restored).
+pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String>)> {
+    let f = H5File::from_bytes(bytes).map_err(h5err(path))?;
+    let attrs = f.root().attrs().map_err(h5err(path))?;
+    let Some(mc) = attr_str(&attrs, "model_config") else {
+        return Err(Error::format(
+            path,
+            "an HDF5 file without a model_config: a weights-only file? (load it into a model with load_weights)",
+        ));
+    };
+    let mc: serde_json::Value =
+        serde_json::from_str(&mc).map_err(|e| Error::format(path, format!("model_config is not JSON: {e}")))?;
+    let mut model = config::model_from_config(&mc).map_err(|e| Error::format(path, e.to_string()))?;
+    model.build().map_err(|e| Error::format(path, e.to_string()))?;
+    let base = if f.group("model_weights").is_ok() { "model_weights" } else { "" };
+    load_legacy_weights(&mut model, &f, base, path)?;
+    let mut warnings = Vec::new();
+    if let Some(tc) = attr_str(&attrs, "training_config") {
+        let tc: serde_json::Value =
+            serde_json::from_str(&tc).map_err(|e| Error::format(path, format!("training_config is not JSON: {e}")))?;
+        match config::compile_from_config(&mut model, &tc) {
+            Ok(()) => warnings.extend(load_legacy_optimizer(&mut model, &f, path)?),
+            Err(e) => warnings.push(format!("the model was not compiled: {e}")),
+        }
+    }
+    if let Some(c) = attr_str(&attrs, "class_names") {
+        if let Ok(names) = serde_json::from_str::<Vec<String>>(&c) {
+            model.set_class_names(names);
+        }
+    }
+    Ok((model, warnings))
+}
+
+/// `(weight index, slot index)` in the order Keras 3 lists an optimizer's variables after
+/// `iteration` and `learning_rate`.
+pub fn keras3_slot_order(opt: &Optimizer, weights: usize) -> Vec<(usize, usize)> {
+    let n = opt.slot_names().len();
+    match opt {
+        // Adam interleaves momentum and velocity per weight, then adds velocity_hat.
+        Optimizer::Adam(_) => {
+            let mut v: Vec<(usize, usize)> = (0..weights).flat_map(|p| [(p, 0), (p, 1)]).collect();
+            if n == 3 {
+                v.extend((0..weights).map(|p| (p, 2)));
+            }
+            v
+        }
+        _ => (0..n).flat_map(|s| (0..weights).map(move |p| (p, s))).collect(),
+    }
+}
+
+fn f32_dataset(g: &mut GroupBuilder, name: &str, values: &[f32], shape: &[usize]) {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    g.create_dataset(name).with_f32_data(values).with_shape(&shape);
+}
+
+/// The file root or a group, being written.
+trait Container {
+    fn attr(&mut self, name: &str, v: AttrValue);
+    fn group(&mut self, name: &str) -> GroupBuilder;
+    fn add(&mut self, g: FinishedGroup);
+}
+
+impl Container for FileBuilder {
+    fn attr(&mut self, name: &str, v: AttrValue) {
+        self.set_attr(name, v);
+    }
+    fn group(&mut self, name: &str) -> GroupBuilder {
+        self.create_group(name)
+    }
+    fn add(&mut self, g: FinishedGroup) {
+        self.add_group(g);
+    }
+}
+
+impl Container for GroupBuilder {
+    fn attr(&mut self, name: &str, v: AttrValue) {
+        self.set_attr(name, v);
+    }
+    fn group(&mut self, name: &str) -> GroupBuilder {
+        self.create_group(name)
+    }
+    fn add(&mut self, g: FinishedGroup) {
+        self.add_group(g);
+    }
+}
+
+/// Writes the legacy weights layout into `g`: `layer_names`, a group per layer with
+/// `weight_names`, values at `<layer>/<layer>/<weight>:0`.
+fn write_legacy_weights(model: &Sequential, g: &mut impl Container) {
+    let names: Vec<String> = model.layers().iter().map(|l| l.name().to_string()).collect();
+    g.attr("layer_names", AttrValue::VarLenAsciiStringArray(names));
+    g.attr("backend", AttrValue::VarLenAsciiString("tensorflow".into()));
+    g.attr("keras_version", AttrValue::VarLenAsciiString(KERAS_VERSION.into()));
+    for l in model.layers() {
+        let mut lg = g.group(l.name());
+        if l.params().is_empty() {
+            lg.set_attr("weight_names", AttrValue::F64Array(Vec::new()));
+        } else {
+            let wn: Vec<String> = l.params().iter().map(|p| format!("{}/{}:0", l.name(), p.name)).collect();
+            lg.set_attr("weight_names", AttrValue::VarLenAsciiStringArray(wn));
+            let mut inner = lg.create_group(l.name());
+            for p in l.params() {
+                f32_dataset(&mut inner, &format!("{}:0", p.name), &p.value, &p.shape);
+            }
+            lg.add_group(inner.finish());
+        }
+        g.add(lg.finish());
+    }
+    let mut top = g.group("top_level_model_weights");
+    top.set_attr("weight_names", AttrValue::F64Array(Vec::new()));
+    g.add(top.finish());
+}
+
+/// A group tree of datasets, for writing nested HDF5 paths.
+#[derive(Default)]
+struct Tree {
+    datasets: Vec<(String, Vec<f32>, Vec<usize>)>,
+    children: std::collections::BTreeMap<String, Tree>,
+}
+
+impl Tree {
+    fn insert(&mut self, path: &str, values: Vec<f32>, shape: Vec<usize>) {
+        match path.split_once('/') {
+            Some((head, rest)) => self.children.entry(head.to_string()).or_default().insert(rest, values, shape),
+            None => self.datasets.push((path.to_string(), values, shape)),
+        }
+    }
+
+    fn write(self, g: &mut GroupBuilder) {
+        for (name, values, shape) in self.datasets {
+            f32_dataset(g, &name, &values, &shape);
+        }
+        for (name, child) in self.children {
+            let mut cg = g.create_group(&name);
+            child.write(&mut cg);
+            g.add_group(cg.finish());
+        }
+    }
+}
+
+/// Writes the optimizer's variables as tf_keras does (`iteration:0`, `Adam/m/<var>:0`, …), in
+/// its variable order, which is also Keras 3's.
+fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBuilder) {
+    let state = model.optimizer_state();
+    let vars: Vec<(String, Vec<usize>)> = model
+        .layers()
+        .iter()
+        .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone())))
+        .collect();
+    let class = opt.class_name();
+    let token = |slot: &str| match (opt, slot) {
+        (Optimizer::RmsProp(_), s) => s.to_string(),
+        (_, "momentum") => "m".into(),
+        (_, "velocity") => "v".into(),
+        (_, "velocity_hat") => "vhat".into(),
+        (_, s) => s.to_string(),
+    };
+    let mut names = vec!["iteration:0".to_string()];
+    let mut tree = Tree::default();
+    for (p, s) in keras3_slot_order(opt, vars.len()) {
+        let name = format!("{class}/{}/{}:0", token(opt.slot_names()[s]), vars[p].0);
+        tree.insert(&name, state.slots[p][s].clone(), vars[p].1.clone());
+        names.push(name);
+    }
+    let mut og = b.create_group("optimizer_weights");
+    og.create_dataset("iteration:0").with_i64_data(&[state.iterations as i64]).with_shape(&[]);
+    tree.write(&mut og);
+    og.set_attr("weight_names", AttrValue::VarLenAsciiStringArray(names));
+    b.add_group(og.finish());
+}
+
+/// Serialises a built model as a Keras `.h5` file; `include_optimizer` adds the optimizer's
+/// variables (Keras' default).
+pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> {
+    let mut b = FileBuilder::new();
+    b.set_attr("backend", AttrValue::VarLenString("tensorflow".into()));
+    b.set_attr("keras_version", AttrValue::VarLenString(KERAS_VERSION.into()));
+    b.set_attr("convnet_version", AttrValue::VarLenString(env!("CARGO_PKG_VERSION").into()));
+    b.set_attr("model_config", AttrValue::VarLenAsciiString(config::model_config(model).to_string()));
+    if let Some(tc) = config::training_config(model) {
+        b.set_attr("training_config", AttrValue::VarLenAsciiString(tc.to_string()));
+    }
+    if let Some(c) = model.class_names() {
+        b.set_attr("class_names", AttrValue::VarLenString(serde_json::to_string(c).unwrap_or_default()));
+    }
+    let mut mw = b.create_group("model_weights");
+    write_legacy_weights(model, &mut mw);
+    b.add_group(mw.finish());
+
+    let state = model.optimizer_state();
+    if let (Some(opt), false, true) = (model.optimizer(), state.slots.is_empty(), include_optimizer) {
+        write_tf_keras_optimizer(model, opt, &mut b);
+    }
+    b.finish().map_err(|e| Error::config(format!("cannot write HDF5: {e}")))
+}
+
+/// Writes Keras 3's weights layout (`layers/<name>/vars/<i>`, `optimizer/vars/<i>`, `vars`),
+/// as in `model.weights.h5` inside a `.keras` archive or a `.weights.h5` file.
+pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Result<Vec<u8>> {
+    let mut b = FileBuilder::new();
+    let mut layers = b.create_group("layers");
+    for l in model.layers() {
+        let mut lg = layers.create_group(l.name());
+        let mut vars = lg.create_group("vars");
+        vars.set_attr("name", AttrValue::VarLenString(l.name().into()));
+        for (i, p) in l.params().iter().enumerate() {
+            f32_dataset(&mut vars, &i.to_string(), &p.value, &p.shape);
+        }
+        lg.add_group(vars.finish());
+        layers.add_group(lg.finish());
+    }
+    b.add_group(layers.finish());
+    if with_optimizer {
+        if let Some(opt) = model.optimizer() {
+            let state = model.optimizer_state();
+            let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+            let mut og = b.create_group("optimizer");
+            let mut vars = og.create_group("vars");
+            vars.set_attr("name", AttrValue::VarLenString(opt.class_name().to_ascii_lowercase()));
+            vars.create_dataset("0").with_i64_data(&[state.iterations as i64]).with_shape(&[]);
+            vars.create_dataset("1").with_f32_data(&[opt.learning_rate()]).with_shape(&[]);
+            for (i, (p, s)) in keras3_slot_order(opt, shapes.len()).into_iter().enumerate() {
+                let zeros;
+                let values = match state.slots.get(p).and_then(|v| v.get(s)) {
+                    Some(v) => v.as_slice(),
+                    None => {
+                        zeros = vec![0.0; shapes[p].iter().product()];
+                        &zeros
+                    }
+                };
+                f32_dataset(&mut vars, &(i + 2).to_string(), values, &shapes[p]);
+            }
+            og.add_group(vars.finish());
+            b.add_group(og.finish());
+        }
+    }
+    let mut vars = b.create_group("vars");
+    vars.set_attr("name", AttrValue::VarLenString(model.name().into()));
+    b.add_group(vars.finish());
+    b.finish().map_err(|e| Error::config(format!("cannot write HDF5: {e}")))
+}
+
+/// Reads Keras 3's weights layout into a built model (by layer name), and the optimizer's
+/// variables if `with_optimizer` and present. Returns warnings.
+pub fn load_keras3_weights(
+    model: &mut Sequential,
+    f: &H5File,
+    with_optimizer: bool,
+    path: &Path,
+) -> Result<Vec<String>> {
+    for li in 0..model.layers().len() {
+        let lname = model.layers()[li].name().to_string();
+        let n = model.layers()[li].params().len();
+        if n == 0 {
+            continue;
+        }
+        let base = format!("layers/{lname}/vars");
+        if f.group(&base).is_err() {
+            return Err(Error::format(path, format!("the file has no weights for layer {lname}")));
+        }
+        for (i, p) in model.layers_mut()[li].params_mut().iter_mut().enumerate() {
+            let what = format!("weight {lname}/{}", p.name);
+            p.value = read_f32(f, &format!("{base}/{i}"), &p.shape, &what, path)?;
+        }
+    }
+    let mut warnings = Vec::new();
+    if !with_optimizer {
+        return Ok(warnings);
+    }
+    let (Some(opt), Ok(g)) = (model.optimizer().copied(), f.group("optimizer/vars")) else { return Ok(warnings) };
+    let count = g.datasets().map_err(h5err(path))?.len();
+    let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+    let order = keras3_slot_order(&opt, shapes.len());
+    if count != order.len() + 2 {
+        warnings.push(format!(
+            "the saved optimizer has {count} variables, {} needs {}; training restarts with a fresh optimizer",
+            opt.class_name(),
+            order.len() + 2
+        ));
+        return Ok(warnings);
+    }
+    let it = f.dataset("optimizer/vars/0").map_err(h5err(path))?.read::<i64>().map_err(h5err(path))?;
+    let lr = f.dataset("optimizer/vars/1").map_err(h5err(path))?.read::<f32>().map_err(h5err(path))?;
+    let mut slots: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); opt.slot_names().len()]; shapes.len()];
+    for (i, (p, s)) in order.into_iter().enumerate() {
+        let what = format!("optimizer variable {}", i + 2);
+        slots[p][s] = read_f32(f, &format!("optimizer/vars/{}", i + 2), &shapes[p], &what, path)?;
+    }
+    if let (Some(lr), Some(o)) = (lr.first(), model.optimizer_mut()) {
+        o.set_learning_rate(*lr);
+    }
+    model.set_optimizer_state(OptimizerState { iterations: it.first().copied().unwrap_or(0).max(0) as u64, slots })?;
+    Ok(warnings)
+}
+
+/// Saves the model's weights: Keras 3's layout for names ending in `.weights.h5`, else the
+/// legacy layout of Keras 2's `save_weights`.
+pub fn save_weights_bytes(model: &Sequential, path: &Path) -> Result<Vec<u8>> {
+    if path.to_string_lossy().ends_with(".weights.h5") {
+        return keras3_weights_to_bytes(model, false);
+    }
+    // The legacy weights file keeps its layer groups at the root.
+    let mut b = FileBuilder::new();
+    write_legacy_weights(model, &mut b);
+    b.finish().map_err(|e| Error::config(format!("cannot write HDF5: {e}")))
+}
+
+/// Loads weights saved by Keras (either layout) or by convnet into a built model.
+pub fn load_weights_bytes(model: &mut Sequential, bytes: Vec<u8>, path: &Path) -> Result<()> {
+    model.build()?;
+    let f = H5File::from_bytes(bytes).map_err(h5err(path))?;
+    if f.group("layers").is_ok() {
+        load_keras3_weights(model, &f, false, path)?;
+        return Ok(());
+    }
+    let base = if f.group("model_weights").is_ok() { "model_weights" } else { "" };
+    load_legacy_weights(model, &f, base, path)
+}
+
+/// Stacks a dataset into a tensor (for tests and tools).
+pub fn read_tensor(f: &H5File, ds_path: &str, path: &Path) -> Result<Tensor> {
+    let ds = f.dataset(ds_path).map_err(h5err(path))?;
+    let shape: Vec<usize> = ds.shape().map_err(h5err(path))?.iter().map(|&d| d as usize).collect();
+    Tensor::from_vec(&shape, ds.read::<f32>().map_err(h5err(path))?)
+}
