@@ -1,17 +1,22 @@
 //! Element-wise activation passes over flat buffers. Forward passes work in place on the
 //! layer's output; backward passes turn `dy` (gradient w.r.t. the output `y`) into the
-//! gradient w.r.t. the pre-activation, in place, using only `y`.
+//! gradient w.r.t. the pre-activation, in place, using only `y`. Loops are branch-free and
+//! compiled for each SIMD level.
 
-/// `y = max(y, 0)` in place.
-pub fn relu_forward(y: &mut [f32]) {
-    y.iter_mut().for_each(|v| *v = v.max(0.0));
+use super::simd::multiversion;
+
+multiversion! {
+    /// `y = max(y, 0)` in place.
+    pub fn relu_forward(y: &mut [f32]) {
+        y.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+    }
 }
 
-/// `dy *= (y > 0)`.
-pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
-    for (d, &v) in dy.iter_mut().zip(y) {
-        if v <= 0.0 {
-            *d = 0.0;
+multiversion! {
+    /// `dy *= (y > 0)`.
+    pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
+        for (d, &v) in dy.iter_mut().zip(y) {
+            *d = if v > 0.0 { *d } else { 0.0 };
         }
     }
 }
@@ -29,10 +34,12 @@ pub fn sigmoid_forward(y: &mut [f32]) {
     }
 }
 
-/// `dy *= y·(1 − y)`.
-pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
-    for (d, &v) in dy.iter_mut().zip(y) {
-        *d *= v * (1.0 - v);
+multiversion! {
+    /// `dy *= y·(1 − y)`.
+    pub fn sigmoid_backward(y: &[f32], dy: &mut [f32]) {
+        for (d, &v) in dy.iter_mut().zip(y) {
+            *d *= v * (1.0 - v);
+        }
     }
 }
 
@@ -41,10 +48,12 @@ pub fn tanh_forward(y: &mut [f32]) {
     y.iter_mut().for_each(|v| *v = v.tanh());
 }
 
-/// `dy *= 1 − y²`.
-pub fn tanh_backward(y: &[f32], dy: &mut [f32]) {
-    for (d, &v) in dy.iter_mut().zip(y) {
-        *d *= 1.0 - v * v;
+multiversion! {
+    /// `dy *= 1 − y²`.
+    pub fn tanh_backward(y: &[f32], dy: &mut [f32]) {
+        for (d, &v) in dy.iter_mut().zip(y) {
+            *d *= 1.0 - v * v;
+        }
     }
 }
 

@@ -2,9 +2,16 @@
 //! that the tests compare it with.
 
 pub mod activation;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod conv;
 pub mod direct;
 pub mod gemm;
+#[cfg(target_arch = "x86_64")]
+pub mod implicit;
+#[cfg(not(target_arch = "x86_64"))]
+#[path = "implicit_none.rs"]
+pub mod implicit;
 pub mod pool;
 pub mod simd;
 

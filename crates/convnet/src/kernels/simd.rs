@@ -134,6 +134,22 @@ pub fn copy_short(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+multiversion! {
+    /// Adds every row of `data` (rows `acc.len()` wide) into `acc` (column sums, as for a
+    /// bias gradient).
+    pub fn add_rows(acc: &mut [f32], data: &[f32]) {
+        let w = acc.len();
+        if w == 0 {
+            return;
+        }
+        for row in data.chunks_exact(w) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+}
+
 /// Adds `src` into `dst` element-wise.
 #[inline(always)]
 pub fn add_into(dst: &mut [f32], src: &[f32]) {

@@ -1,10 +1,12 @@
 //! `Conv2D`: 2-D convolution over NHWC input with a `[kh, kw, in, filters]` kernel.
 //!
-//! Forward, per batch chunk: `cols = im2col(x)`, `y = cols · kernel + bias`, activation.
-//! Backward, per chunk: `dz = dy ⊙ act'(y)`, `dbias += Σ dz`, `dkernel += colsᵀ · dz`,
-//! `dx = col2im(dz · kernelᵀ)`. Chunks are sized so their im2col buffer stays in cache and
-//! are spread over the worker threads; each worker keeps its own buffers and partial weight
-//! gradients, summed in worker order so results are reproducible.
+//! The products are those of im2col + GEMM: forward `y = cols · kernel + bias`, then the
+//! activation; backward `dz = dy ⊙ act'(y)`, `dbias = Σ dz`, `dkernel = colsᵀ · dz`,
+//! `dx = col2im(dz · kernelᵀ)`. Three ways to compute them, chosen per layer (see [`Path`]):
+//! AVX-512 implicit GEMM (no column matrix at all), the direct kernels for few input
+//! channels, or im2col with the GEMM crate. Work is split into batch chunks sized to stay in
+//! cache and spread over the worker threads; each worker keeps its own buffers and partial
+//! weight gradients, summed in worker order so results are reproducible.
 
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::activations::Activation;
@@ -13,22 +15,55 @@ use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
 use crate::kernels::gemm::{gemm, GemmShape};
+use crate::kernels::implicit::{self, ImplicitScratch};
+use crate::kernels::simd::add_rows;
 use crate::parallel::{self, SharedMut};
 use crate::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
 
-/// Bytes of im2col buffer a chunk aims for (fits a core's L2 cache with its operands).
+/// Bytes of a chunk's working set (im2col buffer, or input and output gradient) that fit a
+/// core's L2 cache with room to spare.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// Per-worker buffers: im2col columns (reused for their gradient) and partial weight gradients.
+/// How a layer computes its products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// AVX-512 implicit GEMM straight from the NHWC input; input gradient too when stride 1.
+    Implicit,
+    /// Direct loops for few input channels (first layers) without AVX-512.
+    Direct,
+    /// im2col and the GEMM crate.
+    Gemm,
+}
+
+impl Path {
+    fn for_window(w: &Window) -> Path {
+        if implicit::available() {
+            Path::Implicit
+        } else if direct::suits(w) {
+            Path::Direct
+        } else {
+            Path::Gemm
+        }
+    }
+
+    /// Whether the input gradient needs the im2col buffer.
+    fn dx_via_cols(self, w: &Window) -> bool {
+        self != Path::Implicit || w.sh != 1 || w.sw != 1
+    }
+}
+
+/// Per-worker buffers: im2col columns (reused for their gradient), partial weight gradients,
+/// and the scratch of the direct and implicit kernels.
 #[derive(Default)]
 struct Work {
     cols: Vec<f32>,
     dkernel: Vec<f32>,
     dbias: Vec<f32>,
     direct: DirectScratch,
+    implicit: ImplicitScratch,
 }
 
 /// A 2-D convolution layer (Keras' `Conv2D`).
@@ -178,7 +213,8 @@ impl Conv2D {
     /// Samples per chunk for a batch of `n`; sizes the workers' column buffers when `cols`.
     fn plan(&mut self, n: usize, cols: bool) -> usize {
         let w = *self.window();
-        let per_sample = w.out_pixels() * w.patch_len() * 4;
+        let per_sample =
+            if cols { w.out_pixels() * w.patch_len() * 4 } else { (w.in_len() + w.out_pixels() * self.filters) * 4 };
         let workers = parallel::workers();
         let chunk = parallel::chunk_len(n, workers, (CHUNK_BYTES / per_sample.max(1)).max(1));
         if self.work.len() != workers {
@@ -262,8 +298,8 @@ impl Layer for Conv2D {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
         let n = x.batch();
         let w = *self.window();
-        let use_direct = direct::suits(&w);
-        let chunk = self.plan(n, !use_direct);
+        let path = Path::for_window(&w);
+        let chunk = self.plan(n, path == Path::Gemm);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let kernel = &self.params[0].value;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
@@ -275,14 +311,24 @@ impl Layer for Conv2D {
             let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
             // SAFETY: chunks are disjoint ranges of samples.
             let yc = unsafe { ys.slice(r.start * op * f..r.end * op * f) };
-            if use_direct {
-                direct::conv_forward(&w, xc, cn, kernel, bias, f, yc, &mut wk.direct);
-                act.forward(yc, f);
-            } else {
-                let cols = &mut wk.cols[..cn * op * k];
-                im2col(&w, xc, cn, cols);
-                gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
-                bias_activation(yc, bias, act, f);
+            match path {
+                Path::Implicit => {
+                    let relu = act == Activation::Relu;
+                    implicit::forward(&w, xc, cn, kernel, bias, f, relu, yc, &mut wk.implicit);
+                    if !relu {
+                        act.forward(yc, f);
+                    }
+                }
+                Path::Direct => {
+                    direct::conv_forward(&w, xc, cn, kernel, bias, f, yc, &mut wk.direct);
+                    act.forward(yc, f);
+                }
+                Path::Gemm => {
+                    let cols = &mut wk.cols[..cn * op * k];
+                    im2col(&w, xc, cn, cols);
+                    gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
+                    bias_activation(yc, bias, act, f);
+                }
             }
         });
     }
@@ -290,8 +336,9 @@ impl Layer for Conv2D {
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let n = x.batch();
         let w = *self.window();
-        let use_direct = direct::suits(&w);
-        let chunk = self.plan(n, !use_direct || dx.is_some());
+        let path = Path::for_window(&w);
+        let cols_dx = dx.is_some() && path.dx_via_cols(&w);
+        let chunk = self.plan(n, path == Path::Gemm || cols_dx);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let use_bias = self.use_bias;
         for wk in &mut self.work {
@@ -313,28 +360,31 @@ impl Layer for Conv2D {
             let dz = unsafe { dys.slice(out.clone()) };
             act.backward(&yd[out], dz, f);
             let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
-            if use_direct {
-                let db = if use_bias { Some(wk.dbias.as_mut_slice()) } else { None };
-                direct::conv_weight_grad(&w, xc, cn, dz, f, &mut wk.dkernel, db, &mut wk.direct);
-            } else {
-                if use_bias {
-                    for row in dz.chunks_exact(f) {
-                        for (b, g) in wk.dbias.iter_mut().zip(row) {
-                            *b += g;
-                        }
-                    }
-                }
-                im2col(&w, xc, cn, &mut wk.cols[..m * k]);
-                gemm(GemmShape::tn(k, m, f), &wk.cols[..m * k], dz, &mut wk.dkernel, true);
+            if use_bias && path != Path::Direct {
+                add_rows(&mut wk.dbias, dz);
             }
-            let cols = &mut wk.cols[..];
+            match path {
+                Path::Implicit => implicit::weight_grad(&w, xc, cn, dz, f, &mut wk.dkernel, &mut wk.implicit),
+                Path::Direct => {
+                    let db = if use_bias { Some(wk.dbias.as_mut_slice()) } else { None };
+                    direct::conv_weight_grad(&w, xc, cn, dz, f, &mut wk.dkernel, db, &mut wk.direct);
+                }
+                Path::Gemm => {
+                    im2col(&w, xc, cn, &mut wk.cols[..m * k]);
+                    gemm(GemmShape::tn(k, m, f), &wk.cols[..m * k], dz, &mut wk.dkernel, true);
+                }
+            }
             if let Some(dxs) = &dxs {
-                // The columns are no longer needed: reuse them for their gradient.
-                let cols = &mut cols[..m * k];
-                gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
                 // SAFETY: disjoint sample ranges.
                 let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
-                col2im(&w, cols, cn, dxc);
+                if cols_dx {
+                    // The columns are no longer needed: reuse them for their gradient.
+                    let cols = &mut wk.cols[..m * k];
+                    gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
+                    col2im(&w, cols, cn, dxc);
+                } else {
+                    implicit::backward_data(&w, dz, cn, kernel, f, dxc, &mut wk.implicit);
+                }
             }
         });
         let (first, rest) = self.work.split_first().expect("at least one worker");

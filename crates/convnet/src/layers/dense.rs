@@ -193,11 +193,7 @@ impl Layer for Dense {
         let dz = dy.data();
         if let Some(b) = self.params.get_mut(1) {
             b.grad.fill(0.0);
-            for row in dz.chunks_exact(units) {
-                for (g, v) in b.grad.iter_mut().zip(row) {
-                    *g += v;
-                }
-            }
+            crate::kernels::simd::add_rows(&mut b.grad, dz);
         }
         par_gemm(GemmShape::tn(inf, rows, units), x.data(), dz, &mut self.params[0].grad, false);
         if let Some(dx) = dx {

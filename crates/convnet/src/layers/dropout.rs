@@ -4,9 +4,24 @@
 
 use super::{ForwardCtx, Layer, Meta};
 use crate::error::{Error, Result};
+use crate::parallel::SharedMut;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
+
+/// Values per independently seeded block of the mask.
+const MASK_BLOCK: usize = 1 << 14;
+
+/// Fills `mask` with `scale` (kept) or 0, four 16-bit draws per random word.
+fn fill_mask(rng: &mut Rng, mask: &mut [f32], threshold: u32, scale: f32) {
+    for quad in mask.chunks_mut(4) {
+        let bits = rng.next_u64();
+        for (k, m) in quad.iter_mut().enumerate() {
+            let r = ((bits >> (16 * k)) & 0xFFFF) as u32;
+            *m = if r < threshold { scale } else { 0.0 };
+        }
+    }
+}
 
 /// Randomly drops inputs while training (Keras' `Dropout`).
 pub struct Dropout {
@@ -89,13 +104,27 @@ impl Layer for Dropout {
         }
         let keep = 1.0 - self.rate;
         let scale = 1.0 / keep;
+        // Each value is kept when a 16-bit random number falls below keep·2¹⁶. Fixed-size
+        // blocks, each with its own generator derived from one draw of the model's, so the
+        // mask does not depend on the number of threads.
+        let threshold = (keep as f64 * 65536.0).round() as u32;
+        let seed = ctx.rng.next_u64();
         self.mask.resize(x.len(), 0.0);
-        for m in self.mask.iter_mut() {
-            *m = if ctx.rng.uniform() < keep { scale } else { 0.0 };
-        }
-        for ((o, &v), &m) in y.data_mut().iter_mut().zip(x.data()).zip(&self.mask) {
-            *o = v * m;
-        }
+        let blocks = x.len().div_ceil(MASK_BLOCK);
+        let (xd, ys, ms) = (x.data(), SharedMut::new(y.data_mut()), SharedMut::new(&mut self.mask));
+        let workers = crate::parallel::workers().min(blocks).max(1);
+        crate::parallel::run(workers, |wi| {
+            for b in (wi..blocks).step_by(workers) {
+                let r = b * MASK_BLOCK..((b + 1) * MASK_BLOCK).min(xd.len());
+                // SAFETY: blocks are disjoint.
+                let (yb, mb) = unsafe { (ys.slice(r.clone()), ms.slice(r.clone())) };
+                let mut rng = Rng::new(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                fill_mask(&mut rng, mb, threshold, scale);
+                for ((o, &v), &m) in yb.iter_mut().zip(&xd[r]).zip(mb.iter()) {
+                    *o = v * m;
+                }
+            }
+        });
     }
 
     fn backward(&mut self, _x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {

@@ -1,0 +1,328 @@
+//! Implicit-GEMM convolution on AVX-512: the products of im2col + GEMM computed straight from
+//! the NHWC input, with no column matrix in memory.
+//!
+//! With NHWC data and Keras' `[kh, kw, c, f]` kernels, the `kw·c` values a kernel row covers
+//! are contiguous in the input, and so are the filters of one tap in the kernel. A tile of up
+//! to 24 output pixels × 16–32 filters is accumulated in registers over the `kh · kw·c`
+//! reduction ([`super::avx512`]); each output value is written once, with bias and ReLU
+//! applied on the way out. The weight gradient runs the same way over taps × filters,
+//! reducing over all pixels of a batch chunk. The input gradient (stride 1) is the forward
+//! convolution of the zero-padded output gradient with the kernel flipped and transposed.
+//!
+//! Shapes as in [`super::conv`]; these functions require [`available`].
+
+use super::avx512::{self, FwdArgs, WgradArgs};
+use super::conv::Window;
+use super::simd::{level, Level};
+
+/// True when the processor runs the AVX-512 kernels.
+pub fn available() -> bool {
+    cfg!(target_arch = "x86_64") && level() == Level::Avx512
+}
+
+/// Reusable buffers of the implicit kernels.
+#[derive(Default, Clone, Debug)]
+pub struct ImplicitScratch {
+    pad: Vec<f32>,
+    wt: Vec<f32>,
+}
+
+/// Near-equal tiles `(start, len)` of at most `max` covering `0..n`.
+fn tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = n.div_ceil(max.max(1)).max(1);
+    let (base, extra) = (n / count, n % count);
+    (0..count).scan(0, move |start, t| {
+        let len = base + (t < extra) as usize;
+        let s = *start;
+        *start += len;
+        Some((s, len))
+    })
+}
+
+/// Filter blocks `(first filter, vectors, mask of the last vector)` covering `f` filters.
+fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
+    let mut f0 = 0;
+    std::iter::from_fn(move || {
+        if f0 >= f {
+            return None;
+        }
+        let rem = f - f0;
+        let v = if rem > 16 { 2 } else { 1 };
+        let lanes = rem.min(16 * v) - 16 * (v - 1);
+        let mask = if lanes == 16 { u16::MAX } else { (1u16 << lanes) - 1 };
+        let b = (f0, v, mask);
+        f0 += 16 * v;
+        Some(b)
+    })
+}
+
+/// The input as the kernels read it: the samples themselves when no padding is needed, else
+/// zero-padded copies in `pad`. Returns (data, sample stride, row stride).
+fn source<'a>(w: &Window, x: &'a [f32], n: usize, pad: &'a mut Vec<f32>) -> (&'a [f32], usize, usize) {
+    let c = w.channels;
+    let ph = (w.out_h - 1) * w.sh + w.kh;
+    let pw = (w.out_w - 1) * w.sw + w.kw;
+    if w.pad_top == 0 && w.pad_left == 0 && ph <= w.in_h && pw <= w.in_w {
+        return (&x[..n * w.in_len()], w.in_len(), w.in_w * c);
+    }
+    let plen = ph * pw * c;
+    pad.clear();
+    pad.resize(n * plen, 0.0);
+    for s in 0..n {
+        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
+        let ps = &mut pad[s * plen..(s + 1) * plen];
+        for iy in 0..w.in_h {
+            let py = iy + w.pad_top;
+            if py >= ph {
+                break;
+            }
+            let cols = w.in_w.min(pw.saturating_sub(w.pad_left));
+            let dst = (py * pw + w.pad_left) * c;
+            ps[dst..dst + cols * c].copy_from_slice(&xs[iy * w.in_w * c..(iy * w.in_w + cols) * c]);
+        }
+    }
+    (&pad[..], plen, pw * c)
+}
+
+/// Forward convolution of `n` samples: `y = conv(x, kernel) + bias`, with ReLU applied when
+/// `relu` (any other activation is the caller's).
+pub fn forward(
+    w: &Window,
+    x: &[f32],
+    n: usize,
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    filters: usize,
+    relu: bool,
+    y: &mut [f32],
+    s: &mut ImplicitScratch,
+) {
+    assert!(available());
+    assert!(kernel.len() >= w.patch_len() * filters && y.len() >= n * w.out_pixels() * filters);
+    assert!(bias.is_none_or(|b| b.len() >= filters));
+    let c = w.channels;
+    let (src, ss, rs) = source(w, x, n, &mut s.pad);
+    let (f, kwc) = (filters, w.kw * c);
+    let args = |xp: *const f32, sx: usize, yp: *mut f32, f0: usize, mask: u16| FwdArgs {
+        x: xp,
+        sx,
+        rs,
+        kh: w.kh,
+        kwc,
+        // SAFETY (of the pointer offsets below): f0 < filters, within the kernel and bias.
+        w: unsafe { kernel.as_ptr().add(f0) },
+        ws: f,
+        y: yp,
+        ys: f,
+        bias: bias.map_or(std::ptr::null(), |b| unsafe { b.as_ptr().add(f0) }),
+        mask,
+        relu,
+    };
+    let (xp, yp) = (src.as_ptr(), y.as_mut_ptr());
+    if w.out_h == 1 && w.out_w == 1 {
+        // One output pixel per sample (a dense layer in disguise): tile across samples.
+        for (f0, v, mask) in blocks(f) {
+            for (s0, m) in tiles(n, avx512::max_m(v)) {
+                // SAFETY: tiles and blocks stay inside the n samples and f filters checked above;
+                // the kernel reads kh rows of kwc values from each sample's start.
+                unsafe { avx512::fwd(m, v, &args(xp.add(s0 * ss), ss, yp.add(s0 * f + f0), f0, mask)) };
+            }
+        }
+        return;
+    }
+    for smp in 0..n {
+        for oy in 0..w.out_h {
+            // SAFETY: row oy·sh of the (padded) sample; the window's rows stay inside it.
+            let xrow = unsafe { xp.add(smp * ss + oy * w.sh * rs) };
+            let yrow = (smp * w.out_h + oy) * w.out_w;
+            for (f0, v, mask) in blocks(f) {
+                for (ox0, m) in tiles(w.out_w, avx512::max_m(v)) {
+                    // SAFETY: as above; output pixels yrow + ox0 .. + m exist.
+                    unsafe {
+                        let a = args(xrow.add(ox0 * w.sw * c), w.sw * c, yp.add((yrow + ox0) * f + f0), f0, mask);
+                        avx512::fwd(m, v, &a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the kernel gradient of `n` samples to `dkernel`: `dk[ky, kx, c, f] += Σ x·dz`.
+pub fn weight_grad(
+    w: &Window,
+    x: &[f32],
+    n: usize,
+    dz: &[f32],
+    filters: usize,
+    dkernel: &mut [f32],
+    s: &mut ImplicitScratch,
+) {
+    assert!(available());
+    assert!(dz.len() >= n * w.out_pixels() * filters && dkernel.len() >= w.patch_len() * filters);
+    let c = w.channels;
+    let (src, ss, rs) = source(w, x, n, &mut s.pad);
+    let (f, kwc) = (filters, w.kw * c);
+    for (f0, v, mask) in blocks(f) {
+        for ky in 0..w.kh {
+            for (j0, m) in tiles(kwc, avx512::max_m(v)) {
+                // SAFETY: taps ky, j0..j0+m of every pixel lie inside its (padded) sample;
+                // dz and dkernel offsets stay inside the checked lengths.
+                unsafe {
+                    let a = WgradArgs {
+                        x: src.as_ptr().add(ky * rs + j0),
+                        xs_sample: ss,
+                        xs_row: w.sh * rs,
+                        xs_col: w.sw * c,
+                        dz: dz.as_ptr().add(f0),
+                        dzs: f,
+                        n,
+                        oh: w.out_h,
+                        ow: w.out_w,
+                        dw: dkernel.as_mut_ptr().add((ky * kwc + j0) * f + f0),
+                        dws: f,
+                        mask,
+                    };
+                    avx512::wgrad(m, v, &a);
+                }
+            }
+        }
+    }
+}
+
+/// Input gradient of `n` samples for stride 1: `dx = conv(pad(dz), flip(kernel)ᵀ)`;
+/// overwrites `dx`.
+pub fn backward_data(
+    w: &Window,
+    dz: &[f32],
+    n: usize,
+    kernel: &[f32],
+    filters: usize,
+    dx: &mut [f32],
+    s: &mut ImplicitScratch,
+) {
+    assert!(available() && w.sh == 1 && w.sw == 1);
+    assert!(dz.len() >= n * w.out_pixels() * filters && dx.len() >= n * w.in_len());
+    let (c, f, kh, kw) = (w.channels, filters, w.kh, w.kw);
+    // wt[ky', kx', f, c] = kernel[kh-1-ky', kw-1-kx', c, f]
+    s.wt.clear();
+    s.wt.resize(kh * kw * f * c, 0.0);
+    for ky in 0..kh {
+        for kx in 0..kw {
+            for ci in 0..c {
+                for fi in 0..f {
+                    s.wt[(((kh - 1 - ky) * kw + (kw - 1 - kx)) * f + fi) * c + ci] =
+                        kernel[((ky * kw + kx) * c + ci) * f + fi];
+                }
+            }
+        }
+    }
+    let (hq, wq) = (w.in_h + kh - 1, w.in_w + kw - 1);
+    let (top, left) = (kh - 1 - w.pad_top, kw - 1 - w.pad_left);
+    let plen = hq * wq * f;
+    s.pad.clear();
+    s.pad.resize(n * plen, 0.0);
+    for smp in 0..n {
+        for oy in 0..w.out_h {
+            let src = &dz[((smp * w.out_h + oy) * w.out_w) * f..((smp * w.out_h + oy + 1) * w.out_w) * f];
+            let dst = smp * plen + ((top + oy) * wq + left) * f;
+            s.pad[dst..dst + src.len()].copy_from_slice(src);
+        }
+    }
+    let (rs, kwc) = (wq * f, kw * f);
+    let (pp, wtp, dxp) = (s.pad.as_ptr(), s.wt.as_ptr(), dx.as_mut_ptr());
+    for smp in 0..n {
+        for iy in 0..w.in_h {
+            let yrow = (smp * w.in_h + iy) * w.in_w;
+            for (c0, v, mask) in blocks(c) {
+                for (ix0, m) in tiles(w.in_w, avx512::max_m(v)) {
+                    // SAFETY: the padded gradient holds in_h + kh - 1 rows of in_w + kw - 1
+                    // pixels per sample, covering every window; offsets stay in bounds.
+                    unsafe {
+                        let a = FwdArgs {
+                            x: pp.add(smp * plen + iy * rs + ix0 * f),
+                            sx: f,
+                            rs,
+                            kh,
+                            kwc,
+                            w: wtp.add(c0),
+                            ws: c,
+                            y: dxp.add((yrow + ix0) * c + c0),
+                            ys: c,
+                            bias: std::ptr::null(),
+                            mask,
+                            relu: false,
+                        };
+                        avx512::fwd(m, v, &a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::{conv2d_backward_naive, conv2d_naive, Padding};
+    use crate::kernels::testing::{assert_close, random_vec};
+    use crate::rng::Rng;
+
+    #[test]
+    fn tiles_and_blocks_cover_exactly() {
+        for n in [1, 5, 14, 15, 26, 30, 100] {
+            let t: Vec<_> = tiles(n, 14).collect();
+            assert_eq!(t.iter().map(|x| x.1).sum::<usize>(), n);
+            assert!(t.iter().all(|x| x.1 <= 14 && x.1 >= 1));
+            assert!(t.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0));
+        }
+        let b: Vec<_> = blocks(6).collect();
+        assert_eq!(b, vec![(0, 1, 0b11_1111)]);
+        let b: Vec<_> = blocks(120).collect();
+        assert_eq!(b, vec![(0, 2, 0xFFFF), (32, 2, 0xFFFF), (64, 2, 0xFFFF), (96, 2, 0x00FF)]);
+        let b: Vec<_> = blocks(48).collect();
+        assert_eq!(b, vec![(0, 2, 0xFFFF), (32, 1, 0xFFFF)]);
+    }
+
+    #[test]
+    fn implicit_kernels_match_naive_references() {
+        if !available() {
+            eprintln!("skipped: no AVX-512 on this processor");
+            return;
+        }
+        let mut rng = Rng::new(40);
+        let mut scratch = ImplicitScratch::default();
+        let mut cases = 0;
+        while cases < 250 {
+            let p = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
+            let k = (1 + rng.below(5), 1 + rng.below(5));
+            let st = if rng.below(3) == 0 { (1 + rng.below(3), 1 + rng.below(3)) } else { (1, 1) };
+            let c = [1, 2, 3, 6, 16, 17, 33][rng.below(7)];
+            let Ok(w) = Window::new(1 + rng.below(11), 1 + rng.below(30), c, k, st, p) else { continue };
+            cases += 1;
+            let n = 1 + rng.below(3);
+            let f = [1, 5, 6, 16, 17, 32, 40, 64, 70][rng.below(9)];
+            let x = random_vec(&mut rng, n * w.in_len());
+            let kern = random_vec(&mut rng, w.patch_len() * f);
+            let bias = random_vec(&mut rng, f);
+            let relu = rng.below(2) == 0;
+            let mut y = vec![f32::NAN; n * w.out_pixels() * f];
+            forward(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch);
+            let mut want = conv2d_naive(&w, &x, n, &kern, Some(&bias), f);
+            if relu {
+                want.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            assert_close(&y, &want, 1e-4, &format!("forward {w:?} f={f}"));
+            let dy = random_vec(&mut rng, y.len());
+            let (dx_ref, dk_ref, _) = conv2d_backward_naive(&w, &x, n, &kern, f, &dy);
+            let mut dk = vec![0.0; kern.len()];
+            weight_grad(&w, &x, n, &dy, f, &mut dk, &mut scratch);
+            assert_close(&dk, &dk_ref, 1e-3, &format!("dkernel {w:?} f={f}"));
+            if w.sh == 1 && w.sw == 1 {
+                let mut dx = vec![f32::NAN; x.len()];
+                backward_data(&w, &dy, n, &kern, f, &mut dx, &mut scratch);
+                assert_close(&dx, &dx_ref, 1e-3, &format!("dx {w:?} f={f}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Stand-in for the AVX-512 implicit-GEMM kernels on processors other than x86-64: never
+//! available, so the layers use their portable paths.
+
+use super::conv::Window;
+
+/// Always false here.
+pub fn available() -> bool {
+    false
+}
+
+/// Reusable buffers (unused here).
+#[derive(Default, Clone, Debug)]
+pub struct ImplicitScratch;
+
+/// Not available on this processor.
+pub fn forward(
+    _w: &Window,
+    _x: &[f32],
+    _n: usize,
+    _kernel: &[f32],
+    _bias: Option<&[f32]>,
+    _filters: usize,
+    _relu: bool,
+    _y: &mut [f32],
+    _s: &mut ImplicitScratch,
+) {
+    unreachable!("implicit kernels are not available")
+}
+
+/// Not available on this processor.
+pub fn weight_grad(
+    _w: &Window,
+    _x: &[f32],
+    _n: usize,
+    _dz: &[f32],
+    _f: usize,
+    _dk: &mut [f32],
+    _s: &mut ImplicitScratch,
+) {
+    unreachable!("implicit kernels are not available")
+}
+
+/// Not available on this processor.
+pub fn backward_data(
+    _w: &Window,
+    _dz: &[f32],
+    _n: usize,
+    _k: &[f32],
+    _f: usize,
+    _dx: &mut [f32],
+    _s: &mut ImplicitScratch,
+) {
+    unreachable!("implicit kernels are not available")
+}
