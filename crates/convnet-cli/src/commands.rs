@@ -1,6 +1,6 @@
 //! The subcommands: each turns parsed arguments into library calls and prints the results.
 
-use crate::{DataArgs, EvaluateArgs, PredictArgs, SummaryArgs, TrainArgs};
+use crate::{BenchArgs, DataArgs, EvaluateArgs, PredictArgs, SummaryArgs, TrainArgs};
 use convnet::data::images::{self, Invert};
 use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
 use convnet::io::{self, ModelSource};
@@ -331,6 +331,66 @@ pub fn summary(a: SummaryArgs) -> CliResult {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{table}");
+    }
+    Ok(())
+}
+
+pub fn bench(a: BenchArgs) -> CliResult {
+    let models: Vec<String> = if a.models.is_empty() {
+        convnet::presets::NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.models.clone()
+    };
+    let opts = convnet::bench::BenchOptions {
+        batch_size: a.batch_size,
+        infer_batch: a.infer_batch,
+        seconds: a.seconds,
+        ..Default::default()
+    };
+    let mut results = Vec::new();
+    for name in &models {
+        let (model, _) = open(name)?;
+        if !a.json {
+            eprintln!("measuring {name} ...");
+        }
+        results.push(convnet::bench::run(name, model, &opts)?);
+    }
+    if a.json {
+        let out = json!({
+            "framework": "convnet",
+            "threads": convnet::parallel::workers(),
+            "batch_size": a.batch_size,
+            "infer_batch": a.infer_batch,
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "convnet, {} threads, training batch {}, inference batch {}",
+        convnet::parallel::workers(),
+        a.batch_size,
+        a.infer_batch
+    );
+    println!(
+        "{:<14} {:>16} {:>16} {:>16} {:>16}",
+        "model", "train samples/s", "infer samples/s", "train peak MiB", "infer peak MiB"
+    );
+    for r in &results {
+        println!(
+            "{:<14} {:>16.0} {:>16.0} {:>16.1} {:>16.1}",
+            r.model, r.train_samples_per_s, r.infer_samples_per_s, r.peak_rss_mib, r.infer_peak_rss_mib
+        );
+    }
+    println!();
+    println!("{:<14} {:<10} {:>9} {:>9} {:>9} {:>9}", "model", "layer", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s");
+    for r in &results {
+        for c in &r.convs {
+            println!(
+                "{:<14} {:<10} {:>9.2} {:>9.1} {:>9.2} {:>9.1}",
+                r.model, c.layer, c.forward_ms, c.forward_gflops, c.backward_ms, c.backward_gflops
+            );
+        }
     }
     Ok(())
 }

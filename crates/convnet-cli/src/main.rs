@@ -24,6 +24,8 @@ enum Command {
     Predict(PredictArgs),
     /// Show a model's layers, output shapes and parameter counts
     Summary(SummaryArgs),
+    /// Measure training and inference speed and memory of the presets (or given models)
+    Bench(BenchArgs),
 }
 
 /// Where the data comes from.
@@ -129,6 +131,24 @@ pub struct SummaryArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Models to measure: presets, TOML files or saved models (default: the three presets)
+    models: Vec<String>,
+    /// Training batch size
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Inference batch size
+    #[arg(long, default_value_t = 1000)]
+    infer_batch: usize,
+    /// Seconds of timed training per model
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Print one JSON object with every number
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -136,6 +156,7 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => commands::evaluate(a),
         Command::Predict(a) => commands::predict(a),
         Command::Summary(a) => commands::summary(a),
+        Command::Bench(a) => commands::bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

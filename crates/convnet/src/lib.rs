@@ -31,6 +31,7 @@
 //! ```
 
 pub mod activations;
+pub mod bench;
 pub mod callbacks;
 pub mod data;
 pub mod error;

@@ -14,6 +14,10 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 
+/// Largest batch `evaluate` and `predict` run at once: bigger requests are split, which keeps
+/// memory bounded and the working set in cache without changing any result.
+pub const MAX_INFERENCE_BATCH: usize = 256;
+
 /// Seed used when none is given: every model is reproducible by default.
 pub const DEFAULT_SEED: u64 = 42;
 
@@ -626,7 +630,7 @@ impl Sequential {
     ) -> Result<Logs> {
         let n = self.check_input(x)?;
         self.check_targets(y, n)?;
-        let bs = batch_size.max(1);
+        let bs = batch_size.clamp(1, MAX_INFERENCE_BATCH);
         let steps = n.div_ceil(bs);
         let nmetrics = self.require_compiled()?.metrics.len();
         let mut loss_sum = 0.0f64;
@@ -661,7 +665,7 @@ impl Sequential {
         let mut shape = vec![n];
         shape.extend_from_slice(&out);
         let mut result = vec![0.0f32; n * per];
-        let bs = batch_size.max(1);
+        let bs = batch_size.clamp(1, MAX_INFERENCE_BATCH);
         let mut idx: Vec<usize> = Vec::with_capacity(bs);
         for s in 0..n.div_ceil(bs) {
             idx.clear();

@@ -192,14 +192,19 @@ pub fn weight_grad(
 
 /// Input gradient of `n` samples for stride 1: `dx = conv(pad(dz), flip(kernel)ᵀ)`;
 /// overwrites `dx`.
+///
+/// `prep` is called on every row of `dz` (output row `r` of the chunk, `out_w · filters`
+/// values) just before the row is copied into the padded buffer, so the caller can finish
+/// the gradient there (the activation's derivative, the bias sum) without another pass.
 pub fn backward_data(
     w: &Window,
-    dz: &[f32],
+    dz: &mut [f32],
     n: usize,
     kernel: &[f32],
     filters: usize,
     dx: &mut [f32],
     s: &mut ImplicitScratch,
+    prep: &mut dyn FnMut(usize, &mut [f32]),
 ) {
     assert!(available() && w.sh == 1 && w.sw == 1);
     assert!(dz.len() >= n * w.out_pixels() * filters && dx.len() >= n * w.in_len());
@@ -224,7 +229,9 @@ pub fn backward_data(
     s.pad.resize(n * plen, 0.0);
     for smp in 0..n {
         for oy in 0..w.out_h {
-            let src = &dz[((smp * w.out_h + oy) * w.out_w) * f..((smp * w.out_h + oy + 1) * w.out_w) * f];
+            let row = smp * w.out_h + oy;
+            let src = &mut dz[row * w.out_w * f..(row + 1) * w.out_w * f];
+            prep(row, src);
             let dst = smp * plen + ((top + oy) * wq + left) * f;
             s.pad[dst..dst + src.len()].copy_from_slice(src);
         }
@@ -320,7 +327,10 @@ mod tests {
             assert_close(&dk, &dk_ref, 1e-3, &format!("dkernel {w:?} f={f}"));
             if w.sh == 1 && w.sw == 1 {
                 let mut dx = vec![f32::NAN; x.len()];
-                backward_data(&w, &dy, n, &kern, f, &mut dx, &mut scratch);
+                let mut dy2 = dy.clone();
+                let mut rows = 0;
+                backward_data(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut |_, _| rows += 1);
+                assert_eq!(rows, n * w.out_h);
                 assert_close(&dx, &dx_ref, 1e-3, &format!("dx {w:?} f={f}"));
             }
         }

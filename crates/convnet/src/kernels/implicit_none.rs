@@ -43,12 +43,13 @@ pub fn weight_grad(
 /// Not available on this processor.
 pub fn backward_data(
     _w: &Window,
-    _dz: &[f32],
+    _dz: &mut [f32],
     _n: usize,
     _k: &[f32],
     _f: usize,
     _dx: &mut [f32],
     _s: &mut ImplicitScratch,
+    _prep: &mut dyn FnMut(usize, &mut [f32]),
 ) {
     unreachable!("implicit kernels are not available")
 }

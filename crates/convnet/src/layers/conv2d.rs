@@ -49,9 +49,11 @@ impl Path {
         }
     }
 
-    /// Whether the input gradient needs the im2col buffer.
+    /// Whether the input gradient goes through the im2col buffer: always off the implicit
+    /// path, and on it for strided windows, for fewer than 16 input channels (a vector of
+    /// channels would be mostly empty) and for 1×1 outputs (a plain matrix product).
     fn dx_via_cols(self, w: &Window) -> bool {
-        self != Path::Implicit || w.sh != 1 || w.sw != 1
+        self != Path::Implicit || w.sh != 1 || w.sw != 1 || w.channels < 16 || w.out_pixels() == 1
     }
 }
 
@@ -358,10 +360,27 @@ impl Layer for Conv2D {
             let out = r.start * op * f..r.end * op * f;
             // SAFETY: chunks are disjoint ranges of samples.
             let dz = unsafe { dys.slice(out.clone()) };
-            act.backward(&yd[out], dz, f);
+            let yc = &yd[out];
             let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
-            if use_bias && path != Path::Direct {
-                add_rows(&mut wk.dbias, dz);
+            if let (Some(dxs), false) = (&dxs, cols_dx) {
+                // The input-gradient pass finishes dz row by row (activation derivative, bias
+                // sum) as it copies it, before the weight gradient reads it.
+                // SAFETY: disjoint sample ranges.
+                let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
+                let row_len = w.out_w * f;
+                let dbias = &mut wk.dbias;
+                let mut prep = |row: usize, dzr: &mut [f32]| {
+                    act.backward(&yc[row * row_len..(row + 1) * row_len], dzr, f);
+                    if use_bias {
+                        add_rows(dbias, dzr);
+                    }
+                };
+                implicit::backward_data(&w, dz, cn, kernel, f, dxc, &mut wk.implicit, &mut prep);
+            } else {
+                act.backward(yc, dz, f);
+                if use_bias && path != Path::Direct {
+                    add_rows(&mut wk.dbias, dz);
+                }
             }
             match path {
                 Path::Implicit => implicit::weight_grad(&w, xc, cn, dz, f, &mut wk.dkernel, &mut wk.implicit),
@@ -374,17 +393,13 @@ impl Layer for Conv2D {
                     gemm(GemmShape::tn(k, m, f), &wk.cols[..m * k], dz, &mut wk.dkernel, true);
                 }
             }
-            if let Some(dxs) = &dxs {
+            if let (Some(dxs), true) = (&dxs, cols_dx) {
                 // SAFETY: disjoint sample ranges.
                 let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
-                if cols_dx {
-                    // The columns are no longer needed: reuse them for their gradient.
-                    let cols = &mut wk.cols[..m * k];
-                    gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
-                    col2im(&w, cols, cn, dxc);
-                } else {
-                    implicit::backward_data(&w, dz, cn, kernel, f, dxc, &mut wk.implicit);
-                }
+                // The columns are no longer needed: reuse them for their gradient.
+                let cols = &mut wk.cols[..m * k];
+                gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
+                col2im(&w, cols, cn, dxc);
             }
         });
         let (first, rest) = self.work.split_first().expect("at least one worker");
