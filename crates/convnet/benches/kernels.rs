@@ -41,7 +41,7 @@ fn main() {
         let w = Window::new(h, wd, c, (k, k), (1, 1), pad).unwrap();
         let x: Vec<f32> = (0..n * w.in_len()).map(|i| (i % 13) as f32 * 0.1).collect();
         let kern: Vec<f32> = (0..w.patch_len() * f).map(|i| (i % 7) as f32 * 0.01).collect();
-        let dy: Vec<f32> = (0..n * w.out_pixels() * f).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut dy: Vec<f32> = (0..n * w.out_pixels() * f).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut y = vec![0.0; dy.len()];
         let mut dk = vec![0.0; kern.len()];
         let mut dx = vec![0.0; x.len()];
@@ -52,7 +52,7 @@ fn main() {
             let mut s = implicit::ImplicitScratch::default();
             tf = time(|| implicit::forward(&w, &x, n, &kern, None, f, true, &mut y, &mut s));
             tw = time(|| implicit::weight_grad(&w, &x, n, &dy, f, &mut dk, &mut s));
-            td = time(|| implicit::backward_data(&w, &dy, n, &kern, f, &mut dx, &mut s));
+            td = time(|| implicit::backward_data(&w, &mut dy, n, &kern, f, &mut dx, &mut s, &mut |_, _| {}));
         }
         let (m, kk) = (n * w.out_pixels(), w.patch_len());
         let mut cols = vec![0.0; m * kk];
