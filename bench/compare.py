@@ -1,0 +1,50 @@
+"""Runs `convnet bench` and the PyTorch and Keras reference benchmarks in turn, several rounds,
+and prints each one's median with the ratios convnet / reference.
+
+    bench/compare.sh [--rounds 3] [--seconds 3] [MODELS...]
+"""
+import argparse, json, os, statistics, subprocess, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(here)
+p = argparse.ArgumentParser()
+p.add_argument("models", nargs="*", default=["lenet5", "mnist-cnn", "cifar10-cnn"])
+p.add_argument("--rounds", type=int, default=3)
+p.add_argument("--seconds", type=float, default=3.0)
+p.add_argument("--python", default=sys.executable)
+p.add_argument("--convnet", default=os.path.join(root, "target", "release", "convnet"))
+a = p.parse_args()
+
+env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+commands = {
+    "convnet": [a.convnet, "bench", "--json", "--seconds", str(a.seconds), *a.models],
+    "pytorch": [a.python, os.path.join(here, "reference", "torch_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
+    "keras": [a.python, os.path.join(here, "reference", "keras_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
+}
+runs = {k: [] for k in commands}
+versions = {}
+for r in range(a.rounds):
+    for name, cmd in commands.items():
+        print(f"round {r + 1}/{a.rounds}: {name} ...", file=sys.stderr, flush=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=os.path.join(here, "reference"))
+        if out.returncode != 0:
+            sys.exit(f"{name} failed:\n{out.stderr[-2000:]}")
+        text = out.stdout[out.stdout.index("{"):]
+        data = json.loads(text)
+        versions[name] = data.get("framework", name)
+        runs[name].append({r_["model"]: r_ for r_ in data["results"]})
+
+metrics = [("train_samples_per_s", "train samples/s"), ("infer_samples_per_s", "infer samples/s"),
+           ("peak_rss_mib", "train peak MiB")]
+med = {fw: {m: {k: statistics.median(run[m][k] for run in runs[fw]) for k, _ in metrics} for m in a.models} for fw in runs}
+print(f"medians of {a.rounds} rounds; " + "; ".join(f"{k}: {v}" for k, v in versions.items()))
+for key, label in metrics:
+    print(f"\n{label}")
+    print(f"{'model':<14} {'convnet':>10} {'pytorch':>10} {'keras':>10} {'vs pytorch':>11} {'vs keras':>9} {'vs best':>8}")
+    for m in a.models:
+        c, t, k = (med[fw][m][key] for fw in ("convnet", "pytorch", "keras"))
+        if key == "peak_rss_mib":
+            print(f"{m:<14} {c:>10.0f} {t:>10.0f} {k:>10.0f}")
+        else:
+            print(f"{m:<14} {c:>10.0f} {t:>10.0f} {k:>10.0f} {c / t:>10.2f}x {c / k:>8.2f}x {c / max(t, k):>7.2f}x")
+print(json.dumps({"medians": med, "versions": versions}), file=open(os.path.join(root, "target", "bench-compare.json"), "w"))
