@@ -29,8 +29,9 @@ pub enum Control {
     Stop,
 }
 
-/// Hooks into the training loop. Every method has a default that does nothing.
-pub trait Callback {
+/// Hooks into the training loop. Every method has a default that does nothing. (Training runs
+/// on the engine's worker threads, so callbacks must be `Send`.)
+pub trait Callback: Send {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _params: &TrainParams, _model: &mut Sequential) -> Result<()> {
         Ok(())

@@ -10,8 +10,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-/// A source of training batches: plain tensors, or a generator that augments them.
-pub trait TrainData {
+/// A source of training batches: plain tensors, or a generator that augments them. (Training
+/// runs on the engine's worker threads, so sources must be `Send`.)
+pub trait TrainData: Send {
     /// Number of samples in an epoch.
     fn len(&self) -> usize;
     /// True when there are no samples.
@@ -277,12 +278,30 @@ impl Sequential {
             return Err(Error::config("batch_size must be at least 1"));
         }
         let bs = opts.batch_size;
-        let steps = n.div_ceil(bs);
         let mut callbacks = std::mem::take(&mut opts.callbacks);
         if opts.verbose > 0 {
             callbacks.insert(0, Box::new(ProgbarLogger::new(opts.verbose, opts.progress_to_stderr)));
         }
-        let params = crate::callbacks::TrainParams { epochs: opts.epochs, steps, samples: n, batch_size: bs };
+        // The loop runs on a worker thread of the pool, so the layers' parallel sections
+        // stay inside it (no cross-thread job injection, which allocates).
+        let (epochs, initial_epoch, shuffle) = (opts.epochs, opts.initial_epoch, opts.shuffle);
+        rayon::scope(|_| self.run_epochs(data, validation, &mut callbacks, bs, epochs, initial_epoch, shuffle))
+    }
+
+    /// The epochs of [`Sequential::fit_data`], after its checks.
+    fn run_epochs(
+        &mut self,
+        data: &mut dyn TrainData,
+        validation: Option<(&Tensor, &Tensor)>,
+        callbacks: &mut [Box<dyn Callback + '_>],
+        bs: usize,
+        epochs: usize,
+        initial_epoch: usize,
+        shuffle: bool,
+    ) -> Result<History> {
+        let n = data.len();
+        let steps = n.div_ceil(bs);
+        let params = crate::callbacks::TrainParams { epochs, steps, samples: n, batch_size: bs };
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(&params, self)?;
         }
@@ -291,14 +310,19 @@ impl Sequential {
         let mut history = History::default();
         let mut order: Vec<usize> = (0..n).collect();
         let mut idx: Vec<usize> = Vec::with_capacity(bs);
+        // The running logs keep their keys for the whole run: updating values allocates nothing.
         let mut batch_logs = Logs::new();
+        batch_logs.insert("loss".into(), 0.0);
+        for name in &metric_names {
+            batch_logs.insert((*name).into(), 0.0);
+        }
         let mut stop = false;
-        for epoch in opts.initial_epoch..opts.epochs {
+        for epoch in initial_epoch..epochs {
             let start = Instant::now();
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_begin(epoch, self)?;
             }
-            if opts.shuffle {
+            if shuffle {
                 self.rng_mut().shuffle(&mut order);
             }
             let mut loss_sum = 0.0f64;
@@ -324,10 +348,13 @@ impl Sequential {
                     t.correct += rt.correct;
                     t.count += rt.count;
                 }
-                batch_logs.clear();
-                batch_logs.insert("loss".into(), loss_sum / seen as f64);
+                if let Some(v) = batch_logs.get_mut("loss") {
+                    *v = loss_sum / seen as f64;
+                }
                 for (i, name) in metric_names.iter().enumerate() {
-                    batch_logs.insert((*name).into(), tallies[i].correct as f64 / tallies[i].count.max(1) as f64);
+                    if let Some(v) = batch_logs.get_mut(*name) {
+                        *v = tallies[i].correct as f64 / tallies[i].count.max(1) as f64;
+                    }
                 }
                 for cb in callbacks.iter_mut() {
                     if cb.on_train_batch_end(b, &batch_logs, self)? == Control::Stop {

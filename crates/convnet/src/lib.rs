@@ -74,7 +74,7 @@ pub mod prelude {
     pub use crate::layers::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;
-    pub use crate::model::Sequential;
+    pub use crate::model::{Logs, Sequential};
     pub use crate::optimizers::{Adam, Optimizer, RmsProp, Sgd};
     pub use crate::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;

@@ -55,6 +55,8 @@ pub(crate) struct StepResult {
     pub loss: f32,
     /// One tally per compiled metric.
     pub tallies: [Tally; 4],
+    /// Seconds of the optimizer update (when timed).
+    pub optimizer_seconds: f64,
 }
 
 /// A linear stack of layers (Keras' `Sequential`).
@@ -467,10 +469,18 @@ impl Sequential {
         loss.check_targets(per_sample, width, y.sample_len())
     }
 
-    /// Runs the forward pass on `acts[0]`, which holds `n` samples.
-    fn forward(&mut self, n: usize, training: bool) {
+    /// Runs the forward pass on `acts[0]`, which holds `n` samples. With `alias`, layers that
+    /// pass their input through unchanged (Flatten, Dropout outside training) swap buffers
+    /// instead of copying: their output buffer takes the input's data and the input buffer
+    /// is left stale until the backward pass swaps it back.
+    fn forward(&mut self, n: usize, training: bool, alias: bool) {
         let mut ctx = ForwardCtx { training, rng: &mut self.rng };
         for (i, layer) in self.layers.iter_mut().enumerate() {
+            if alias && layer.is_passthrough(training) {
+                self.acts.swap(i, i + 1);
+                self.acts[i + 1].resize_batch(n, layer.output_shape());
+                continue;
+            }
             let (xs, ys) = self.acts.split_at_mut(i + 1);
             ys[0].resize_batch(n, layer.output_shape());
             layer.forward(&xs[i], &mut ys[0], &mut ctx);
@@ -494,8 +504,9 @@ impl Sequential {
     }
 
     /// Metric tallies of the current output against the current targets.
-    fn tally(&self, c: &Compiled) -> [Tally; 4] {
+    fn tally(&self) -> [Tally; 4] {
         let mut t = [Tally::default(); 4];
+        let Some(c) = &self.compiled else { return t };
         let out = &self.acts[self.layers.len()];
         let width = self.out_shape().last().copied().unwrap_or(1);
         for (i, m) in c.metrics.iter().enumerate() {
@@ -506,34 +517,77 @@ impl Sequential {
     }
 
     /// One step of training on the batch in `acts[0]` / `targets`: forward, loss, backward,
-    /// penalties, optimizer update.
+    /// penalties, optimizer update. With `times`, records each layer's forward and backward
+    /// seconds and returns the optimizer's in the result.
     pub(crate) fn train_step(&mut self) -> Result<StepResult> {
-        let c = self.require_compiled()?.clone();
+        self.train_step_timed(None)
+    }
+
+    fn train_step_timed(&mut self, mut times: Option<&mut [(f64, f64)]>) -> Result<StepResult> {
+        use std::time::Instant;
+        let (loss_fn, optimizer, fused) = {
+            let c = self.require_compiled()?;
+            (c.loss, c.optimizer, c.fused)
+        };
         let n = self.acts[0].batch();
         let l = self.layers.len();
-        self.forward(n, true);
+        let clock = |on: bool| on.then(Instant::now);
+        {
+            let mut ctx = ForwardCtx { training: true, rng: &mut self.rng };
+            for (i, layer) in self.layers.iter_mut().enumerate() {
+                let t = clock(times.is_some());
+                if layer.is_passthrough(true) {
+                    self.acts.swap(i, i + 1);
+                    self.acts[i + 1].resize_batch(n, layer.output_shape());
+                } else {
+                    let (xs, ys) = self.acts.split_at_mut(i + 1);
+                    ys[0].resize_batch(n, layer.output_shape());
+                    layer.forward(&xs[i], &mut ys[0], &mut ctx);
+                }
+                if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
+                    times[i].0 = t.elapsed().as_secs_f64();
+                }
+            }
+        }
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let out_shape = self.out_shape().to_vec();
-        self.grads[l].resize_batch(n, &out_shape);
+        let out_shape = self.layers.last().map_or(&[][..], |x| x.output_shape());
+        self.grads[l].resize_batch(n, out_shape);
         let mut loss =
-            c.loss.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), c.fused);
+            loss_fn.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), fused);
         loss += self.penalty(n);
         for i in (0..l).rev() {
-            if let Some(r) = self.layers[i].activity_regularizer() {
-                r.add_gradient(self.acts[i + 1].data(), self.grads[i + 1].data_mut(), 1.0 / n as f32);
-            }
-            let (ga, gb) = self.grads.split_at_mut(i + 1);
-            let dx = if i > 0 {
-                ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
-                Some(&mut ga[i])
+            let t = clock(times.is_some());
+            if self.layers[i].is_passthrough(true) {
+                // Undo the forward swap: the input buffer gets its data back, and the output
+                // gradient becomes the input gradient as it is.
+                self.acts.swap(i, i + 1);
+                self.grads.swap(i, i + 1);
+                let in_shape =
+                    if i == 0 { self.input_shape.as_deref().unwrap_or(&[]) } else { self.layers[i - 1].output_shape() };
+                self.acts[i].resize_batch(n, in_shape);
+                self.grads[i].resize_batch(n, in_shape);
             } else {
-                None
-            };
-            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
+                if let Some(r) = self.layers[i].activity_regularizer() {
+                    r.add_gradient(self.acts[i + 1].data(), self.grads[i + 1].data_mut(), 1.0 / n as f32);
+                }
+                let (ga, gb) = self.grads.split_at_mut(i + 1);
+                let dx = if i > 0 {
+                    ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
+                    Some(&mut ga[i])
+                } else {
+                    None
+                };
+                self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
+            }
+            if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
+                times[i].1 = t.elapsed().as_secs_f64();
+            }
         }
-        let tallies = self.tally(&c);
-        self.apply_gradients(&c.optimizer);
-        Ok(StepResult { loss, tallies })
+        let tallies = self.tally();
+        let t = clock(times.is_some());
+        self.apply_gradients(&optimizer);
+        let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
     /// Adds weight penalties' gradients and applies one optimizer step to every weight.
@@ -558,21 +612,20 @@ impl Sequential {
 
     /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
     fn test_step(&mut self) -> Result<StepResult> {
-        let c = self.require_compiled()?.clone();
+        let loss_fn = self.require_compiled()?.loss;
         let n = self.acts[0].batch();
-        self.forward(n, false);
+        self.forward(n, false, true);
         let l = self.layers.len();
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let loss = c.loss.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
-        Ok(StepResult { loss, tallies: self.tally(&c) })
+        let loss = loss_fn.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
+        Ok(StepResult { loss, tallies: self.tally(), optimizer_seconds: 0.0 })
     }
 
     /// Loads samples `indices` of `x` and `y` as the current batch.
     pub(crate) fn load_batch(&mut self, x: &Tensor, y: Option<&Tensor>, indices: &[usize]) {
         self.build().expect("checked by the caller");
-        let input = self.input_shape.clone().unwrap_or_default();
         x.gather_into(indices, &mut self.acts[0]);
-        self.acts[0].resize_batch(indices.len(), &input);
+        self.acts[0].resize_batch(indices.len(), self.input_shape.as_deref().unwrap_or(&[]));
         if let Some(y) = y {
             y.gather_into(indices, &mut self.targets);
         }
@@ -586,9 +639,8 @@ impl Sequential {
 
     /// Runs the current batch (already in the buffers) through a training step.
     pub(crate) fn train_loaded(&mut self) -> Result<StepResult> {
-        let input = self.input_shape.clone().unwrap_or_default();
         let n = self.acts[0].batch();
-        self.acts[0].resize_batch(n, &input);
+        self.acts[0].resize_batch(n, self.input_shape.as_deref().unwrap_or(&[]));
         self.train_step()
     }
 
@@ -671,7 +723,7 @@ impl Sequential {
             idx.clear();
             idx.extend(s * bs..((s + 1) * bs).min(n));
             self.load_batch(x, None, &idx);
-            self.forward(idx.len(), false);
+            self.forward(idx.len(), false, true);
             let o = &self.acts[self.layers.len()];
             result[s * bs * per..s * bs * per + o.len()].copy_from_slice(o.data());
         }
@@ -682,41 +734,13 @@ impl Sequential {
     /// (forward seconds, backward seconds), plus the optimizer update's seconds. For
     /// benchmarks; the step really trains.
     pub fn profile_step(&mut self, x: &Tensor, y: &Tensor) -> Result<(Vec<(f64, f64)>, f64)> {
-        use std::time::Instant;
         let n = self.check_input(x)?;
         self.check_targets(y, n)?;
-        let c = self.require_compiled()?.clone();
         let idx: Vec<usize> = (0..n).collect();
         self.load_batch(x, Some(y), &idx);
-        let l = self.layers.len();
-        let mut times = vec![(0.0, 0.0); l];
-        let mut ctx = ForwardCtx { training: true, rng: &mut self.rng };
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (xs, ys) = self.acts.split_at_mut(i + 1);
-            ys[0].resize_batch(n, layer.output_shape());
-            let t = Instant::now();
-            layer.forward(&xs[i], &mut ys[0], &mut ctx);
-            times[i].0 = t.elapsed().as_secs_f64();
-        }
-        let width = self.out_shape().last().copied().unwrap_or(1);
-        let out_shape = self.out_shape().to_vec();
-        self.grads[l].resize_batch(n, &out_shape);
-        c.loss.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), c.fused);
-        for i in (0..l).rev() {
-            let (ga, gb) = self.grads.split_at_mut(i + 1);
-            let dx = if i > 0 {
-                ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
-                Some(&mut ga[i])
-            } else {
-                None
-            };
-            let t = Instant::now();
-            self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
-            times[i].1 = t.elapsed().as_secs_f64();
-        }
-        let t = Instant::now();
-        self.apply_gradients(&c.optimizer);
-        Ok((times, t.elapsed().as_secs_f64()))
+        let mut times = vec![(0.0, 0.0); self.layers.len()];
+        let r = self.train_step_timed(Some(&mut times))?;
+        Ok((times, r.optimizer_seconds))
     }
 
     /// The outputs of every layer for `x` (for feature maps and layer-by-layer checks).
@@ -724,7 +748,7 @@ impl Sequential {
         let n = self.check_input(x)?;
         let idx: Vec<usize> = (0..n).collect();
         self.load_batch(x, None, &idx);
-        self.forward(n, false);
+        self.forward(n, false, false);
         Ok(self.acts[1..].to_vec())
     }
 }

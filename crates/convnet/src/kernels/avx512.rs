@@ -45,6 +45,8 @@ pub struct FwdArgs {
     pub ys: usize,
     /// Bias of the block's first filter, or null.
     pub bias: *const f32,
+    /// Add to the values already in `y` (then `bias` is ignored).
+    pub accumulate: bool,
     /// Lanes of the last vector that are real filters.
     pub mask: u16,
     /// Apply ReLU before storing.
@@ -57,7 +59,13 @@ unsafe fn fwd_tile<const M: usize, const V: usize>(a: &FwdArgs) {
         let full: __mmask16 = 0xFFFF;
         let lane_mask = |v: usize| if v + 1 == V { a.mask } else { full };
         let mut acc = [[_mm512_setzero_ps(); V]; M];
-        if !a.bias.is_null() {
+        if a.accumulate {
+            for m in 0..M {
+                for v in 0..V {
+                    acc[m][v] = _mm512_maskz_loadu_ps(lane_mask(v), a.y.add(m * a.ys + 16 * v));
+                }
+            }
+        } else if !a.bias.is_null() {
             for v in 0..V {
                 let b = _mm512_maskz_loadu_ps(lane_mask(v), a.bias.add(16 * v));
                 for m in 0..M {

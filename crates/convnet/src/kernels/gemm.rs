@@ -1,5 +1,10 @@
-//! Matrix products for the engine: a safe wrapper over `matrixmultiply`'s SGEMM, a two-thread
-//! split for large products, and the naive reference the tests compare them with.
+//! Matrix products for the engine, with a split over the worker threads for large products and
+//! the naive reference the tests compare them with.
+//!
+//! On AVX-512 the products run on the engine's own micro-kernels ([`super::avx512`]), blocked
+//! along the reduction so each block of the right operand stays in L1, with no allocation
+//! after the first call on a thread (transposes use a per-thread buffer). Elsewhere they use
+//! the `matrixmultiply` crate.
 //!
 //! All matrices are row-major. `op(A)` is `m × k`: A is stored `m × k`, or `k × m` when
 //! `a_trans` is set. `op(B)` is `k × n`: B is stored `k × n`, or `n × k` when `b_trans` is set.
@@ -75,6 +80,11 @@ pub fn gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool)
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::implicit::available() {
+        own::gemm(s, a, b, c, accumulate);
+        return;
+    }
     let (rsa, csa) = s.a_strides();
     let (rsb, csb) = s.b_strides();
     let beta = if accumulate { 1.0 } else { 0.0 };
@@ -107,6 +117,11 @@ pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: b
     let work = s.m * s.n * s.k;
     if workers < 2 || work < (1 << 18) || (s.m < 2 && s.n < 2) {
         gemm(s, a, b, c, accumulate);
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::implicit::available() && s.k > 0 {
+        own::par_gemm(s, a, b, c, accumulate, workers);
         return;
     }
     let split_rows = s.m >= s.n;
@@ -163,6 +178,187 @@ pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: b
             }
         }
     });
+}
+
+/// Products on the AVX-512 micro-kernels.
+#[cfg(target_arch = "x86_64")]
+mod own {
+    use super::GemmShape;
+    use crate::kernels::avx512::{self, FwdArgs, WgradArgs};
+    use crate::kernels::implicit::{blocks, tiles};
+    use crate::parallel::{self, SharedMut};
+    use std::cell::RefCell;
+
+    /// Reduction steps per block: a 32-column block of B is 32 KiB, within L1.
+    const KB: usize = 256;
+
+    thread_local! {
+        /// Per-thread buffer for transposed operands.
+        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// `C[rows, cols] (+)= A[rows, k] · B[k, cols]` with A's rows `lda` apart and B's `ldb`
+    /// apart, C's `ldc` apart: K-blocked forward tiles.
+    ///
+    /// # Safety
+    /// The pointers must cover the described extents; C must not overlap A or B.
+    unsafe fn nn(
+        rows: usize,
+        k: usize,
+        cols: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        for (c0, v, mask) in blocks(cols) {
+            let mut k0 = 0;
+            while k0 < k {
+                let kb = KB.min(k - k0);
+                for (r0, m) in tiles(rows, avx512::max_m(v)) {
+                    // SAFETY: within the extents the caller guarantees.
+                    unsafe {
+                        let args = FwdArgs {
+                            x: a.add(r0 * lda + k0),
+                            sx: lda,
+                            rs: 0,
+                            kh: 1,
+                            kwc: kb,
+                            w: b.add(k0 * ldb + c0),
+                            ws: ldb,
+                            y: c.add(r0 * ldc + c0),
+                            ys: ldc,
+                            bias: std::ptr::null(),
+                            accumulate: accumulate || k0 > 0,
+                            mask,
+                            relu: false,
+                        };
+                        avx512::fwd(m, v, &args);
+                    }
+                }
+                k0 += kb;
+            }
+        }
+    }
+
+    /// `C[rows, cols] (+)= Aᵀ · B` with A stored `k × rows` (`lda` apart) and B `k × cols`:
+    /// weight-gradient tiles reducing over k.
+    ///
+    /// # Safety
+    /// As for [`nn`].
+    unsafe fn tn(
+        rows: usize,
+        k: usize,
+        cols: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        if !accumulate {
+            for r in 0..rows {
+                // SAFETY: row r of C lies within the caller's extent.
+                unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols).fill(0.0) };
+            }
+        }
+        for (c0, v, mask) in blocks(cols) {
+            for (r0, m) in tiles(rows, avx512::max_m(v)) {
+                // SAFETY: within the extents the caller guarantees.
+                unsafe {
+                    let args = WgradArgs {
+                        x: a.add(r0),
+                        xs_sample: 0,
+                        xs_row: 0,
+                        xs_col: lda,
+                        dz: b.add(c0),
+                        dzs: ldb,
+                        n: 1,
+                        oh: 1,
+                        ow: k,
+                        dw: c.add(r0 * ldc + c0),
+                        dws: ldc,
+                        mask,
+                    };
+                    avx512::wgrad(m, v, &args);
+                }
+            }
+        }
+    }
+
+    /// Runs rows `r0..r1` and columns `c0..c1` of the product `s`.
+    ///
+    /// # Safety
+    /// The slices passed to the public functions must cover `s`; blocks run concurrently must
+    /// not overlap.
+    unsafe fn part(
+        s: GemmShape,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        accumulate: bool,
+        r: (usize, usize),
+        cl: (usize, usize),
+    ) {
+        let (rows, cols) = (r.1 - r.0, cl.1 - cl.0);
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        // SAFETY: offsets stay inside the operands (checked by the callers).
+        unsafe {
+            let cp = c.add(r.0 * s.n + cl.0);
+            match (s.a_trans, s.b_trans) {
+                (false, false) => {
+                    nn(rows, s.k, cols, a.as_ptr().add(r.0 * s.k), s.k, b.as_ptr().add(cl.0), s.n, cp, s.n, accumulate)
+                }
+                (true, false) => {
+                    tn(rows, s.k, cols, a.as_ptr().add(r.0), s.m, b.as_ptr().add(cl.0), s.n, cp, s.n, accumulate)
+                }
+                (a_t, true) => SCRATCH.with(|buf| {
+                    // Bᵀ is needed row-major: transpose the columns this part uses.
+                    let mut bt = buf.borrow_mut();
+                    bt.clear();
+                    bt.resize(s.k * cols, 0.0);
+                    for j in 0..cols {
+                        let src = &b[(cl.0 + j) * s.k..(cl.0 + j + 1) * s.k];
+                        for (p, &v) in src.iter().enumerate() {
+                            bt[p * cols + j] = v;
+                        }
+                    }
+                    if a_t {
+                        tn(rows, s.k, cols, a.as_ptr().add(r.0), s.m, bt.as_ptr(), cols, cp, s.n, accumulate)
+                    } else {
+                        nn(rows, s.k, cols, a.as_ptr().add(r.0 * s.k), s.k, bt.as_ptr(), cols, cp, s.n, accumulate)
+                    }
+                }),
+            }
+        }
+    }
+
+    /// Single-threaded product.
+    pub fn gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
+        // SAFETY: the caller checked the operands' lengths against `s`.
+        unsafe { part(s, a, b, c.as_mut_ptr(), accumulate, (0, s.m), (0, s.n)) }
+    }
+
+    /// Product split over `workers` threads by rows or by columns of C.
+    pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool, workers: usize) {
+        let split_rows = s.m >= s.n;
+        let total = if split_rows { s.m } else { s.n };
+        let parts = workers.min(total);
+        let shared = SharedMut::new(c);
+        parallel::run(parts, |p| {
+            let (lo, hi) = (total * p / parts, total * (p + 1) / parts);
+            let (r, cl) = if split_rows { ((lo, hi), (0, s.n)) } else { ((0, s.m), (lo, hi)) };
+            // SAFETY: the parts write disjoint rows (or columns) of C.
+            unsafe { part(s, a, b, shared.ptr(), accumulate, r, cl) }
+        });
+    }
 }
 
 /// Naive reference for [`gemm`]: three loops, f64 accumulation.

@@ -28,7 +28,7 @@ pub struct ImplicitScratch {
 }
 
 /// Near-equal tiles `(start, len)` of at most `max` covering `0..n`.
-fn tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
     let count = n.div_ceil(max.max(1)).max(1);
     let (base, extra) = (n / count, n % count);
     (0..count).scan(0, move |start, t| {
@@ -40,7 +40,7 @@ fn tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// Filter blocks `(first filter, vectors, mask of the last vector)` covering `f` filters.
-fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
+pub(crate) fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
     let mut f0 = 0;
     std::iter::from_fn(move || {
         if f0 >= f {
@@ -115,6 +115,7 @@ pub fn forward(
         y: yp,
         ys: f,
         bias: bias.map_or(std::ptr::null(), |b| unsafe { b.as_ptr().add(f0) }),
+        accumulate: false,
         mask,
         relu,
     };
@@ -257,6 +258,7 @@ pub fn backward_data(
                             y: dxp.add((yrow + ix0) * c + c0),
                             ys: c,
                             bias: std::ptr::null(),
+                            accumulate: false,
                             mask,
                             relu: false,
                         };

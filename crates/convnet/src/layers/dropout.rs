@@ -96,6 +96,10 @@ impl Layer for Dropout {
         &self.out_shape
     }
 
+    fn is_passthrough(&self, training: bool) -> bool {
+        !training || self.rate == 0.0
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>) {
         self.masked = ctx.training && self.rate > 0.0;
         if !self.masked {

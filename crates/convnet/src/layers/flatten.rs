@@ -69,6 +69,10 @@ impl Layer for Flatten {
         &self.out_shape
     }
 
+    fn is_passthrough(&self, _training: bool) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
         y.data_mut().copy_from_slice(x.data());
     }

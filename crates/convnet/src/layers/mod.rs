@@ -100,6 +100,11 @@ pub trait Layer: Send {
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>);
     /// Back-propagates `dy` (modified in place), setting weight gradients and `dx` if given.
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>);
+    /// True when the layer's output is its input unchanged (reshaped at most) in this mode, so
+    /// the model can hand the buffer on instead of running `forward`/`backward`.
+    fn is_passthrough(&self, _training: bool) -> bool {
+        false
+    }
     /// The layer's weights in Keras' order (kernel, then bias).
     fn params(&self) -> &[Param] {
         &[]

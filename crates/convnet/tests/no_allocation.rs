@@ -1,0 +1,68 @@
+//! Once the first steps have run, a training step allocates nothing: every buffer is kept and
+//! reused (DESIGN.md). A counting allocator watches the steady state of `fit`.
+
+use convnet::callbacks::{Callback, Control};
+use convnet::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Records the allocation count after chosen batches (without allocating itself).
+struct Probe<'a> {
+    counts: &'a mut [usize; 2],
+    at: [usize; 2],
+}
+
+impl Callback for Probe<'_> {
+    fn on_train_batch_end(&mut self, batch: usize, _logs: &Logs, _m: &mut Sequential) -> Result<Control> {
+        for k in 0..2 {
+            if batch == self.at[k] {
+                self.counts[k] = ALLOCATIONS.load(Ordering::Relaxed);
+            }
+        }
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn steady_state_training_steps_do_not_allocate() {
+    let (train, _) = convnet::data::mnist_sample().unwrap();
+    let (x, y) = (train.x(), train.y_one_hot(10));
+    for name in ["lenet5", "mnist-cnn"] {
+        let mut m = convnet::presets::preset(name).unwrap();
+        m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
+        let mut counts = [0usize; 2];
+        let probe = Probe { counts: &mut counts, at: [3, 9] };
+        let opts = FitOptions {
+            batch_size: 64,
+            epochs: 1,
+            verbose: 0,
+            callbacks: vec![Box::new(probe)],
+            ..Default::default()
+        };
+        m.fit(&x, &y, opts).unwrap();
+        assert!(counts[1] > 0, "{name}: the probe ran");
+        assert_eq!(counts[1] - counts[0], 0, "{name}: allocations during training steps 5 to 10");
+    }
+}
