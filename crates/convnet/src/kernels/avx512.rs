@@ -126,6 +126,8 @@ pub struct WgradArgs {
     pub dw: *mut f32,
     /// Gradient stride between taps (the filter count).
     pub dws: usize,
+    /// Add to the values in `dw` (else overwrite them).
+    pub accumulate: bool,
     /// Lanes of the last vector that are real filters.
     pub mask: u16,
 }
@@ -159,8 +161,12 @@ unsafe fn wgrad_tile<const M: usize, const V: usize>(a: &WgradArgs) {
         for m in 0..M {
             for v in 0..V {
                 let p = a.dw.add(m * a.dws + 16 * v);
-                let cur = _mm512_maskz_loadu_ps(lane_mask(v), p);
-                _mm512_mask_storeu_ps(p, lane_mask(v), _mm512_add_ps(cur, acc[m][v]));
+                let r = if a.accumulate {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(lane_mask(v), p), acc[m][v])
+                } else {
+                    acc[m][v]
+                };
+                _mm512_mask_storeu_ps(p, lane_mask(v), r);
             }
         }
     }

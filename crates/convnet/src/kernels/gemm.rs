@@ -197,38 +197,35 @@ mod own {
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// `C[rows, cols] (+)= A[rows, k] · B[k, cols]` with A's rows `lda` apart and B's `ldb`
-    /// apart, C's `ldc` apart: K-blocked forward tiles.
+    /// A matrix operand: base pointer and row stride.
+    #[derive(Clone, Copy)]
+    struct Mat {
+        p: *const f32,
+        ld: usize,
+    }
+
+    /// `C[rows, cols] (+)= A[rows, k] · B[k, cols]`: K-blocked forward tiles. Reduction blocks
+    /// outermost, then row tiles, then column blocks: a tile of A (up to 14 rows × KB) stays
+    /// in L1 across the column blocks, a block of B in L2 across the row tiles.
     ///
     /// # Safety
-    /// The pointers must cover the described extents; C must not overlap A or B.
-    unsafe fn nn(
-        rows: usize,
-        k: usize,
-        cols: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        for (c0, v, mask) in blocks(cols) {
-            let mut k0 = 0;
-            while k0 < k {
-                let kb = KB.min(k - k0);
-                for (r0, m) in tiles(rows, avx512::max_m(v)) {
+    /// The operands must cover the described extents; C must not overlap A or B.
+    unsafe fn nn(rows: usize, k: usize, cols: usize, a: Mat, b: Mat, c: *mut f32, ldc: usize, accumulate: bool) {
+        let mut k0 = 0;
+        while k0 < k {
+            let kb = KB.min(k - k0);
+            for (r0, m) in tiles(rows, avx512::max_m(2)) {
+                for (c0, v, mask) in blocks(cols) {
                     // SAFETY: within the extents the caller guarantees.
                     unsafe {
                         let args = FwdArgs {
-                            x: a.add(r0 * lda + k0),
-                            sx: lda,
+                            x: a.p.add(r0 * a.ld + k0),
+                            sx: a.ld,
                             rs: 0,
                             kh: 1,
                             kwc: kb,
-                            w: b.add(k0 * ldb + c0),
-                            ws: ldb,
+                            w: b.p.add(k0 * b.ld + c0),
+                            ws: b.ld,
                             y: c.add(r0 * ldc + c0),
                             ys: ldc,
                             bias: std::ptr::null(),
@@ -239,50 +236,35 @@ mod own {
                         avx512::fwd(m, v, &args);
                     }
                 }
-                k0 += kb;
             }
+            k0 += kb;
         }
     }
 
-    /// `C[rows, cols] (+)= Aᵀ · B` with A stored `k × rows` (`lda` apart) and B `k × cols`:
-    /// weight-gradient tiles reducing over k.
+    /// `C[rows, cols] (+)= Aᵀ · B` with A stored `k × rows` and B `k × cols`: weight-gradient
+    /// tiles reducing over k, row tiles outermost so a tile of A stays in L1 across the
+    /// column blocks.
     ///
     /// # Safety
     /// As for [`nn`].
-    unsafe fn tn(
-        rows: usize,
-        k: usize,
-        cols: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        if !accumulate {
-            for r in 0..rows {
-                // SAFETY: row r of C lies within the caller's extent.
-                unsafe { std::slice::from_raw_parts_mut(c.add(r * ldc), cols).fill(0.0) };
-            }
-        }
-        for (c0, v, mask) in blocks(cols) {
-            for (r0, m) in tiles(rows, avx512::max_m(v)) {
+    unsafe fn tn(rows: usize, k: usize, cols: usize, a: Mat, b: Mat, c: *mut f32, ldc: usize, accumulate: bool) {
+        for (r0, m) in tiles(rows, avx512::max_m(2)) {
+            for (c0, v, mask) in blocks(cols) {
                 // SAFETY: within the extents the caller guarantees.
                 unsafe {
                     let args = WgradArgs {
-                        x: a.add(r0),
+                        x: a.p.add(r0),
                         xs_sample: 0,
                         xs_row: 0,
-                        xs_col: lda,
-                        dz: b.add(c0),
-                        dzs: ldb,
+                        xs_col: a.ld,
+                        dz: b.p.add(c0),
+                        dzs: b.ld,
                         n: 1,
                         oh: 1,
                         ow: k,
                         dw: c.add(r0 * ldc + c0),
                         dws: ldc,
+                        accumulate,
                         mask,
                     };
                     avx512::wgrad(m, v, &args);
@@ -291,11 +273,26 @@ mod own {
         }
     }
 
-    /// Runs rows `r0..r1` and columns `c0..c1` of the product `s`.
+    /// Writes the transpose of the `rows × cols` block at `src` (rows `lds` apart) into `dst`
+    /// (`cols × rows`, rows `ldd` apart), in 16 × 16 tiles for locality.
+    fn transpose(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut [f32], ldd: usize) {
+        const T: usize = 16;
+        for r0 in (0..rows).step_by(T) {
+            for c0 in (0..cols).step_by(T) {
+                for r in r0..(r0 + T).min(rows) {
+                    let s = &src[r * lds + c0..r * lds + (c0 + T).min(cols)];
+                    for (j, &v) in s.iter().enumerate() {
+                        dst[(c0 + j) * ldd + r] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs rows `r.0..r.1` and columns `cl.0..cl.1` of the product `s`.
     ///
     /// # Safety
-    /// The slices passed to the public functions must cover `s`; blocks run concurrently must
-    /// not overlap.
+    /// The slices must cover `s`; parts run concurrently must not overlap in C.
     unsafe fn part(
         s: GemmShape,
         a: &[f32],
@@ -312,31 +309,33 @@ mod own {
         // SAFETY: offsets stay inside the operands (checked by the callers).
         unsafe {
             let cp = c.add(r.0 * s.n + cl.0);
-            match (s.a_trans, s.b_trans) {
-                (false, false) => {
-                    nn(rows, s.k, cols, a.as_ptr().add(r.0 * s.k), s.k, b.as_ptr().add(cl.0), s.n, cp, s.n, accumulate)
+            let a_mat = if s.a_trans {
+                Mat { p: a.as_ptr().add(r.0), ld: s.m }
+            } else {
+                Mat { p: a.as_ptr().add(r.0 * s.k), ld: s.k }
+            };
+            if !s.b_trans {
+                let b_mat = Mat { p: b.as_ptr().add(cl.0), ld: s.n };
+                if s.a_trans {
+                    tn(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate)
+                } else {
+                    nn(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate)
                 }
-                (true, false) => {
-                    tn(rows, s.k, cols, a.as_ptr().add(r.0), s.m, b.as_ptr().add(cl.0), s.n, cp, s.n, accumulate)
-                }
-                (a_t, true) => SCRATCH.with(|buf| {
-                    // Bᵀ is needed row-major: transpose the columns this part uses.
-                    let mut bt = buf.borrow_mut();
-                    bt.clear();
-                    bt.resize(s.k * cols, 0.0);
-                    for j in 0..cols {
-                        let src = &b[(cl.0 + j) * s.k..(cl.0 + j + 1) * s.k];
-                        for (p, &v) in src.iter().enumerate() {
-                            bt[p * cols + j] = v;
-                        }
-                    }
-                    if a_t {
-                        tn(rows, s.k, cols, a.as_ptr().add(r.0), s.m, bt.as_ptr(), cols, cp, s.n, accumulate)
-                    } else {
-                        nn(rows, s.k, cols, a.as_ptr().add(r.0 * s.k), s.k, bt.as_ptr(), cols, cp, s.n, accumulate)
-                    }
-                }),
+                return;
             }
+            SCRATCH.with(|buf| {
+                // Bᵀ is needed row-major: transpose the columns this part uses.
+                let mut bt = buf.borrow_mut();
+                bt.clear();
+                bt.resize(s.k * cols, 0.0);
+                transpose(&b[cl.0 * s.k..], cols, s.k, s.k, &mut bt, cols);
+                let b_mat = Mat { p: bt.as_ptr(), ld: cols };
+                if s.a_trans {
+                    tn(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate)
+                } else {
+                    nn(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate)
+                }
+            })
         }
     }
 

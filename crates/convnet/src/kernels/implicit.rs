@@ -182,6 +182,7 @@ pub fn weight_grad(
                         ow: w.out_w,
                         dw: dkernel.as_mut_ptr().add((ky * kwc + j0) * f + f0),
                         dws: f,
+                        accumulate: true,
                         mask,
                     };
                     avx512::wgrad(m, v, &a);
