@@ -180,6 +180,28 @@ pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: b
     });
 }
 
+/// Writes the transpose of the `rows × cols` matrix `src` into `dst` (`cols × rows`).
+pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    transpose_block(src, rows, cols, cols, dst, rows);
+}
+
+/// Transposes the `rows × cols` block at `src` (rows `lds` apart) into `dst` (`cols × rows`,
+/// rows `ldd` apart), in 16 × 16 tiles for locality.
+fn transpose_block(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut [f32], ldd: usize) {
+    const T: usize = 16;
+    for r0 in (0..rows).step_by(T) {
+        for c0 in (0..cols).step_by(T) {
+            for r in r0..(r0 + T).min(rows) {
+                let s = &src[r * lds + c0..r * lds + (c0 + T).min(cols)];
+                for (j, &v) in s.iter().enumerate() {
+                    dst[(c0 + j) * ldd + r] = v;
+                }
+            }
+        }
+    }
+}
+
 /// Products on the AVX-512 micro-kernels.
 #[cfg(target_arch = "x86_64")]
 mod own {
@@ -193,7 +215,8 @@ mod own {
     const KB: usize = 256;
 
     thread_local! {
-        /// Per-thread buffer for transposed operands.
+        /// Per-thread buffer for transposed operands (only `op(B) = Bᵀ` needs it; the engine's
+    /// layers transpose their weights themselves so their steps allocate nothing).
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
@@ -273,22 +296,6 @@ mod own {
         }
     }
 
-    /// Writes the transpose of the `rows × cols` block at `src` (rows `lds` apart) into `dst`
-    /// (`cols × rows`, rows `ldd` apart), in 16 × 16 tiles for locality.
-    fn transpose(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut [f32], ldd: usize) {
-        const T: usize = 16;
-        for r0 in (0..rows).step_by(T) {
-            for c0 in (0..cols).step_by(T) {
-                for r in r0..(r0 + T).min(rows) {
-                    let s = &src[r * lds + c0..r * lds + (c0 + T).min(cols)];
-                    for (j, &v) in s.iter().enumerate() {
-                        dst[(c0 + j) * ldd + r] = v;
-                    }
-                }
-            }
-        }
-    }
-
     /// Runs rows `r.0..r.1` and columns `cl.0..cl.1` of the product `s`.
     ///
     /// # Safety
@@ -328,7 +335,7 @@ mod own {
                 let mut bt = buf.borrow_mut();
                 bt.clear();
                 bt.resize(s.k * cols, 0.0);
-                transpose(&b[cl.0 * s.k..], cols, s.k, s.k, &mut bt, cols);
+                super::transpose_block(&b[cl.0 * s.k..], cols, s.k, s.k, &mut bt, cols);
                 let b_mat = Mat { p: bt.as_ptr(), ld: cols };
                 if s.a_trans {
                     tn(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate)

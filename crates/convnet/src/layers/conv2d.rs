@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
-use crate::kernels::gemm::{gemm, GemmShape};
+use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::implicit::{self, ImplicitScratch};
 use crate::kernels::simd::add_rows;
 use crate::parallel::{self, SharedMut};
@@ -87,6 +87,8 @@ pub struct Conv2D {
     params: Vec<Param>,
     fused: bool,
     work: Vec<Work>,
+    /// The kernel transposed (`[filters, kh·kw·c]`), for the column path's `dz · kernelᵀ`.
+    kernel_t: Vec<f32>,
 }
 
 impl Conv2D {
@@ -111,6 +113,7 @@ impl Conv2D {
             params: Vec::new(),
             fused: false,
             work: Vec::new(),
+            kernel_t: Vec::new(),
         }
     }
 
@@ -349,7 +352,12 @@ impl Layer for Conv2D {
             wk.dbias.clear();
             wk.dbias.resize(f, 0.0);
         }
+        if cols_dx {
+            self.kernel_t.resize(k * f, 0.0);
+            transpose(&self.params[0].value, k, f, &mut self.kernel_t);
+        }
         let kernel = &self.params[0].value;
+        let kernel_t = &self.kernel_t;
         let act = if self.fused { Activation::Linear } else { self.activation };
         let (xd, yd) = (x.data(), y.data());
         let dys = SharedMut::new(dy.data_mut());
@@ -398,7 +406,7 @@ impl Layer for Conv2D {
                 let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
                 // The columns are no longer needed: reuse them for their gradient.
                 let cols = &mut wk.cols[..m * k];
-                gemm(GemmShape::nt(m, f, k), dz, kernel, cols, false);
+                gemm(GemmShape::nn(m, f, k), dz, kernel_t, cols, false);
                 col2im(&w, cols, cn, dxc);
             }
         });
