@@ -1,6 +1,7 @@
 //! The subcommands: each turns parsed arguments into library calls and prints the results.
 
-use crate::{BenchArgs, DataArgs, EvaluateArgs, PredictArgs, SummaryArgs, TrainArgs};
+use crate::{AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, PlotArgs, PredictArgs, SummaryArgs, TrainArgs};
+use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};
 use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
 use convnet::io::{self, ModelSource};
@@ -106,7 +107,25 @@ fn metric(logs: &Logs, key: &str) -> f64 {
     logs.get(key).copied().unwrap_or(f64::NAN)
 }
 
+/// Creates the directory that will hold `path`, before any long work, so a bad output path
+/// fails at once instead of after training.
+fn prepare_output(path: &std::path::Path, is_dir: bool) -> Result<()> {
+    let dir = if is_dir { Some(path) } else { path.parent().filter(|p| !p.as_os_str().is_empty()) };
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+    }
+    Ok(())
+}
+
 pub fn train(a: TrainArgs) -> CliResult {
+    for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true)] {
+        if let Some(p) = p {
+            prepare_output(p, is_dir)?;
+        }
+    }
+    if let Some(p) = &a.save {
+        io::Format::for_path(p)?;
+    }
     let (mut model, source) = open(&a.model)?;
     model.set_seed(a.seed);
     let kind = pick_dataset(&a.data, &source, &model)?;
@@ -137,21 +156,41 @@ pub fn train(a: TrainArgs) -> CliResult {
     }
     model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
 
-    let x_train = train_set.x();
-    let y_train = targets(&model, &train_set);
+    let augment = match (&a.augment, &source) {
+        (Some(spec), _) => Some(ImageDataGenerator::from_spec(spec)?),
+        (None, ModelSource::Toml(p)) => io::toml_model::augment_from_toml(&std::fs::read_to_string(p)?, p)?,
+        _ => None,
+    };
     let x_test = ds.test.x();
     let y_test = targets(&model, &ds.test);
-    let validation_data = if a.validation_split.is_none() { Some((&x_test, &y_test)) } else { None };
     let opts = FitOptions {
         batch_size: a.batch_size,
         epochs: a.epochs,
         verbose: a.verbose,
         validation_split: a.validation_split.unwrap_or(0.0),
-        validation_data,
+        validation_data: if a.validation_split.is_none() { Some((&x_test, &y_test)) } else { None },
         progress_to_stderr: a.json,
         ..Default::default()
     };
-    let hist = model.fit(&x_train, &y_train, opts)?;
+    let hist = match augment {
+        None => model.fit(&train_set.x(), &targets(&model, &train_set), opts)?,
+        Some(mut gen) => {
+            // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
+            gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
+            let split = a.validation_split.unwrap_or(0.0);
+            let keep = train_set.count - (train_set.count as f64 * split as f64) as usize;
+            let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
+            let (x, y) = (fit_part.x_scaled(1.0), targets(&model, &fit_part));
+            let (hx, hy) = (held.x(), targets(&model, &held));
+            let mut flow = gen.flow(&x, &y, a.batch_size, true, a.seed)?;
+            let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some((&x_test, &y_test)) };
+            model.fit_data(
+                &mut flow,
+                validation,
+                FitOptions { validation_data: None, validation_split: 0.0, ..opts },
+            )?
+        }
+    };
     let test = model.evaluate(&x_test, &y_test, a.batch_size.max(256))?;
 
     if let Some(p) = &a.save {
@@ -164,6 +203,12 @@ pub fn train(a: TrainArgs) -> CliResult {
         let text =
             if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { hist.to_json() } else { hist.to_csv() };
         io::atomic_write(p, text.as_bytes())?;
+    }
+    if let Some(dir) = &a.plot {
+        let files = convnet::plot::history_charts(&hist, dir)?;
+        if !a.json {
+            eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        }
     }
     if a.json {
         let mut out = json!({
@@ -392,5 +437,34 @@ pub fn bench(a: BenchArgs) -> CliResult {
             );
         }
     }
+    Ok(())
+}
+
+pub fn plot(a: PlotArgs) -> CliResult {
+    let text = std::fs::read_to_string(&a.history).map_err(|e| Error::io(&a.history, e))?;
+    let hist = if a.history.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        convnet::History::from_json(&text, &a.history)?
+    } else {
+        convnet::History::from_csv(&text, &a.history)?
+    };
+    for f in convnet::plot::history_charts(&hist, &a.out)? {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+pub fn augment(a: AugmentArgs) -> CliResult {
+    let gen = ImageDataGenerator::from_spec(&a.augment)?;
+    let kind = match &a.data.dataset {
+        Some(d) => DatasetKind::parse(d)?,
+        None => DatasetKind::Cifar10,
+    };
+    prepare_output(&a.preview, false)?;
+    let ds = load_dataset(&a.data, kind, false)?;
+    let first = ds.train.take(a.first.max(1));
+    let names = kind.class_names();
+    let png = convnet::data::augment::preview_png(&gen, &first, names, a.trial_size, a.trials, a.seed)?;
+    io::atomic_write(&a.preview, &png)?;
+    println!("{}", a.preview.display());
     Ok(())
 }

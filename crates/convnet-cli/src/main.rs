@@ -26,6 +26,10 @@ enum Command {
     Summary(SummaryArgs),
     /// Measure training and inference speed and memory of the presets (or given models)
     Bench(BenchArgs),
+    /// Draw the accuracy and loss charts of a training history (CSV or JSON)
+    Plot(PlotArgs),
+    /// Show what augmentation does: the first training images, then generator trials (PNG)
+    Augment(AugmentArgs),
 }
 
 /// Where the data comes from.
@@ -75,6 +79,12 @@ pub struct TrainArgs {
     /// Write the per-epoch history here (.csv or .json)
     #[arg(long, value_name = "PATH")]
     history: Option<PathBuf>,
+    /// Draw the accuracy and loss charts (PNG and SVG) into this directory after training
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
+    /// Augment training images on the fly, e.g. rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip
+    #[arg(long, value_name = "SPEC")]
+    augment: Option<String>,
     /// 0 = silent, 1 = progress bar, 2 = one line per epoch
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
     verbose: u8,
@@ -132,6 +142,39 @@ pub struct SummaryArgs {
 }
 
 #[derive(Args)]
+pub struct AugmentArgs {
+    /// Write the figure here (PNG)
+    #[arg(long, value_name = "PNG", default_value = "augmentation.png")]
+    preview: PathBuf,
+    /// Augmentation options (default: the lecture's rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip)
+    #[arg(long, value_name = "SPEC", default_value = "rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip")]
+    augment: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Images shown before augmentation
+    #[arg(long, default_value_t = 12)]
+    first: usize,
+    /// Images per generator trial
+    #[arg(long, default_value_t = 6)]
+    trial_size: usize,
+    /// Generator trials
+    #[arg(long, default_value_t = 2)]
+    trials: usize,
+    /// Seed of the generator
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Args)]
+pub struct PlotArgs {
+    /// A history written by `train --history` (CSV or JSON) or Keras' CSVLogger
+    history: PathBuf,
+    /// Directory for accuracy.png/.svg and loss.png/.svg
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 pub struct BenchArgs {
     /// Models to measure: presets, TOML files or saved models (default: the three presets)
     models: Vec<String>,
@@ -157,6 +200,8 @@ fn main() -> ExitCode {
         Command::Predict(a) => commands::predict(a),
         Command::Summary(a) => commands::summary(a),
         Command::Bench(a) => commands::bench(a),
+        Command::Plot(a) => commands::plot(a),
+        Command::Augment(a) => commands::augment(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod parallel;
+pub mod plot;
 pub mod presets;
 pub mod regularizers;
 pub mod rng;

@@ -7,6 +7,7 @@
 //! (`CONVNET_CACHE_DIR`, else `$XDG_CACHE_HOME/convnet`, else `~/.cache/convnet`); a download
 //! into that cache. Offline, `mnist` falls back to 2,000 real digits shipped inside convnet.
 
+pub mod augment;
 pub mod cifar;
 pub mod download;
 pub mod idx;

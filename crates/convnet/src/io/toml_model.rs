@@ -121,6 +121,28 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
     Ok(model)
 }
 
+/// The `[augment]` table of a TOML model file, if any, as an augmentation generator
+/// (keys as in [`ImageDataGenerator::from_spec`], e.g. `rotation = 30`, `horizontal_flip = true`).
+pub fn augment_from_toml(text: &str, path: &Path) -> Result<Option<crate::data::augment::ImageDataGenerator>> {
+    let doc: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("invalid TOML: {}", e.message())))?;
+    let Some(t) = doc.get("augment") else { return Ok(None) };
+    let t = t.as_table().ok_or_else(|| Error::format(path, "[augment] must be a table"))?;
+    let spec: Vec<String> = t
+        .iter()
+        .map(|(k, v)| match v {
+            toml::Value::Array(a) => {
+                format!("{k}={}", a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(":"))
+            }
+            toml::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    crate::data::augment::ImageDataGenerator::from_spec(&spec.join(","))
+        .map(Some)
+        .map_err(|e| Error::format(path, format!("[augment]: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +208,16 @@ momentum = 0.9
         assert!((opt.learning_rate() - 0.05).abs() < 1e-9);
         let reg = m.layers()[0].params()[0].regularizer.unwrap();
         assert!((reg.l2 - 0.001).abs() < 1e-9 && reg.l1 == 0.0);
+    }
+
+    #[test]
+    fn reads_an_augment_table() {
+        let text = "[augment]\nrotation = 30\nwidth_shift = 0.2\nhorizontal_flip = true\nbrightness = [0.8, 1.2]\n";
+        let g = augment_from_toml(text, Path::new("m.toml")).unwrap().unwrap();
+        assert_eq!(g.rotation_range, 30.0);
+        assert!(g.horizontal_flip);
+        assert_eq!(g.brightness_range, Some((0.8, 1.2)));
+        assert!(augment_from_toml("name = \"x\"\n", Path::new("m.toml")).unwrap().is_none());
     }
 
     #[test]
