@@ -1,10 +1,14 @@
 //! The subcommands: each turns parsed arguments into library calls and prints the results.
 
-use crate::{AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, PlotArgs, PredictArgs, SummaryArgs, TrainArgs};
+use crate::{
+    AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs, PredictArgs,
+    SummaryArgs, TrainArgs,
+};
 use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};
 use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
 use convnet::io::{self, ModelSource};
+use convnet::plot::{grid_png, GridImage, GridSection};
 use convnet::prelude::*;
 use convnet::Logs;
 use serde_json::{json, Value};
@@ -166,7 +170,10 @@ pub fn train(a: TrainArgs) -> CliResult {
     let opts = FitOptions {
         batch_size: a.batch_size,
         epochs: a.epochs,
-        verbose: a.verbose,
+        verbose: a.verbose.unwrap_or_else(|| {
+            let tty = if a.json { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
+            tty as u8
+        }),
         validation_split: a.validation_split.unwrap_or(0.0),
         validation_data: if a.validation_split.is_none() { Some((&x_test, &y_test)) } else { None },
         progress_to_stderr: a.json,
@@ -260,9 +267,36 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         Some(n) => ds.test.take(n),
         None => ds.test.clone(),
     };
-    let logs = model.evaluate(&test.x(), &targets(&model, &test), a.batch_size)?;
+    if let Some(p) = &a.confusion {
+        prepare_output(p, false)?;
+    }
+    let x = test.x();
+    let logs = model.evaluate(&x, &targets(&model, &test), a.batch_size)?;
+    let mut per_class = Vec::new();
+    if let Some(p) = &a.confusion {
+        let predicted = model.predict(&x, a.batch_size)?.argmax_rows();
+        let truth: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
+        let m = convnet::visual::confusion_matrix(&predicted, &truth, 10);
+        let names: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
+        io::atomic_write(p, &convnet::plot::confusion_png(&m, &names)?)?;
+        per_class = convnet::visual::precision_recall(&m);
+        if !a.json {
+            println!("{:<14} {:>9} {:>9} {:>9}", "class", "precision", "recall", "support");
+            for (name, (pr, rc, n)) in names.iter().zip(&per_class) {
+                println!("{name:<14} {pr:>9.4} {rc:>9.4} {n:>9}");
+            }
+            eprintln!("Confusion matrix: {}", p.display());
+        }
+    }
     if a.json {
         let mut out = json!({"model": a.model, "dataset": kind.name(), "samples": test.count});
+        if !per_class.is_empty() {
+            out["per_class"] = json!(per_class
+                .iter()
+                .zip(kind.class_names())
+                .map(|((p, r, n), c)| json!({"class": c, "precision": p, "recall": r, "support": n}))
+                .collect::<Vec<_>>());
+        }
         for (k, v) in &logs {
             out[k] = json!(v);
         }
@@ -290,12 +324,7 @@ pub fn predict(a: PredictArgs) -> CliResult {
     let (mut model, source) = open(&a.model)?;
     model.build()?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
-    let invert = match a.invert.as_str() {
-        "auto" => Invert::Auto,
-        "yes" | "true" => Invert::Yes,
-        "no" | "false" => Invert::No,
-        other => return Err(format!("--invert must be auto, yes or no, not {other:?}").into()),
-    };
+    let invert = parse_invert(&a.invert)?;
     let (x, names, labels): (Tensor, Vec<String>, Option<Vec<u8>>) = if a.images.is_empty() {
         let kind = pick_dataset(&a.data, &source, &model)?;
         check_fit(&mut model, kind)?;
@@ -466,5 +495,62 @@ pub fn augment(a: AugmentArgs) -> CliResult {
     let png = convnet::data::augment::preview_png(&gen, &first, names, a.trial_size, a.trials, a.seed)?;
     io::atomic_write(&a.preview, &png)?;
     println!("{}", a.preview.display());
+    Ok(())
+}
+
+fn parse_invert(s: &str) -> std::result::Result<Invert, Box<dyn std::error::Error>> {
+    match s {
+        "auto" => Ok(Invert::Auto),
+        "yes" | "true" => Ok(Invert::Yes),
+        "no" | "false" => Ok(Invert::No),
+        other => Err(format!("--invert must be auto, yes or no, not {other:?}").into()),
+    }
+}
+
+pub fn filter(a: FilterArgs) -> CliResult {
+    let kernel = convnet::visual::Kernel2d::parse(&a.kernel)?;
+    let padding = Padding::parse(&a.padding)?;
+    prepare_output(&a.out, false)?;
+    let (img, h, w) = images::load_grey(&a.image, 512)?;
+    let (map, oh, ow) = kernel.apply(&img, h, w, a.stride, padding)?;
+    let abs: Vec<f32> = map.iter().map(|v| v.abs()).collect();
+    let cell = 256;
+    let sections = [GridSection {
+        title: Some(format!("{} kernel, stride {}, padding {}", a.kernel, a.stride, padding.name())),
+        cells: vec![
+            (GridImage::new(&img, h, w, 1), Some(format!("input {w}×{h}"))),
+            (GridImage::normalized(&abs, oh, ow, 1), Some(format!("feature map {ow}×{oh} (|response|)"))),
+        ],
+    }];
+    io::atomic_write(&a.out, &grid_png(&sections, cell, 2)?)?;
+    let (lo, hi) = map.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    println!("{}: feature map {ow}×{oh}, responses from {lo:.3} to {hi:.3}", a.out.display());
+    Ok(())
+}
+
+pub fn features(a: FeaturesArgs) -> CliResult {
+    let (mut model, _) = open(&a.model)?;
+    model.build()?;
+    prepare_output(&a.out, false)?;
+    let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
+    let img = images::load_image(&a.image, &input, parse_invert(&a.invert)?)?;
+    let x = images::batch(std::slice::from_ref(&img), &input)?;
+    let mut sections = vec![GridSection {
+        title: Some(format!("Input ({})", a.image.display())),
+        cells: vec![(GridImage::new(&img.values, input[0], input[1], input[2]), None)],
+    }];
+    sections.extend(convnet::visual::feature_map_sections(&mut model, &x, a.max_maps)?);
+    io::atomic_write(&a.out, &grid_png(&sections, 72, 16)?)?;
+    println!("{}", a.out.display());
+    Ok(())
+}
+
+pub fn filters(a: FiltersArgs) -> CliResult {
+    let (mut model, _) = open(&a.model)?;
+    model.build()?;
+    prepare_output(&a.out, false)?;
+    let section = convnet::visual::filter_section(&model)?;
+    io::atomic_write(&a.out, &grid_png(&[section], 64, 16)?)?;
+    println!("{}", a.out.display());
     Ok(())
 }

@@ -30,6 +30,12 @@ enum Command {
     Plot(PlotArgs),
     /// Show what augmentation does: the first training images, then generator trials (PNG)
     Augment(AugmentArgs),
+    /// Apply a convolution kernel (the lecture's edge kernels, or your own) to a picture
+    Filter(FilterArgs),
+    /// Draw the feature maps of every convolution layer of a model for one picture
+    Features(FeaturesArgs),
+    /// Draw the learned kernels of a model's first convolution layer
+    Filters(FiltersArgs),
 }
 
 /// Where the data comes from.
@@ -85,9 +91,9 @@ pub struct TrainArgs {
     /// Augment training images on the fly, e.g. rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip
     #[arg(long, value_name = "SPEC")]
     augment: Option<String>,
-    /// 0 = silent, 1 = progress bar, 2 = one line per epoch
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
-    verbose: u8,
+    /// 0 = silent, 1 = progress bar, 2 = one line per epoch (default: 1 on a terminal, else 0)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    verbose: Option<u8>,
     /// Print one JSON object with the results on stdout (progress goes to stderr)
     #[arg(long)]
     json: bool,
@@ -105,6 +111,9 @@ pub struct EvaluateArgs {
     /// Evaluate on the first N test images only
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Also draw the confusion matrix here (PNG) and print per-class precision and recall
+    #[arg(long, value_name = "PNG")]
+    confusion: Option<PathBuf>,
     /// Print one JSON object with the results
     #[arg(long)]
     json: bool,
@@ -139,6 +148,50 @@ pub struct SummaryArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub struct FilterArgs {
+    /// A picture (PNG or JPEG)
+    image: PathBuf,
+    /// vertical-edge, horizontal-edge, or a text file of kernel rows
+    #[arg(long, default_value = "vertical-edge")]
+    kernel: String,
+    /// Step of the kernel
+    #[arg(long, default_value_t = 1)]
+    stride: usize,
+    /// valid or same
+    #[arg(long, default_value = "valid")]
+    padding: String,
+    /// Write the figure (picture and feature map) here
+    #[arg(long, value_name = "PNG", default_value = "feature_map.png")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct FeaturesArgs {
+    /// A saved model (or a preset, to see untrained maps)
+    model: String,
+    /// A picture (PNG or JPEG), converted to the model's input
+    image: PathBuf,
+    /// Maps shown per layer
+    #[arg(long, default_value_t = 32)]
+    max_maps: usize,
+    /// Invert grey pictures: auto, yes, no
+    #[arg(long, default_value = "auto")]
+    invert: String,
+    /// Write the figure here
+    #[arg(long, value_name = "PNG", default_value = "features.png")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct FiltersArgs {
+    /// A saved model (or a preset)
+    model: String,
+    /// Write the figure here
+    #[arg(long, value_name = "PNG", default_value = "filters.png")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -202,6 +255,9 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench(a),
         Command::Plot(a) => commands::plot(a),
         Command::Augment(a) => commands::augment(a),
+        Command::Filter(a) => commands::filter(a),
+        Command::Features(a) => commands::features(a),
+        Command::Filters(a) => commands::filters(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

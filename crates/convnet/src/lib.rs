@@ -50,6 +50,7 @@ pub mod presets;
 pub mod regularizers;
 pub mod rng;
 pub mod tensor;
+pub mod visual;
 
 pub use activations::Activation;
 pub use error::{Error, Result};

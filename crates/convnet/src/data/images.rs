@@ -89,6 +89,27 @@ fn border_mean(v: &[f32], h: usize, w: usize) -> f32 {
     sum / n.max(1) as f32
 }
 
+/// Decodes a picture as grey values in [0, 1] at its own size (scaled down to at most
+/// `max_side` pixels per side); returns `(values, height, width)`.
+pub fn load_grey(path: &Path, max_side: u32) -> Result<(Vec<f32>, usize, usize)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let mut img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode the picture: {e}")))?;
+    if img.width() > max_side || img.height() > max_side {
+        img = img.resize(max_side, max_side, FilterType::Triangle);
+    }
+    let g = img.to_luma8();
+    let (w, h) = (g.width() as usize, g.height() as usize);
+    Ok((g.into_raw().into_iter().map(|v| v as f32 / 255.0).collect(), h, w))
+}
+
 /// Stacks prepared pictures into one NHWC batch.
 pub fn batch(images: &[PreparedImage], shape: &[usize]) -> Result<Tensor> {
     let mut s = vec![images.len()];
