@@ -111,6 +111,19 @@ fn metric(logs: &Logs, key: &str) -> f64 {
     logs.get(key).copied().unwrap_or(f64::NAN)
 }
 
+/// A progress bar on stderr for `steps` steps, when stderr is a terminal.
+fn progress_bar(steps: usize, what: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(steps as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} {bar:30.green/white} {pos}/{len} {eta}") {
+        b.set_style(style);
+    }
+    b.set_message(what.to_string());
+    Some(b)
+}
+
 /// Creates the directory that will hold `path`, before any long work, so a bad output path
 /// fails at once instead of after training.
 fn prepare_output(path: &std::path::Path, is_dir: bool) -> Result<()> {
@@ -271,7 +284,15 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         prepare_output(p, false)?;
     }
     let x = test.x();
-    let logs = model.evaluate(&x, &targets(&model, &test), a.batch_size)?;
+    let bar = progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::model::MAX_INFERENCE_BATCH)), "Evaluating");
+    let logs = model.evaluate_with(&x, &targets(&model, &test), a.batch_size, &mut |done, _| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     let mut per_class = Vec::new();
     if let Some(p) = &a.confusion {
         let predicted = model.predict(&x, a.batch_size)?.argmax_rows();
