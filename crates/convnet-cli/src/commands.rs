@@ -284,7 +284,8 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         prepare_output(p, false)?;
     }
     let x = test.x();
-    let bar = progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::model::MAX_INFERENCE_BATCH)), "Evaluating");
+    let bar =
+        progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::model::MAX_INFERENCE_BATCH)), "Evaluating");
     let logs = model.evaluate_with(&x, &targets(&model, &test), a.batch_size, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done as u64);

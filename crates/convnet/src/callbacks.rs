@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::fit::{emit, keras_value, History};
 use crate::model::{Logs, Sequential};
 use crate::tensor::Tensor;
+use serde_json::{json, Value};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,6 +54,14 @@ pub trait Callback: Send {
     }
     /// When training ends, normally or not.
     fn on_train_end(&mut self, _model: &mut Sequential) {}
+    /// The callback's running state, kept in checkpoints (default: it has none).
+    fn state(&self) -> Option<Value> {
+        None
+    }
+    /// Restores a state from [`Callback::state`] when training resumes.
+    fn set_state(&mut self, _state: &Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Prints Keras' progress: `Epoch 1/10`, a live bar (verbose 1 on a terminal) and the epoch's
@@ -256,6 +265,29 @@ impl Monitor {
     fn value(&self, logs: &Logs) -> Option<f64> {
         logs.get(&self.name).copied().filter(|v| v.is_finite())
     }
+
+    /// The best value for a checkpoint (null while there is none).
+    fn best_json(&self) -> Value {
+        if self.best.is_finite() {
+            json!(self.best)
+        } else {
+            Value::Null
+        }
+    }
+
+    /// Restores the best value from [`Monitor::best_json`].
+    fn set_best(&mut self, v: &Value) {
+        self.best = v.as_f64().unwrap_or(if self.maximise { f64::NEG_INFINITY } else { f64::INFINITY });
+    }
+}
+
+/// Reads a non-negative integer field of a callback state.
+fn state_usize(state: &Value, key: &str) -> Result<usize> {
+    state
+        .get(key)
+        .and_then(Value::as_u64)
+        .map(|v| v as usize)
+        .ok_or_else(|| Error::config(format!("callback state lacks {key}")))
 }
 
 /// Formats Keras' checkpoint file patterns: `{epoch:02d}`, `{val_loss:.2f}` and plain
@@ -265,9 +297,8 @@ pub fn format_filepath(pattern: &str, epoch: usize, logs: &Logs) -> Result<Strin
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let close = rest[open..]
-            .find('}')
-            .ok_or_else(|| Error::config(format!("unclosed {{ in file pattern {pattern:?}")))?;
+        let close =
+            rest[open..].find('}').ok_or_else(|| Error::config(format!("unclosed {{ in file pattern {pattern:?}")))?;
         let field = &rest[open + 1..open + close];
         let (name, spec) = field.split_once(':').unwrap_or((field, ""));
         let value = if name == "epoch" {
@@ -367,6 +398,15 @@ impl Callback for ModelCheckpoint {
         }
         self.saved.push(path);
         Ok(Control::Continue)
+    }
+
+    fn state(&self) -> Option<Value> {
+        Some(json!({ "best": self.monitor.best_json() }))
+    }
+
+    fn set_state(&mut self, state: &Value) -> Result<()> {
+        self.monitor.set_best(&state["best"]);
+        Ok(())
     }
 }
 
@@ -482,6 +522,42 @@ impl Callback for EarlyStopping {
             let _ = model.set_weights(w);
         }
     }
+
+    fn state(&self) -> Option<Value> {
+        // Weights go in as bit patterns so they come back exactly.
+        let best_weights = self.best_weights.as_ref().map(|ws| {
+            ws.iter()
+                .map(|t| json!({ "shape": t.shape(), "bits": t.data().iter().map(|v| v.to_bits()).collect::<Vec<u32>>() }))
+                .collect::<Vec<Value>>()
+        });
+        Some(json!({
+            "best": self.monitor.best_json(),
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "best_weights": best_weights,
+        }))
+    }
+
+    fn set_state(&mut self, state: &Value) -> Result<()> {
+        self.monitor.set_best(&state["best"]);
+        self.wait = state_usize(state, "wait")?;
+        self.best_epoch = state["best_epoch"].as_u64().map(|v| v as usize);
+        self.best_weights = match state["best_weights"].as_array() {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|w| {
+                        let shape: Vec<usize> = serde_json::from_value(w["shape"].clone())
+                            .map_err(|e| Error::config(format!("EarlyStopping state: {e}")))?;
+                        let bits: Vec<u32> = serde_json::from_value(w["bits"].clone())
+                            .map_err(|e| Error::config(format!("EarlyStopping state: {e}")))?;
+                        Tensor::from_vec(&shape, bits.into_iter().map(f32::from_bits).collect())
+                    })
+                    .collect::<Result<Vec<Tensor>>>()?,
+            ),
+        };
+        Ok(())
+    }
 }
 
 /// Lowers the learning rate when a monitored quantity stops improving (Keras'
@@ -557,6 +633,17 @@ impl Callback for ReduceLROnPlateau {
         }
         Ok(Control::Continue)
     }
+
+    fn state(&self) -> Option<Value> {
+        Some(json!({ "best": self.monitor.best_json(), "wait": self.wait, "cooldown": self.cooldown_counter }))
+    }
+
+    fn set_state(&mut self, state: &Value) -> Result<()> {
+        self.monitor.set_best(&state["best"]);
+        self.wait = state_usize(state, "wait")?;
+        self.cooldown_counter = state_usize(state, "cooldown")?;
+        Ok(())
+    }
 }
 
 /// Sets the learning rate at the start of every epoch from `schedule(epoch, current_rate)`
@@ -630,6 +717,16 @@ impl Callback for CsvLogger {
         self.history.push(epoch, logs, 0.0);
         crate::io::atomic_write(&self.path, self.history.to_csv().as_bytes())?;
         Ok(Control::Continue)
+    }
+
+    fn state(&self) -> Option<Value> {
+        serde_json::to_value(&self.history).ok()
+    }
+
+    fn set_state(&mut self, state: &Value) -> Result<()> {
+        self.history =
+            serde_json::from_value(state.clone()).map_err(|e| Error::config(format!("CSVLogger state: {e}")))?;
+        Ok(())
     }
 }
 

@@ -52,9 +52,19 @@ pub enum Error {
         /// The offending loss value.
         value: f32,
     },
-    /// Training was interrupted by the user (Ctrl-C).
-    #[error("training was interrupted")]
-    Interrupted,
+    /// Training was interrupted (Ctrl-C, or the caller's interrupt flag).
+    #[error("training was interrupted at epoch {epoch}, batch {batch}{}", match checkpoint {
+        Some(p) => format!("; checkpoint saved to {}", p.display()),
+        None => String::new(),
+    })]
+    Interrupted {
+        /// 1-based epoch in progress.
+        epoch: usize,
+        /// Batches of that epoch that were trained.
+        batch: usize,
+        /// Where the checkpoint to resume from was written, if one was.
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 /// The library's result type.

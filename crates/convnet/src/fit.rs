@@ -2,12 +2,16 @@
 //! shuffling, verbosity, callbacks) and the `History` it returns.
 
 use crate::callbacks::{Callback, Control, ProgbarLogger};
+use crate::checkpoint::{save_checkpoint, TrainState};
 use crate::error::{Error, Result};
 use crate::model::{Logs, Sequential, Tally};
+use crate::rng::Rng;
 use crate::tensor::Tensor;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// A source of training batches: plain tensors, or a generator that augments them. (Training
@@ -27,6 +31,12 @@ pub trait TrainData: Send {
     fn check(&self, _model: &mut Sequential) -> Result<()> {
         Ok(())
     }
+    /// The source's random generator, for checkpoints (default: it has none).
+    fn rng_state(&self) -> Option<Rng> {
+        None
+    }
+    /// Restores the generator saved by [`TrainData::rng_state`].
+    fn set_rng_state(&mut self, _rng: Rng) {}
 }
 
 /// Training data held in two tensors, `x` (inputs) and `y` (targets), optionally restricted
@@ -85,6 +95,20 @@ pub struct FitOptions<'a> {
     pub callbacks: Vec<Box<dyn Callback + 'a>>,
     /// Where progress goes: standard output (Keras' behaviour) or standard error.
     pub progress_to_stderr: bool,
+    /// Stop with [`Error::NonFinite`] when the loss becomes NaN or infinite (default); when
+    /// off, training goes on (and no checkpoint with non-finite weights is written).
+    pub stop_on_non_finite: bool,
+    /// Checked after every batch: when set, training stops, writes `checkpoint` (if given)
+    /// and returns [`Error::Interrupted`].
+    pub interrupt: Option<&'a AtomicBool>,
+    /// Write a checkpoint here after every epoch and on interrupt.
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from this state (read with [`crate::checkpoint::load_checkpoint`]) instead
+    /// of starting at `initial_epoch`.
+    pub resume: Option<TrainState>,
+    /// Stored in every checkpoint's state as `settings` (the command line keeps its
+    /// arguments here).
+    pub settings: serde_json::Value,
 }
 
 impl Default for FitOptions<'_> {
@@ -99,12 +123,17 @@ impl Default for FitOptions<'_> {
             initial_epoch: 0,
             callbacks: Vec::new(),
             progress_to_stderr: false,
+            stop_on_non_finite: true,
+            interrupt: None,
+            checkpoint: None,
+            resume: None,
+            settings: serde_json::Value::Null,
         }
     }
 }
 
 /// Per-epoch metrics of a `fit` (Keras' `History.history`), plus seconds per epoch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Epoch numbers, 0-based as Keras counts them.
     pub epoch: Vec<usize>,
@@ -284,31 +313,105 @@ impl Sequential {
         }
         // The loop runs on a worker thread of the pool, so the layers' parallel sections
         // stay inside it (no cross-thread job injection, which allocates).
-        let (epochs, initial_epoch, shuffle) = (opts.epochs, opts.initial_epoch, opts.shuffle);
-        rayon::scope(|_| self.run_epochs(data, validation, &mut callbacks, bs, epochs, initial_epoch, shuffle))
+        rayon::scope(|_| {
+            let mut run = EpochRunner { data, validation, callbacks: &mut callbacks, bs, opts: &mut opts };
+            run.run(self)
+        })
+    }
+}
+
+/// The state of the training loop that `fit` threads through its epochs.
+struct EpochRunner<'r, 'a, 'd> {
+    data: &'r mut dyn TrainData,
+    validation: Option<(&'r Tensor, &'r Tensor)>,
+    callbacks: &'r mut [Box<dyn Callback + 'd>],
+    bs: usize,
+    opts: &'r mut FitOptions<'a>,
+}
+
+/// Progress inside one epoch.
+struct EpochProgress {
+    epoch: usize,
+    batch: usize,
+    loss_sum: f64,
+    seen: usize,
+    tallies: [Tally; 4],
+    seconds_before: f64,
+}
+
+impl EpochRunner<'_, '_, '_> {
+    /// A checkpoint state for `model` at `p` (with `order` when mid-epoch).
+    fn state(&self, model: &Sequential, p: &EpochProgress, order: &[usize], history: &History) -> TrainState {
+        let mid = p.batch > 0;
+        let mut st = TrainState::at_epoch(p.epoch, self.bs, model.rng().clone());
+        st.batch = p.batch;
+        st.order = if mid { order.to_vec() } else { Vec::new() };
+        st.loss_sum_bits = p.loss_sum.to_bits();
+        st.seen = p.seen;
+        st.tallies = p.tallies.iter().map(|t| (t.correct, t.count)).collect();
+        st.epoch_seconds = p.seconds_before;
+        st.data_rng = self.data.rng_state();
+        st.history = history.clone();
+        st.callbacks = self.callbacks.iter().map(|c| c.state()).collect();
+        st.settings = self.opts.settings.clone();
+        st
     }
 
-    /// The epochs of [`Sequential::fit_data`], after its checks.
-    fn run_epochs(
-        &mut self,
-        data: &mut dyn TrainData,
-        validation: Option<(&Tensor, &Tensor)>,
-        callbacks: &mut [Box<dyn Callback + '_>],
-        bs: usize,
-        epochs: usize,
-        initial_epoch: usize,
-        shuffle: bool,
-    ) -> Result<History> {
-        let n = data.len();
+    /// Writes a checkpoint, unless the weights hold NaN or infinity.
+    fn write_checkpoint(&self, model: &Sequential, st: &TrainState) -> Result<bool> {
+        let Some(path) = &self.opts.checkpoint else { return Ok(false) };
+        if !model.params().all(|p| p.value.iter().all(|v| v.is_finite())) {
+            return Ok(false);
+        }
+        save_checkpoint(model, st, path)?;
+        Ok(true)
+    }
+
+    fn end(&mut self, model: &mut Sequential) {
+        for cb in self.callbacks.iter_mut() {
+            cb.on_train_end(model);
+        }
+    }
+
+    fn run(&mut self, model: &mut Sequential) -> Result<History> {
+        let n = self.data.len();
+        let bs = self.bs;
         let steps = n.div_ceil(bs);
+        let epochs = self.opts.epochs;
         let params = crate::callbacks::TrainParams { epochs, steps, samples: n, batch_size: bs };
-        for cb in callbacks.iter_mut() {
-            cb.on_train_begin(&params, self)?;
+        for cb in self.callbacks.iter_mut() {
+            cb.on_train_begin(&params, model)?;
         }
         let metric_names: Vec<&'static str> =
-            self.compiled().map(|c| c.metrics.iter().map(|m| m.name()).collect()).unwrap_or_default();
+            model.compiled().map(|c| c.metrics.iter().map(|m| m.name()).collect()).unwrap_or_default();
         let mut history = History::default();
-        let mut order: Vec<usize> = (0..n).collect();
+        let mut order: Vec<usize> = Vec::with_capacity(n);
+        let mut first_epoch = self.opts.initial_epoch;
+        let mut resume_mid = None;
+        if let Some(st) = self.opts.resume.take() {
+            if st.batch > 0 && (st.batch_size != bs || st.order.len() != n || st.batch > steps) {
+                return Err(Error::config(format!(
+                    "the checkpoint stopped inside an epoch of {} samples in batches of {}; \
+                     this run has {n} samples in batches of {bs}",
+                    st.order.len(),
+                    st.batch_size
+                )));
+            }
+            model.set_rng(st.model_rng.clone());
+            if let Some(r) = &st.data_rng {
+                self.data.set_rng_state(r.clone());
+            }
+            for (cb, s) in self.callbacks.iter_mut().zip(&st.callbacks) {
+                if let Some(s) = s {
+                    cb.set_state(s)?;
+                }
+            }
+            history = st.history.clone();
+            first_epoch = st.epoch;
+            if st.batch > 0 {
+                resume_mid = Some(st);
+            }
+        }
         let mut idx: Vec<usize> = Vec::with_capacity(bs);
         // The running logs keep their keys for the whole run: updating values allocates nothing.
         let mut batch_logs = Logs::new();
@@ -317,75 +420,119 @@ impl Sequential {
             batch_logs.insert((*name).into(), 0.0);
         }
         let mut stop = false;
-        for epoch in initial_epoch..epochs {
+        for epoch in first_epoch..epochs {
             let start = Instant::now();
-            for cb in callbacks.iter_mut() {
-                cb.on_epoch_begin(epoch, self)?;
+            for cb in self.callbacks.iter_mut() {
+                cb.on_epoch_begin(epoch, model)?;
             }
-            if shuffle {
-                self.rng_mut().shuffle(&mut order);
+            let mut p = EpochProgress {
+                epoch,
+                batch: 0,
+                loss_sum: 0.0,
+                seen: 0,
+                tallies: [Tally::default(); 4],
+                seconds_before: 0.0,
+            };
+            order.clear();
+            match resume_mid.take() {
+                Some(st) => {
+                    order.extend_from_slice(&st.order);
+                    p.batch = st.batch;
+                    p.loss_sum = st.loss_sum();
+                    p.seen = st.seen;
+                    for (t, (c, k)) in p.tallies.iter_mut().zip(&st.tallies) {
+                        t.correct = *c;
+                        t.count = *k;
+                    }
+                    p.seconds_before = st.epoch_seconds;
+                }
+                None => {
+                    // Every epoch draws a fresh permutation, so an epoch's order depends only
+                    // on the generator's state at its start (what a checkpoint keeps).
+                    order.extend(0..n);
+                    if self.opts.shuffle {
+                        model.rng_mut().shuffle(&mut order);
+                    }
+                }
             }
-            let mut loss_sum = 0.0f64;
-            let mut seen = 0usize;
-            let mut tallies = [Tally::default(); 4];
-            for b in 0..steps {
+            for b in p.batch..steps {
                 idx.clear();
                 idx.extend_from_slice(&order[b * bs..((b + 1) * bs).min(n)]);
                 {
-                    let (xb, yb) = self.batch_buffers();
-                    data.fill(&idx, xb, yb)?;
+                    let (xb, yb) = model.batch_buffers();
+                    self.data.fill(&idx, xb, yb)?;
                 }
-                let r = self.train_loaded()?;
-                if !r.loss.is_finite() {
-                    for cb in callbacks.iter_mut() {
-                        cb.on_train_end(self);
-                    }
+                let r = model.train_loaded()?;
+                if !r.loss.is_finite() && self.opts.stop_on_non_finite {
+                    self.end(model);
                     return Err(Error::NonFinite { epoch: epoch + 1, batch: b + 1, value: r.loss });
                 }
-                loss_sum += r.loss as f64 * idx.len() as f64;
-                seen += idx.len();
-                for (t, rt) in tallies.iter_mut().zip(&r.tallies) {
+                p.batch = b + 1;
+                p.loss_sum += r.loss as f64 * idx.len() as f64;
+                p.seen += idx.len();
+                for (t, rt) in p.tallies.iter_mut().zip(&r.tallies) {
                     t.correct += rt.correct;
                     t.count += rt.count;
                 }
                 if let Some(v) = batch_logs.get_mut("loss") {
-                    *v = loss_sum / seen as f64;
+                    *v = p.loss_sum / p.seen as f64;
                 }
                 for (i, name) in metric_names.iter().enumerate() {
                     if let Some(v) = batch_logs.get_mut(*name) {
-                        *v = tallies[i].correct as f64 / tallies[i].count.max(1) as f64;
+                        *v = p.tallies[i].correct as f64 / p.tallies[i].count.max(1) as f64;
                     }
                 }
-                for cb in callbacks.iter_mut() {
-                    if cb.on_train_batch_end(b, &batch_logs, self)? == Control::Stop {
+                for cb in self.callbacks.iter_mut() {
+                    if cb.on_train_batch_end(b, &batch_logs, model)? == Control::Stop {
                         stop = true;
                     }
                 }
                 if stop {
                     break;
                 }
+                if self.opts.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                    p.seconds_before += start.elapsed().as_secs_f64();
+                    let st = self.state(model, &p, &order, &history);
+                    let written = self.write_checkpoint(model, &st)?;
+                    self.end(model);
+                    return Err(Error::Interrupted {
+                        epoch: epoch + 1,
+                        batch: p.batch,
+                        checkpoint: if written { self.opts.checkpoint.clone() } else { None },
+                    });
+                }
             }
             let mut logs = batch_logs.clone();
-            if let Some((vx, vy)) = validation {
-                let v = self.evaluate(vx, vy, bs)?;
+            if let Some((vx, vy)) = self.validation {
+                let v = model.evaluate(vx, vy, bs)?;
                 for (k, val) in v {
                     logs.insert(format!("val_{k}"), val);
                 }
             }
-            let secs = start.elapsed().as_secs_f64();
+            let secs = p.seconds_before + start.elapsed().as_secs_f64();
             history.push(epoch, &logs, secs);
-            for cb in callbacks.iter_mut() {
-                if cb.on_epoch_end(epoch, &logs, self)? == Control::Stop {
+            for cb in self.callbacks.iter_mut() {
+                if cb.on_epoch_end(epoch, &logs, model)? == Control::Stop {
                     stop = true;
                 }
+            }
+            if self.opts.checkpoint.is_some() {
+                let next = EpochProgress {
+                    epoch: epoch + 1,
+                    batch: 0,
+                    loss_sum: 0.0,
+                    seen: 0,
+                    tallies: [Tally::default(); 4],
+                    seconds_before: 0.0,
+                };
+                let st = self.state(model, &next, &[], &history);
+                self.write_checkpoint(model, &st)?;
             }
             if stop {
                 break;
             }
         }
-        for cb in callbacks.iter_mut() {
-            cb.on_train_end(self);
-        }
+        self.end(model);
         Ok(history)
     }
 }

@@ -33,6 +33,7 @@
 pub mod activations;
 pub mod bench;
 pub mod callbacks;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod fit;

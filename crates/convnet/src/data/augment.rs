@@ -532,6 +532,14 @@ impl TrainData for Flow<'_> {
         let n = model.check_input(self.x)?;
         model.check_targets(self.y, n)
     }
+
+    fn rng_state(&self) -> Option<Rng> {
+        Some(self.rng.clone())
+    }
+
+    fn set_rng_state(&mut self, rng: Rng) {
+        self.rng = rng;
+    }
 }
 
 /// The lecture's augmentation figure as a PNG: the images of `set` with their class names,

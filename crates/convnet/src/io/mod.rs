@@ -196,7 +196,8 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> 
     })();
     result.map_err(|e: std::io::Error| {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+        let kept = if path.exists() { "the previous file is unchanged" } else { "nothing was written" };
+        Error::io(path, std::io::Error::new(e.kind(), format!("{e} ({kept})")))
     })
 }
 

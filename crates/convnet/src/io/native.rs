@@ -17,6 +17,15 @@ use std::path::Path;
 
 /// Serialises a built model to safetensors bytes.
 pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> {
+    to_bytes_with_metadata(model, include_optimizer, &[])
+}
+
+/// Serialises a built model with extra metadata entries (a checkpoint's training state).
+pub fn to_bytes_with_metadata(
+    model: &Sequential,
+    include_optimizer: bool,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for l in model.layers() {
         for p in l.params() {
@@ -54,6 +63,9 @@ pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> 
     if let Some(c) = model.class_names() {
         meta.insert("class_names".to_string(), serde_json::to_string(c).unwrap_or_default());
     }
+    for (k, v) in extra {
+        meta.insert(k.to_string(), v.clone());
+    }
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::config(format!("cannot serialise the model: {e}")))
 }
 
@@ -79,11 +91,16 @@ pub fn sniff(bytes: &[u8]) -> bool {
     n >= 2 && n <= (bytes.len() - 8) as u64 && bytes[8] == b'{'
 }
 
-/// Reads a model written by [`to_bytes`].
-pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
+/// The metadata entries of a convnet safetensors file.
+pub fn metadata(bytes: &[u8], path: &Path) -> Result<HashMap<String, String>> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| Error::format(path, format!("not a convnet model file: {e}")))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// Reads a model written by [`to_bytes`].
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
+    let meta = metadata(bytes, path)?;
     if meta.get("format").map(String::as_str) != Some("convnet") {
         return Err(Error::format(path, "a safetensors file without convnet's model metadata"));
     }
