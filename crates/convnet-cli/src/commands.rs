@@ -4,6 +4,8 @@ use crate::{
     AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs, PredictArgs,
     SummaryArgs, TrainArgs,
 };
+use convnet::callbacks::{CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint, ReduceLROnPlateau};
+use convnet::checkpoint::{load_checkpoint, TrainState};
 use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};
 use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
@@ -11,8 +13,11 @@ use convnet::io::{self, ModelSource};
 use convnet::plot::{grid_png, GridImage, GridSection};
 use convnet::prelude::*;
 use convnet::Logs;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -134,25 +139,91 @@ fn prepare_output(path: &std::path::Path, is_dir: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn train(a: TrainArgs) -> CliResult {
-    for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true)] {
-        if let Some(p) = p {
-            prepare_output(p, is_dir)?;
+/// Everything that decides a training run, kept in its checkpoints so `--resume` repeats it.
+#[derive(Clone, Serialize, Deserialize)]
+struct RunSettings {
+    model: String,
+    dataset: String,
+    epochs: usize,
+    batch_size: usize,
+    validation_split: Option<f32>,
+    seed: u64,
+    limit: Option<usize>,
+    base_learning_rate: f32,
+    augment: Option<ImageDataGenerator>,
+    checkpoint: Option<PathBuf>,
+    early_stopping: Option<usize>,
+    reduce_lr_on_plateau: Option<String>,
+    lr_schedule: Option<String>,
+    monitor: String,
+    save_best: Option<PathBuf>,
+    csv_log: Option<PathBuf>,
+    on_nan: String,
+    save: Option<PathBuf>,
+    history: Option<PathBuf>,
+    plot: Option<PathBuf>,
+}
+
+/// Set by the Ctrl-C handler; training stops after the batch in progress.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler: the first press asks training to stop and checkpoint, the
+/// second quits at once.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nInterrupted again: quitting without a checkpoint.");
+            std::process::exit(130);
         }
+        eprintln!("\nInterrupt: saving a checkpoint after this batch (Ctrl-C again to quit at once)…");
+    });
+}
+
+/// The callbacks the flags ask for, always in the same order (checkpoints match them by position).
+fn run_callbacks(s: &RunSettings) -> Result<Vec<Box<dyn Callback>>> {
+    let mut cbs: Vec<Box<dyn Callback>> = Vec::new();
+    if let Some(p) = s.early_stopping {
+        cbs.push(Box::new(EarlyStopping::new(&s.monitor, p).restore_best_weights(true)));
     }
-    if let Some(p) = &a.save {
-        io::Format::for_path(p)?;
+    if let Some(spec) = &s.reduce_lr_on_plateau {
+        let (n, f) = spec.split_once(':').unwrap_or((spec, "0.1"));
+        let bad = || Error::config(format!("--reduce-lr-on-plateau {spec:?}: expected N or N:FACTOR"));
+        let n: usize = n.parse().map_err(|_| bad())?;
+        let f: f32 = f.parse().map_err(|_| bad())?;
+        cbs.push(Box::new(ReduceLROnPlateau::new(&s.monitor, f, n)?));
     }
-    let (mut model, source) = open(&a.model)?;
+    if let Some(spec) = &s.lr_schedule {
+        cbs.push(Box::new(LearningRateScheduler::parse(spec, s.base_learning_rate)?));
+    }
+    if let Some(p) = &s.save_best {
+        cbs.push(Box::new(
+            ModelCheckpoint::new(&p.to_string_lossy()).monitor(&s.monitor, Mode::Auto).save_best_only(true),
+        ));
+    }
+    if let Some(p) = &s.csv_log {
+        cbs.push(Box::new(CsvLogger::new(p, false)));
+    }
+    Ok(cbs)
+}
+
+/// Where a Ctrl-C checkpoint goes when `--checkpoint` was not given.
+fn interrupt_checkpoint_path(s: &RunSettings, resumed_from: Option<&Path>) -> PathBuf {
+    if let Some(p) = s.checkpoint.as_deref().or(resumed_from) {
+        return p.to_path_buf();
+    }
+    match &s.save {
+        Some(p) => p.with_extension("ckpt"),
+        None => PathBuf::from("convnet-train.ckpt"),
+    }
+}
+
+/// Fresh run: opens and compiles the model, and settles every setting.
+fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
+    let spec = a.model.clone().unwrap_or_default();
+    let (mut model, source) = open(&spec)?;
     model.set_seed(a.seed);
     let kind = pick_dataset(&a.data, &source, &model)?;
     check_fit(&mut model, kind)?;
-    let ds = load_dataset(&a.data, kind, a.json)?;
-    let train_set = match a.limit {
-        Some(n) => ds.train.take(n),
-        None => ds.train.clone(),
-    };
-
     let explicit_opt = a.optimizer.as_deref().map(Optimizer::parse).transpose()?;
     match (explicit_opt, model.compiled().cloned()) {
         (None, Some(c)) => {
@@ -172,59 +243,178 @@ pub fn train(a: TrainArgs) -> CliResult {
         }
     }
     model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
-
     let augment = match (&a.augment, &source) {
         (Some(spec), _) => Some(ImageDataGenerator::from_spec(spec)?),
-        (None, ModelSource::Toml(p)) => io::toml_model::augment_from_toml(&std::fs::read_to_string(p)?, p)?,
+        (None, ModelSource::Toml(p)) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            io::toml_model::augment_from_toml(&text, p)?
+        }
         _ => None,
+    };
+    let settings = RunSettings {
+        model: spec,
+        dataset: kind.name().to_string(),
+        epochs: a.epochs.unwrap_or(10),
+        batch_size: a.batch_size,
+        validation_split: a.validation_split,
+        seed: a.seed,
+        limit: a.limit,
+        base_learning_rate: model.optimizer().map(|o| o.learning_rate()).unwrap_or(0.001),
+        augment,
+        checkpoint: a.checkpoint.clone(),
+        early_stopping: a.early_stopping,
+        reduce_lr_on_plateau: a.reduce_lr_on_plateau.clone(),
+        lr_schedule: a.lr_schedule.clone(),
+        monitor: a.monitor.clone(),
+        save_best: a.save_best.clone(),
+        csv_log: a.csv_log.clone(),
+        on_nan: a.on_nan.clone(),
+        save: a.save.clone(),
+        history: a.history.clone(),
+        plot: a.plot.clone(),
+    };
+    // Bad flag values fail now, not after loading data.
+    run_callbacks(&settings)?;
+    Ok((model, settings))
+}
+
+/// Resumed run: the checkpoint's model, state and settings, with the flags a resume may change.
+fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, TrainState)> {
+    let (model, state) = load_checkpoint(ckpt)?;
+    let mut s: RunSettings = serde_json::from_value(state.settings.clone()).map_err(|e| {
+        Error::format(
+            ckpt,
+            format!("this checkpoint was not written by `convnet train` ({e}); resume it from the library"),
+        )
+    })?;
+    if let Some(e) = a.epochs {
+        s.epochs = e;
+    }
+    for (slot, flag) in [(&mut s.save, &a.save), (&mut s.history, &a.history), (&mut s.plot, &a.plot)] {
+        if flag.is_some() {
+            slot.clone_from(flag);
+        }
+    }
+    if a.checkpoint.is_some() {
+        s.checkpoint.clone_from(&a.checkpoint);
+    }
+    if a.csv_log.is_some() {
+        s.csv_log.clone_from(&a.csv_log);
+    }
+    if state.epoch >= s.epochs {
+        return Err(Error::config(format!(
+            "the checkpoint has already trained {} of {} epochs; give --epochs with a larger number to train on",
+            state.epoch, s.epochs
+        )));
+    }
+    Ok((model, s, state))
+}
+
+pub fn train(a: TrainArgs) -> CliResult {
+    for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true), (&a.checkpoint, false)] {
+        if let Some(p) = p {
+            prepare_output(p, is_dir)?;
+        }
+    }
+    if let Some(p) = &a.save {
+        io::Format::for_path(p)?;
+    }
+    let (mut model, s, state) = match &a.resume {
+        Some(ckpt) => {
+            let (m, s, st) = resume_run(&a, ckpt)?;
+            if !a.json {
+                eprintln!(
+                    "Resuming {} from {} at epoch {}{}",
+                    s.model,
+                    ckpt.display(),
+                    st.epoch + 1,
+                    if st.batch > 0 { format!(", batch {}", st.batch + 1) } else { String::new() }
+                );
+            }
+            (m, s, Some(st))
+        }
+        None => {
+            let (m, s) = start_run(&a)?;
+            (m, s, None)
+        }
+    };
+    let kind = DatasetKind::parse(&s.dataset)?;
+    check_fit(&mut model, kind)?;
+    let data_args = DataArgs { dataset: Some(s.dataset.clone()), ..a.data.clone() };
+    let ds = load_dataset(&data_args, kind, a.json)?;
+    let train_set = match s.limit {
+        Some(n) => ds.train.take(n),
+        None => ds.train.clone(),
     };
     let x_test = ds.test.x();
     let y_test = targets(&model, &ds.test);
+    let checkpoint_path = interrupt_checkpoint_path(&s, a.resume.as_deref());
+    install_interrupt_handler();
     let opts = FitOptions {
-        batch_size: a.batch_size,
-        epochs: a.epochs,
+        batch_size: s.batch_size,
+        epochs: s.epochs,
         verbose: a.verbose.unwrap_or_else(|| {
             let tty = if a.json { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
             tty as u8
         }),
-        validation_split: a.validation_split.unwrap_or(0.0),
-        validation_data: if a.validation_split.is_none() { Some((&x_test, &y_test)) } else { None },
+        validation_split: s.validation_split.unwrap_or(0.0),
+        validation_data: if s.validation_split.is_none() { Some((&x_test, &y_test)) } else { None },
         progress_to_stderr: a.json,
+        callbacks: run_callbacks(&s)?,
+        stop_on_non_finite: s.on_nan == "stop",
+        interrupt: Some(&INTERRUPTED),
+        checkpoint: Some(checkpoint_path.clone()),
+        checkpoint_each_epoch: s.checkpoint.is_some(),
+        resume: state,
+        settings: serde_json::to_value(&s)?,
         ..Default::default()
     };
-    let hist = match augment {
-        None => model.fit(&train_set.x(), &targets(&model, &train_set), opts)?,
-        Some(mut gen) => {
+    let result = match &s.augment {
+        None => model.fit(&train_set.x(), &targets(&model, &train_set), opts),
+        Some(gen) => {
             // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
+            let mut gen = gen.clone();
             gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
-            let split = a.validation_split.unwrap_or(0.0);
+            let split = s.validation_split.unwrap_or(0.0);
             let keep = train_set.count - (train_set.count as f64 * split as f64) as usize;
             let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
             let (x, y) = (fit_part.x_scaled(1.0), targets(&model, &fit_part));
             let (hx, hy) = (held.x(), targets(&model, &held));
-            let mut flow = gen.flow(&x, &y, a.batch_size, true, a.seed)?;
+            let mut flow = gen.flow(&x, &y, s.batch_size, true, s.seed)?;
             let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some((&x_test, &y_test)) };
-            model.fit_data(
-                &mut flow,
-                validation,
-                FitOptions { validation_data: None, validation_split: 0.0, ..opts },
-            )?
+            model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
         }
     };
-    let test = model.evaluate(&x_test, &y_test, a.batch_size.max(256))?;
+    let hist = match result {
+        Ok(h) => h,
+        Err(Error::Interrupted { epoch, batch, checkpoint }) => {
+            match checkpoint {
+                Some(p) => eprintln!(
+                    "Interrupted in epoch {epoch} after batch {batch}. Checkpoint saved to {}.\n\
+                     Resume with: convnet train --resume {}",
+                    p.display(),
+                    p.display()
+                ),
+                None => eprintln!("Interrupted in epoch {epoch} after batch {batch}; the weights were not finite, so no checkpoint was written."),
+            }
+            std::process::exit(130);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let test = model.evaluate(&x_test, &y_test, s.batch_size.max(256))?;
 
-    if let Some(p) = &a.save {
+    if let Some(p) = &s.save {
         io::save_model(&model, p)?;
         if !a.json {
             eprintln!("Saved the model to {}", p.display());
         }
     }
-    if let Some(p) = &a.history {
+    if let Some(p) = &s.history {
         let text =
             if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { hist.to_json() } else { hist.to_csv() };
         io::atomic_write(p, text.as_bytes())?;
     }
-    if let Some(dir) = &a.plot {
+    if let Some(dir) = &s.plot {
         let files = convnet::plot::history_charts(&hist, dir)?;
         if !a.json {
             eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
@@ -232,14 +422,14 @@ pub fn train(a: TrainArgs) -> CliResult {
     }
     if a.json {
         let mut out = json!({
-            "model": a.model,
+            "model": s.model,
             "dataset": kind.name(),
             "data_source": ds.source,
             "train_samples": train_set.count,
             "test_samples": ds.test.count,
             "epochs": hist.epoch.len(),
-            "batch_size": a.batch_size,
-            "seed": a.seed,
+            "batch_size": s.batch_size,
+            "seed": s.seed,
             "params": {"total": model.count_params(), "trainable": model.count_params()},
             "history": hist.history,
             "seconds_per_epoch": hist.seconds,
@@ -251,8 +441,11 @@ pub fn train(a: TrainArgs) -> CliResult {
                 out[k] = json!(last);
             }
         }
-        if let Some(p) = &a.save {
+        if let Some(p) = &s.save {
             out["saved"] = json!(p.display().to_string());
+        }
+        if let Some(p) = &s.checkpoint {
+            out["checkpoint"] = json!(p.display().to_string());
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

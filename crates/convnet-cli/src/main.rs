@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model on a dataset, then report its test accuracy
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a saved model on a dataset's test set
     Evaluate(EvaluateArgs),
     /// Predict the classes of pictures or of a dataset's test images
@@ -55,12 +55,13 @@ pub struct DataArgs {
 #[derive(Args)]
 pub struct TrainArgs {
     /// A preset (lenet5, mnist-cnn, cifar10-cnn), a TOML model file, or a saved model
-    model: String,
+    #[arg(required_unless_present = "resume")]
+    model: Option<String>,
     #[command(flatten)]
     data: DataArgs,
-    /// Passes over the training set
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Passes over the training set [default: 10; with --resume, the checkpoint's]
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Samples per gradient step
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
@@ -91,6 +92,35 @@ pub struct TrainArgs {
     /// Augment training images on the fly, e.g. rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip
     #[arg(long, value_name = "SPEC")]
     augment: Option<String>,
+    /// Write a checkpoint here after every epoch (and on Ctrl-C), to continue with --resume
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint (its model, data and settings); --epochs may raise the goal
+    #[arg(long, value_name = "CKPT", conflicts_with_all = ["model", "dataset", "batch_size", "optimizer",
+        "learning_rate", "validation_split", "seed", "limit", "augment", "early_stopping",
+        "reduce_lr_on_plateau", "lr_schedule", "monitor", "save_best", "on_nan"])]
+    resume: Option<PathBuf>,
+    /// Stop when the monitored metric has not improved for N epochs, keeping the best weights
+    #[arg(long, value_name = "N")]
+    early_stopping: Option<usize>,
+    /// Multiply the learning rate by FACTOR (default 0.1) after N epochs without improvement
+    #[arg(long, value_name = "N[:FACTOR]")]
+    reduce_lr_on_plateau: Option<String>,
+    /// Learning-rate schedule: step:EVERY:FACTOR or exp:FACTOR
+    #[arg(long, value_name = "SPEC")]
+    lr_schedule: Option<String>,
+    /// The metric that early stopping, plateau reduction and --save-best watch
+    #[arg(long, default_value = "val_loss", value_name = "METRIC")]
+    monitor: String,
+    /// Save the model here whenever the monitored metric improves
+    #[arg(long, value_name = "PATH")]
+    save_best: Option<PathBuf>,
+    /// Append each epoch's metrics to this CSV file as training goes
+    #[arg(long, value_name = "PATH")]
+    csv_log: Option<PathBuf>,
+    /// What to do when the loss becomes NaN or infinite: stop (naming the epoch and batch) or continue
+    #[arg(long, default_value = "stop", value_parser = ["stop", "continue"])]
+    on_nan: String,
     /// 0 = silent, 1 = progress bar, 2 = one line per epoch (default: 1 on a terminal, else 0)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
     verbose: Option<u8>,
@@ -248,7 +278,7 @@ pub struct BenchArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(a) => commands::train(a),
+        Command::Train(a) => commands::train(*a),
         Command::Evaluate(a) => commands::evaluate(a),
         Command::Predict(a) => commands::predict(a),
         Command::Summary(a) => commands::summary(a),

@@ -101,8 +101,11 @@ pub struct FitOptions<'a> {
     /// Checked after every batch: when set, training stops, writes `checkpoint` (if given)
     /// and returns [`Error::Interrupted`].
     pub interrupt: Option<&'a AtomicBool>,
-    /// Write a checkpoint here after every epoch and on interrupt.
+    /// Write a checkpoint here on interrupt, and after every epoch unless
+    /// `checkpoint_each_epoch` is off.
     pub checkpoint: Option<PathBuf>,
+    /// Write `checkpoint` after every epoch too (default), not only on interrupt.
+    pub checkpoint_each_epoch: bool,
     /// Continue from this state (read with [`crate::checkpoint::load_checkpoint`]) instead
     /// of starting at `initial_epoch`.
     pub resume: Option<TrainState>,
@@ -126,6 +129,7 @@ impl Default for FitOptions<'_> {
             stop_on_non_finite: true,
             interrupt: None,
             checkpoint: None,
+            checkpoint_each_epoch: true,
             resume: None,
             settings: serde_json::Value::Null,
         }
@@ -516,7 +520,7 @@ impl EpochRunner<'_, '_, '_> {
                     stop = true;
                 }
             }
-            if self.opts.checkpoint.is_some() {
+            if self.opts.checkpoint.is_some() && self.opts.checkpoint_each_epoch {
                 let next = EpochProgress {
                     epoch: epoch + 1,
                     batch: 0,

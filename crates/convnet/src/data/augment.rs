@@ -16,7 +16,7 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 
 /// How points outside the image are filled (Keras' `fill_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FillMode {
     /// Repeat the edge pixel (Keras' default).
     #[default]
@@ -43,7 +43,7 @@ impl FillMode {
 }
 
 /// A shift range (Keras' `width_shift_range` / `height_shift_range`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ShiftRange {
     /// Uniform in `[-v, v)`: a fraction of the image size when `v < 1`, pixels otherwise.
     Uniform(f32),
@@ -90,7 +90,7 @@ impl Transform {
 }
 
 /// Keras' `ImageDataGenerator`: random per-image transforms, with Keras' option names.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageDataGenerator {
     /// Degrees of random rotation, uniform in `[-r, r)`.
     pub rotation_range: f32,

@@ -1,0 +1,115 @@
+//! The `convnet` command as a user runs it: checkpoints, Ctrl-C and resuming, and one-line
+//! errors on bad input.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn convnet() -> Command {
+    // An empty home and cache: MNIST comes from the shipped sample, whatever this machine holds.
+    let home = std::env::temp_dir().join("convnet-cli-test-empty-home");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_convnet"));
+    c.env("HOME", &home).env("CONVNET_CACHE_DIR", &home).env_remove("CONVNET_DATA_DIR").env_remove("XDG_CACHE_HOME");
+    c.stdin(Stdio::null());
+    c
+}
+
+fn weights(p: &Path) -> Vec<convnet::Tensor> {
+    convnet::io::load_model(p).unwrap().get_weights()
+}
+
+const TRAIN: &[&str] =
+    &["train", "mnist-cnn", "--no-download", "--limit", "640", "--epochs", "3", "--batch-size", "32", "--verbose", "2"];
+
+/// Ctrl-C in the middle of epoch 2 writes a checkpoint and says how to resume; resuming gives
+/// the weights of a run that was never interrupted, bit for bit.
+#[test]
+fn ctrl_c_then_resume_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight.safetensors");
+    let out = convnet().args(TRAIN).arg("--save").arg(&straight).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let resumed = dir.path().join("resumed.safetensors");
+    let mut child = convnet()
+        .args(TRAIN)
+        .arg("--save")
+        .arg(&resumed)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().starts_with("Epoch 2/3") {
+            break;
+        }
+    }
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let ckpt = dir.path().join("resumed.ckpt");
+    assert!(err.contains("Resume with: convnet train --resume"), "{err}");
+    assert!(ckpt.exists(), "{err}");
+    assert!(!resumed.exists(), "the interrupted run saved no final model");
+
+    let out = convnet().arg("train").arg("--resume").arg(&ckpt).arg("--verbose").arg("0").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weights(&resumed), weights(&straight));
+}
+
+/// `--checkpoint` writes after every epoch; resuming with a larger `--epochs` continues the run.
+#[test]
+fn epoch_checkpoints_extend_a_finished_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let three = dir.path().join("three.safetensors");
+    let ckpt = dir.path().join("run.ckpt");
+    let lenet = ["train", "lenet5", "--no-download", "--limit", "400", "--verbose", "0"];
+    assert!(convnet().args(lenet).args(["--epochs", "3", "--save"]).arg(&three).output().unwrap().status.success());
+    assert!(convnet()
+        .args(lenet)
+        .args(["--epochs", "2", "--checkpoint"])
+        .arg(&ckpt)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let out = convnet().arg("train").arg("--resume").arg(&ckpt).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already trained 2 of 2 epochs"));
+    let extended = dir.path().join("extended.safetensors");
+    let out = convnet()
+        .arg("train")
+        .arg("--resume")
+        .arg(&ckpt)
+        .args(["--epochs", "3", "--save"])
+        .arg(&extended)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weights(&extended), weights(&three));
+}
+
+/// Bad input gives one line starting with `error:` and a failing status, never a panic.
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.h5");
+    std::fs::write(&junk, b"\x89HDF\r\n\x1a\nthis is not really hdf5").unwrap();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["evaluate".into(), junk.display().to_string()],
+        vec!["train".into(), "--resume".into(), junk.display().to_string()],
+        vec!["train".into(), "nosuchmodel".into(), "--no-download".into()],
+        vec!["summary".into(), dir.path().join("missing.keras").display().to_string()],
+        vec!["train".into(), "lenet5".into(), "--no-download".into(), "--lr-schedule".into(), "cosine".into()],
+    ];
+    for args in cases {
+        let out = convnet().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
