@@ -113,3 +113,44 @@ fn bad_input_gives_one_clear_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// `kill -9` at many moments of a run that writes a checkpoint after every epoch: whatever
+/// instant the process dies, the checkpoint on disk is whole and resumable.
+#[test]
+fn sigkill_never_leaves_a_broken_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("k.ckpt");
+    let mut mid_write = 0;
+    for i in 0..12u64 {
+        let mut child = convnet()
+            .args(["train", "lenet5", "--no-download", "--limit", "128", "--batch-size", "64", "--epochs", "1000"])
+            .args(["--verbose", "0", "--checkpoint"])
+            .arg(&ckpt)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it start (loading data takes a moment), then kill at a varying instant.
+        std::thread::sleep(std::time::Duration::from_millis(700 + i * 37));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".tmp-"))
+            .count();
+        mid_write += leftovers;
+        if ckpt.exists() {
+            let (_, state) = convnet::checkpoint::load_checkpoint(&ckpt).expect("the checkpoint loads after kill -9");
+            assert!(state.epoch >= 1);
+        }
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().contains(".tmp-") {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+    }
+    assert!(ckpt.exists(), "no checkpoint was ever written");
+    eprintln!("kill -9 landed during a checkpoint write {mid_write} times of 12");
+}

@@ -90,10 +90,15 @@ pub fn save_checkpoint(model: &Sequential, state: &TrainState, path: &Path) -> R
 /// state, and the training state.
 pub fn load_checkpoint(path: &Path) -> Result<(Sequential, TrainState)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if !native::sniff(&bytes) {
+    checkpoint_from_bytes(&bytes, path)
+}
+
+/// Like [`load_checkpoint`], from bytes already read; `path` names them in errors.
+pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<(Sequential, TrainState)> {
+    if !native::sniff(bytes) {
         return Err(Error::format(path, "not a convnet checkpoint (no safetensors header)"));
     }
-    let meta = native::metadata(&bytes, path)?;
+    let meta = native::metadata(bytes, path)?;
     let text = meta
         .get("train_state")
         .ok_or_else(|| Error::format(path, "a model file, not a checkpoint: it has no training state"))?;
@@ -105,7 +110,7 @@ pub fn load_checkpoint(path: &Path) -> Result<(Sequential, TrainState)> {
             format!("checkpoint layout {} is not supported (this convnet reads {STATE_VERSION})", state.version),
         ));
     }
-    let model = native::from_bytes(&bytes, path)?;
+    let model = native::from_bytes(bytes, path)?;
     if model.compiled().is_none() {
         return Err(Error::format(path, "the checkpoint has no training configuration"));
     }

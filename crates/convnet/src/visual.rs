@@ -44,6 +44,11 @@ impl Kernel2d {
                 "--kernel {spec:?} is neither vertical-edge, horizontal-edge nor a readable file ({e})"
             ))
         })?;
+        Self::from_text(&text, path)
+    }
+
+    /// Parses a kernel file's text: rows of numbers separated by spaces or commas, `#` comments.
+    pub fn from_text(text: &str, path: &Path) -> Result<Self> {
         let rows: Vec<Vec<f32>> = text
             .lines()
             .map(str::trim)

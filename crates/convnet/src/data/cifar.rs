@@ -88,7 +88,12 @@ pub fn load_dir(dir: &Path) -> Result<(ImageSet, ImageSet)> {
 /// Loads (train, test) from the published `cifar-10-binary.tar.gz`, streaming it.
 pub fn load_archive(path: &Path) -> Result<(ImageSet, ImageSet)> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(std::io::BufReader::new(file)));
+    read_archive(std::io::BufReader::new(file), path)
+}
+
+/// Reads (train, test) from the bytes of a `cifar-10-binary.tar.gz`; `path` names it in errors.
+pub fn read_archive<R: Read>(reader: R, path: &Path) -> Result<(ImageSet, ImageSet)> {
+    let mut archive = tar::Archive::new(GzDecoder::new(reader));
     let mut train_parts: Vec<Option<Vec<u8>>> = vec![None; 5];
     let mut test: Option<Vec<u8>> = None;
     let bad = |e: std::io::Error| Error::format(path, format!("not a readable tar.gz archive: {e}"));

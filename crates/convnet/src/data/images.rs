@@ -47,15 +47,7 @@ pub fn decode_image(bytes: &[u8], path: &Path, shape: &[usize], invert: Invert) 
             )))
         }
     };
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::format(path, e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode the picture: {e}")))?;
+    let img = decode(bytes, path)?;
     let img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
     let mut values: Vec<f32> = if c == 1 {
         img.to_luma8().into_raw().into_iter().map(|v| v as f32 / 255.0).collect()
@@ -72,6 +64,23 @@ pub fn decode_image(bytes: &[u8], path: &Path, shape: &[usize], invert: Invert) 
         values.iter_mut().for_each(|v| *v = 1.0 - *v);
     }
     Ok(PreparedImage { values, inverted })
+}
+
+/// Most bytes a picture's decoder may allocate.
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+/// Decodes PNG or JPEG bytes with limits on size and memory, checked against the header
+/// before any pixel buffer is allocated.
+fn decode(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode().map_err(|e| Error::format(path, format!("cannot decode the picture: {e}")))
 }
 
 /// Mean of the outermost ring of a grey picture.
@@ -93,15 +102,12 @@ fn border_mean(v: &[f32], h: usize, w: usize) -> f32 {
 /// `max_side` pixels per side); returns `(values, height, width)`.
 pub fn load_grey(path: &Path, max_side: u32) -> Result<(Vec<f32>, usize, usize)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::format(path, e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
-    let mut img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode the picture: {e}")))?;
+    decode_grey(&bytes, path, max_side)
+}
+
+/// Like [`load_grey`], from bytes already read.
+pub fn decode_grey(bytes: &[u8], path: &Path, max_side: u32) -> Result<(Vec<f32>, usize, usize)> {
+    let mut img = decode(bytes, path)?;
     if img.width() > max_side || img.height() > max_side {
         img = img.resize(max_side, max_side, FilterType::Triangle);
     }

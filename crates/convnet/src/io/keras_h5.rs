@@ -15,6 +15,7 @@
 
 use super::config;
 use crate::error::{Error, Result};
+use crate::layers::with_weight_budget;
 use crate::model::Sequential;
 use crate::optimizers::{Optimizer, OptimizerState};
 use crate::tensor::Tensor;
@@ -217,6 +218,7 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
 /// Reads a Keras `.h5` model file; returns the model and any warnings (for example an
 /// optimizer state that could not be restored).
 pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String>)> {
+    let len = bytes.len();
     let f = H5File::from_bytes(bytes).map_err(h5err(path))?;
     let attrs = f.root().attrs().map_err(h5err(path))?;
     let Some(mc) = attr_str(&attrs, "model_config") else {
@@ -227,8 +229,14 @@ pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String
     };
     let mc: serde_json::Value =
         serde_json::from_str(&mc).map_err(|e| Error::format(path, format!("model_config is not JSON: {e}")))?;
-    let mut model = config::model_from_config(&mc).map_err(|e| Error::format(path, e.to_string()))?;
-    model.build().map_err(|e| Error::format(path, e.to_string()))?;
+    // Every weight is stored in the file (at least 2 bytes a value), which bounds what the
+    // config may make us allocate.
+    let mut model = with_weight_budget(len / 2 + 1024, || {
+        let mut m = config::model_from_config(&mc)?;
+        m.build()?;
+        Ok(m)
+    })
+    .map_err(|e| Error::format(path, e.to_string()))?;
     let base = if f.group("model_weights").is_ok() { "model_weights" } else { "" };
     load_legacy_weights(&mut model, &f, base, path)?;
     let mut warnings = Vec::new();

@@ -60,7 +60,10 @@ fn member(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str, pat
     if f.size() > MAX_MEMBER {
         return Err(Error::format(path, format!("{name} is {} bytes", f.size())));
     }
-    let mut buf = Vec::with_capacity(f.size().min(1 << 26) as usize);
+    // The declared size is only a hint: deflate expands at most ~1,032×, so never reserve
+    // more than the compressed bytes could become.
+    let plausible = f.compressed_size().saturating_mul(1100).saturating_add(4096);
+    let mut buf = Vec::with_capacity(f.size().min(plausible).min(1 << 26) as usize);
     f.by_ref().take(MAX_MEMBER).read_to_end(&mut buf).map_err(|e| Error::format(path, format!("{name}: {e}")))?;
     Ok(buf)
 }
@@ -72,8 +75,15 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Sequential, Vec<String>)
     let cfg = member(&mut archive, "config.json", path)?;
     let cfg: serde_json::Value =
         serde_json::from_slice(&cfg).map_err(|e| Error::format(path, format!("config.json is not JSON: {e}")))?;
-    let mut model = config::model_from_config(&cfg).map_err(|e| Error::format(path, e.to_string()))?;
-    model.build().map_err(|e| Error::format(path, e.to_string()))?;
+    // The weights member holds every weight (at least 2 bytes a value): that bounds what the
+    // config may make us allocate.
+    let weights_len = archive.by_name("model.weights.h5").map(|f| f.size()).unwrap_or(0) as usize;
+    let mut model = crate::layers::with_weight_budget(weights_len.min(MAX_MEMBER as usize) / 2 + 1024, || {
+        let mut m = config::model_from_config(&cfg)?;
+        m.build()?;
+        Ok(m)
+    })
+    .map_err(|e| Error::format(path, e.to_string()))?;
     let mut warnings = Vec::new();
     let compiled = match cfg.get("compile_config").filter(|c| !c.is_null()) {
         Some(c) => match config::compile_from_config(&mut model, c) {

@@ -94,6 +94,12 @@ pub fn load_model(path: &Path) -> Result<Sequential> {
 /// restored, a training config that could not be applied).
 pub fn load_model_with_warnings(path: &Path) -> Result<(Sequential, Vec<String>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    model_from_bytes(bytes, path)
+}
+
+/// Reads a model of any supported format from bytes (recognised by their content); `path`
+/// names them in errors. Returns the model and any warnings.
+pub fn model_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String>)> {
     match Format::sniff(&bytes) {
         Some(Format::KerasH5) => keras_h5::from_bytes(bytes, path),
         Some(Format::Keras) => keras_v3::from_bytes(&bytes, path),
@@ -250,6 +256,37 @@ mod tests {
         assert!(e.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+    }
+
+    /// A writer that dies between its steps (here: a panic after half the model is written)
+    /// leaves the previous model whole and loadable; a full disk is reported as such.
+    #[test]
+    fn a_writer_killed_mid_save_leaves_the_old_model() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("m.safetensors");
+        let mut old = crate::presets::lenet5();
+        old.build().unwrap();
+        save_model(&old, &p).unwrap();
+        let mut new = crate::presets::lenet5().seed(99);
+        new.build().unwrap();
+        let bytes = native::to_bytes(&new, false).unwrap();
+        let died = std::panic::catch_unwind(|| {
+            let _ = atomic_write_with(&p, |f| {
+                f.write_all(&bytes[..bytes.len() / 2])?;
+                panic!("killed between steps");
+            });
+        });
+        assert!(died.is_err());
+        assert_eq!(load_model(&p).unwrap().get_weights(), old.get_weights(), "the old model is intact");
+
+        let e = atomic_write_with(&p, |f| {
+            f.write_all(&bytes[..100])?;
+            Err(std::io::Error::from_raw_os_error(28))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("No space left on device") && e.contains("previous file is unchanged"), "{e}");
+        assert_eq!(load_model(&p).unwrap().get_weights(), old.get_weights());
     }
 
     #[test]

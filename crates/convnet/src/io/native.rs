@@ -111,8 +111,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
             .transpose()
     };
     let mc = json("model_config")?.ok_or_else(|| Error::format(path, "no model_config in the file"))?;
-    let mut model = config::model_from_config(&mc).map_err(|e| Error::format(path, e.to_string()))?;
-    model.build().map_err(|e| Error::format(path, e.to_string()))?;
+    // Every weight is a tensor in the file: that bounds what the config may make us allocate.
+    let mut model = crate::layers::with_weight_budget(bytes.len() / 4 + 1024, || {
+        let mut m = config::model_from_config(&mc)?;
+        m.build()?;
+        Ok(m)
+    })
+    .map_err(|e| Error::format(path, e.to_string()))?;
     let mut weights = Vec::new();
     for l in model.layers() {
         for p in l.params() {

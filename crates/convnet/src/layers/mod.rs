@@ -43,14 +43,40 @@ pub struct Param {
 /// before anything is allocated.
 pub const MAX_WEIGHT_VALUES: usize = 1 << 28;
 
+thread_local! {
+    /// Values that weights created on this thread may still take (None: no budget).
+    static WEIGHT_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with at most `values` weight values allowed to be created on this thread: a
+/// reader gives the number a file can really hold, so a config that declares huge layers
+/// fails before anything is allocated.
+pub fn with_weight_budget<T>(values: usize, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let before = WEIGHT_BUDGET.with(|b| b.replace(Some(values)));
+    let out = f();
+    WEIGHT_BUDGET.with(|b| b.set(before));
+    out
+}
+
 impl Param {
-    /// A zero weight of `shape`; fails for shapes beyond [`MAX_WEIGHT_VALUES`].
+    /// A zero weight of `shape`; fails for shapes beyond [`MAX_WEIGHT_VALUES`] or beyond the
+    /// budget set by [`with_weight_budget`].
     pub fn new(name: &'static str, shape: &[usize], regularizer: Option<Regularizer>) -> Result<Self> {
         let n = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .filter(|&n| n <= MAX_WEIGHT_VALUES)
             .ok_or_else(|| Error::config(format!("a {name} of shape {shape:?} is too large")))?;
+        WEIGHT_BUDGET.with(|b| match b.get() {
+            Some(left) if n > left => {
+                Err(Error::config(format!("a {name} of shape {shape:?} needs more weights than the file holds")))
+            }
+            Some(left) => {
+                b.set(Some(left - n));
+                Ok(())
+            }
+            None => Ok(()),
+        })?;
         Ok(Param { name, shape: shape.to_vec(), value: vec![0.0; n], grad: vec![0.0; n], regularizer })
     }
 
@@ -214,7 +240,7 @@ pub(crate) mod cfg {
     pub fn usize_req(c: &Map<String, Value>, key: &str, layer: &str) -> Result<usize> {
         match c.get(key).and_then(Value::as_u64) {
             Some(v) if v > 0 && v <= 1 << 24 => Ok(v as usize),
-            _ => Err(Error::config(format!("{layer}: `{key}` must be a positive integer"))),
+            _ => Err(Error::config(format!("{layer}: `{key}` must be a positive integer (at most {})", 1 << 24))),
         }
     }
 
