@@ -31,6 +31,19 @@ fn main() {
         let t1 = time(|| g(GemmShape::nn(b, i, u), &x, &w, &mut y));
         let t2 = time(|| g(GemmShape::tn(i, b, u), &x, &dz, &mut dw));
         let t3 = time(|| g(GemmShape::nt(b, u, i), &dz, &w, &mut dx));
-        println!("{name}: fwd {:.0}  dW {:.0}  dx {:.0} GFLOP/s", fl / t1, fl / t2, fl / t3);
+        let mut wt = vec![0.0; i * u];
+        let t4 = time(|| convnet::kernels::gemm::transpose(&w, i, u, &mut wt));
+        let t5 = time(|| g(GemmShape::nn(b, u, i), &dz, &wt, &mut dx));
+        println!(
+            "{name}: fwd {:.0}  dW {:.0}  dx(nt) {:.0}  dx(nn) {:.0} GFLOP/s; transpose {:.3} ms, fwd {:.3} ms, dW {:.3} ms, dx(nn) {:.3} ms",
+            fl / t1,
+            fl / t2,
+            fl / t3,
+            fl / t5,
+            t4 * 1e3,
+            t1 * 1e3,
+            t2 * 1e3,
+            t5 * 1e3
+        );
     }
 }

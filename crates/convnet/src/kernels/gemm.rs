@@ -187,15 +187,20 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 }
 
 /// Transposes the `rows × cols` block at `src` (rows `lds` apart) into `dst` (`cols × rows`,
-/// rows `ldd` apart), in 16 × 16 tiles for locality.
+/// rows `ldd` apart). Tiles of 64 source rows × 16 columns: each destination row segment is
+/// written whole and in order (64 floats, 4 cache lines), while the 64 source lines being
+/// gathered stay in L1. (Writing 16 destination rows at once instead thrashes L1 when the
+/// destination stride is a multiple of 4 KiB, as it is for 9216-wide layers.)
 fn transpose_block(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut [f32], ldd: usize) {
-    const T: usize = 16;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                let s = &src[r * lds + c0..r * lds + (c0 + T).min(cols)];
-                for (j, &v) in s.iter().enumerate() {
-                    dst[(c0 + j) * ldd + r] = v;
+    const TR: usize = 64;
+    const TC: usize = 16;
+    for r0 in (0..rows).step_by(TR) {
+        let r1 = (r0 + TR).min(rows);
+        for c0 in (0..cols).step_by(TC) {
+            for c in c0..(c0 + TC).min(cols) {
+                let d = &mut dst[c * ldd + r0..c * ldd + r1];
+                for (k, v) in d.iter_mut().enumerate() {
+                    *v = src[(r0 + k) * lds + c];
                 }
             }
         }
@@ -213,6 +218,8 @@ mod own {
 
     /// Reduction steps per block: a 32-column block of B is 32 KiB, within L1.
     const KB: usize = 256;
+    /// Bytes of B kept in L2 across the row tiles of a product.
+    const L2_BLOCK: usize = 256 << 10;
 
     thread_local! {
         /// Per-thread buffer for transposed operands (only `op(B) = Bᵀ` needs it; the engine's
@@ -237,26 +244,33 @@ mod own {
         let mut k0 = 0;
         while k0 < k {
             let kb = KB.min(k - k0);
-            for (r0, m) in tiles(rows, avx512::max_m(2)) {
-                for (c0, v, mask) in blocks(cols) {
-                    // SAFETY: within the extents the caller guarantees.
-                    unsafe {
-                        let args = FwdArgs {
-                            x: a.p.add(r0 * a.ld + k0),
-                            sx: a.ld,
-                            rs: 0,
-                            kh: 1,
-                            kwc: kb,
-                            w: b.p.add(k0 * b.ld + c0),
-                            ws: b.ld,
-                            y: c.add(r0 * ldc + c0),
-                            ys: ldc,
-                            bias: std::ptr::null(),
-                            accumulate: accumulate || k0 > 0,
-                            mask,
-                            relu: false,
-                        };
-                        avx512::fwd(m, v, &args);
+            // Columns in chunks whose slice of B (kb × chunk) stays in L2 while every row tile
+            // passes over it; wide products (a Dense layer's input gradient, 9216 columns)
+            // would otherwise stream all of B from memory once per row tile.
+            let chunk = ((L2_BLOCK / (kb * 4)) / 32 * 32).max(32);
+            for (cc0, cw) in (0..cols).step_by(chunk).map(|c0| (c0, chunk.min(cols - c0))) {
+                for (r0, m) in tiles(rows, avx512::max_m(2)) {
+                    for (c0, v, mask) in blocks(cw) {
+                        let c0 = cc0 + c0;
+                        // SAFETY: within the extents the caller guarantees.
+                        unsafe {
+                            let args = FwdArgs {
+                                x: a.p.add(r0 * a.ld + k0),
+                                sx: a.ld,
+                                rs: 0,
+                                kh: 1,
+                                kwc: kb,
+                                w: b.p.add(k0 * b.ld + c0),
+                                ws: b.ld,
+                                y: c.add(r0 * ldc + c0),
+                                ys: ldc,
+                                bias: std::ptr::null(),
+                                accumulate: accumulate || k0 > 0,
+                                mask,
+                                relu: false,
+                            };
+                            avx512::fwd(m, v, &args);
+                        }
                     }
                 }
             }
@@ -413,9 +427,25 @@ mod tests {
     }
 
     #[test]
+    fn transpose_matches_the_definition() {
+        let mut rng = Rng::new(3);
+        for &(r, c) in &[(1, 1), (3, 70), (130, 17), (64, 16), (200, 129)] {
+            let a = random_vec(&mut rng, r * c);
+            let mut t = vec![0.0; r * c];
+            transpose(&a, r, c, &mut t);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], a[i * c + j], "{r}x{c} at {i},{j}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn par_gemm_splits_large_products_correctly() {
         let mut rng = Rng::new(2);
-        for &(m, k, n) in &[(300, 70, 20), (20, 70, 300), (129, 257, 65)] {
+        // The last shape is wide enough to span several L2 column chunks, with a remainder.
+        for &(m, k, n) in &[(300, 70, 20), (20, 70, 300), (129, 257, 65), (20, 300, 1100)] {
             for (at, bt) in [(false, false), (true, false), (false, true)] {
                 let s = GemmShape { m, k, n, a_trans: at, b_trans: bt };
                 let a = random_vec(&mut rng, m * k);
