@@ -180,6 +180,22 @@ pub fn par_gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: b
     });
 }
 
+/// Like [`par_gemm`], with the caller's buffers for packing transposed operands (one per
+/// part, grown on first use), so repeated products allocate nothing.
+pub fn par_gemm_with(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool, scratch: &mut Vec<Vec<f32>>) {
+    s.check(a, b, c);
+    #[cfg(target_arch = "x86_64")]
+    if super::implicit::available() && s.k > 0 {
+        let workers = parallel::workers();
+        let work = s.m * s.n * s.k;
+        let workers = if workers < 2 || work < (1 << 18) { 1 } else { workers };
+        own::par_gemm_scratch(s, a, b, c, accumulate, workers, scratch);
+        return;
+    }
+    let _ = scratch;
+    par_gemm(s, a, b, c, accumulate);
+}
+
 /// Writes the transpose of the `rows × cols` matrix `src` into `dst` (`cols × rows`).
 pub fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
@@ -278,6 +294,67 @@ mod own {
         }
     }
 
+    /// `C[rows, cols] (+)= A · Bᵀ` with B stored `cols × k`: like [`nn`], with each L2 chunk
+    /// of Bᵀ transposed into a per-thread buffer just before the row tiles use it (so the
+    /// transpose never leaves the cache and no whole transposed copy is made).
+    ///
+    /// # Safety
+    /// As for [`nn`].
+    unsafe fn nt(
+        rows: usize,
+        k: usize,
+        cols: usize,
+        a: Mat,
+        b: Mat,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        bt: &mut Vec<f32>,
+    ) {
+        {
+            let mut k0 = 0;
+            while k0 < k {
+                let kb = KB.min(k - k0);
+                let chunk = ((L2_BLOCK / (kb * 4)) / 32 * 32).max(32);
+                if bt.len() < kb * chunk.min(cols) {
+                    bt.resize(kb * chunk.min(cols), 0.0);
+                }
+                for cc0 in (0..cols).step_by(chunk) {
+                    let cw = chunk.min(cols - cc0);
+                    // SAFETY: rows cc0..cc0+cw of B, columns k0..k0+kb, are inside B.
+                    let src = unsafe { std::slice::from_raw_parts(b.p.add(cc0 * b.ld + k0), (cw - 1) * b.ld + kb) };
+                    super::transpose_block(src, cw, kb, b.ld, bt, cw);
+                    let packed = Mat { p: bt.as_ptr(), ld: cw };
+                    for (r0, m) in tiles(rows, avx512::max_m(2)) {
+                        for (c0, v, mask) in blocks(cw) {
+                            // SAFETY: within the extents the caller guarantees; the packed
+                            // chunk holds kb rows of cw columns.
+                            unsafe {
+                                let args = FwdArgs {
+                                    x: a.p.add(r0 * a.ld + k0),
+                                    sx: a.ld,
+                                    rs: 0,
+                                    kh: 1,
+                                    kwc: kb,
+                                    w: packed.p.add(c0),
+                                    ws: packed.ld,
+                                    y: c.add(r0 * ldc + cc0 + c0),
+                                    ys: ldc,
+                                    bias: std::ptr::null(),
+                                    accumulate: accumulate || k0 > 0,
+                                    mask,
+                                    relu: false,
+                                };
+                                avx512::fwd(m, v, &args);
+                            }
+                        }
+                    }
+                }
+                k0 += kb;
+            }
+        }
+    }
+
     /// `C[rows, cols] (+)= Aᵀ · B` with A stored `k × rows` and B `k × cols`: weight-gradient
     /// tiles reducing over k, row tiles outermost so a tile of A stays in L1 across the
     /// column blocks.
@@ -322,6 +399,7 @@ mod own {
         accumulate: bool,
         r: (usize, usize),
         cl: (usize, usize),
+        scratch: Option<&mut Vec<f32>>,
     ) {
         let (rows, cols) = (r.1 - r.0, cl.1 - cl.0);
         if rows == 0 || cols == 0 {
@@ -344,6 +422,14 @@ mod own {
                 }
                 return;
             }
+            if !s.a_trans {
+                let b_mat = Mat { p: b.as_ptr().add(cl.0 * s.k), ld: s.k };
+                return match scratch {
+                    Some(bt) => nt(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate, bt),
+                    None => SCRATCH
+                        .with(|buf| nt(rows, s.k, cols, a_mat, b_mat, cp, s.n, accumulate, &mut buf.borrow_mut())),
+                };
+            }
             SCRATCH.with(|buf| {
                 // Bᵀ is needed row-major: transpose the columns this part uses.
                 let mut bt = buf.borrow_mut();
@@ -363,7 +449,7 @@ mod own {
     /// Single-threaded product.
     pub fn gemm(s: GemmShape, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
         // SAFETY: the caller checked the operands' lengths against `s`.
-        unsafe { part(s, a, b, c.as_mut_ptr(), accumulate, (0, s.m), (0, s.n)) }
+        unsafe { part(s, a, b, c.as_mut_ptr(), accumulate, (0, s.m), (0, s.n), None) }
     }
 
     /// Product split over `workers` threads by rows or by columns of C.
@@ -376,7 +462,37 @@ mod own {
             let (lo, hi) = (total * p / parts, total * (p + 1) / parts);
             let (r, cl) = if split_rows { ((lo, hi), (0, s.n)) } else { ((0, s.m), (lo, hi)) };
             // SAFETY: the parts write disjoint rows (or columns) of C.
-            unsafe { part(s, a, b, shared.ptr(), accumulate, r, cl) }
+            unsafe { part(s, a, b, shared.ptr(), accumulate, r, cl, None) }
+        });
+    }
+
+    /// Like [`par_gemm`], each part packing into its own buffer of `scratch`.
+    pub fn par_gemm_scratch(
+        s: GemmShape,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        accumulate: bool,
+        workers: usize,
+        scratch: &mut Vec<Vec<f32>>,
+    ) {
+        let split_rows = s.m >= s.n;
+        let total = if split_rows { s.m } else { s.n };
+        let parts = workers.min(total).max(1);
+        if scratch.len() < parts {
+            scratch.resize_with(parts, Vec::new);
+        }
+        let shared = SharedMut::new(c);
+        let bufs = SharedMut::new(&mut scratch[..parts]);
+        parallel::run(parts, |p| {
+            let (lo, hi) = (total * p / parts, total * (p + 1) / parts);
+            let (r, cl) = if split_rows { ((lo, hi), (0, s.n)) } else { ((0, s.m), (lo, hi)) };
+            // SAFETY: the parts write disjoint rows (or columns) of C, and each uses only its
+            // own buffer.
+            unsafe {
+                let buf = &mut bufs.slice(p..p + 1)[0];
+                part(s, a, b, shared.ptr(), accumulate, r, cl, Some(buf))
+            }
         });
     }
 }
@@ -455,6 +571,10 @@ mod tests {
                 par_gemm(s, &a, &b, &mut c1, false);
                 gemm_naive(s, &a, &b, &mut c2, false);
                 assert_close(&c1, &c2, 1e-3, "par_gemm large");
+                let mut scratch = Vec::new();
+                let mut c3 = vec![1.0; m * n];
+                par_gemm_with(s, &a, &b, &mut c3, false, &mut scratch);
+                assert_close(&c3, &c2, 1e-3, "par_gemm_with");
             }
         }
     }

@@ -7,7 +7,7 @@ use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
 use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::initializers::Initializer;
-use crate::kernels::gemm::{par_gemm, transpose, GemmShape};
+use crate::kernels::gemm::{par_gemm, par_gemm_with, GemmShape};
 use crate::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -28,8 +28,8 @@ pub struct Dense {
     out_shape: Vec<usize>,
     params: Vec<Param>,
     fused: bool,
-    /// The kernel transposed (`[units, in]`), rebuilt each backward pass for `dx = dz · kernelᵀ`.
-    kernel_t: Vec<f32>,
+    /// Per-part buffers for the input-gradient product (kept so steps allocate nothing).
+    scratch: Vec<Vec<f32>>,
 }
 
 impl Dense {
@@ -50,7 +50,7 @@ impl Dense {
             out_shape: Vec::new(),
             params: Vec::new(),
             fused: false,
-            kernel_t: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -200,9 +200,9 @@ impl Layer for Dense {
         }
         par_gemm(GemmShape::tn(inf, rows, units), x.data(), dz, &mut self.params[0].grad, false);
         if let Some(dx) = dx {
-            self.kernel_t.resize(inf * units, 0.0);
-            transpose(&self.params[0].value, inf, units, &mut self.kernel_t);
-            par_gemm(GemmShape::nn(rows, units, inf), dz, &self.kernel_t, dx.data_mut(), false);
+            // dx = dz · Wᵀ: the product transposes W a cache-sized chunk at a time.
+            let s = GemmShape::nt(rows, units, inf);
+            par_gemm_with(s, dz, &self.params[0].value, dx.data_mut(), false, &mut self.scratch);
         }
     }
 
