@@ -14,6 +14,7 @@
 use super::avx512::{self, FwdArgs, WgradArgs};
 use super::conv::Window;
 use super::simd::{level, Level};
+use super::winograd::{self, Source, WinogradScratch};
 
 /// True when the processor runs the AVX-512 kernels.
 pub fn available() -> bool {
@@ -25,6 +26,14 @@ pub fn available() -> bool {
 pub struct ImplicitScratch {
     pad: Vec<f32>,
     wt: Vec<f32>,
+    u: Vec<f32>,
+    wino: WinogradScratch,
+}
+
+/// Whether a window with `cin` channels into the product goes through Winograd F(2×2, 3×3):
+/// 3×3, stride 1, and at least a vector of channels.
+pub fn winograd_suits(w: &Window, cin: usize) -> bool {
+    available() && (w.kh, w.kw, w.sh, w.sw) == (3, 3, 1, 1) && cin >= winograd::MIN_CHANNELS
 }
 
 /// Near-equal tiles `(start, len)` of at most `max` covering `0..n`.
@@ -59,9 +68,21 @@ pub(crate) fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
 /// The input as the kernels read it: the samples themselves when no padding is needed, else
 /// zero-padded copies in `pad`. Returns (data, sample stride, row stride).
 fn source<'a>(w: &Window, x: &'a [f32], n: usize, pad: &'a mut Vec<f32>) -> (&'a [f32], usize, usize) {
-    let c = w.channels;
     let ph = (w.out_h - 1) * w.sh + w.kh;
     let pw = (w.out_w - 1) * w.sw + w.kw;
+    source_extent(w, x, n, pad, ph, pw)
+}
+
+/// As [`source`], for kernels that read `ph` rows of `pw` pixels per sample.
+fn source_extent<'a>(
+    w: &Window,
+    x: &'a [f32],
+    n: usize,
+    pad: &'a mut Vec<f32>,
+    ph: usize,
+    pw: usize,
+) -> (&'a [f32], usize, usize) {
+    let c = w.channels;
     if w.pad_top == 0 && w.pad_left == 0 && ph <= w.in_h && pw <= w.in_w {
         return (&x[..n * w.in_len()], w.in_len(), w.in_w * c);
     }
@@ -97,10 +118,34 @@ pub fn forward(
     y: &mut [f32],
     s: &mut ImplicitScratch,
 ) {
+    forward_with(w, x, n, kernel, bias, filters, relu, y, s, true)
+}
+
+/// [`forward`], through Winograd where it suits only when `allow_winograd`.
+pub(crate) fn forward_with(
+    w: &Window,
+    x: &[f32],
+    n: usize,
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    filters: usize,
+    relu: bool,
+    y: &mut [f32],
+    s: &mut ImplicitScratch,
+    allow_winograd: bool,
+) {
     assert!(available());
     assert!(kernel.len() >= w.patch_len() * filters && y.len() >= n * w.out_pixels() * filters);
     assert!(bias.is_none_or(|b| b.len() >= filters));
     let c = w.channels;
+    if allow_winograd && winograd_suits(w, c) {
+        let (ph, pw) = (winograd::input_extent(w.out_h), winograd::input_extent(w.out_w));
+        let (data, sample, row) = source_extent(w, x, n, &mut s.pad, ph, pw);
+        winograd::transform_kernel(kernel, c, filters, &mut s.u);
+        let src = Source { data, n, sample, row, cin: c };
+        winograd::convolve(&src, w.out_h, w.out_w, &s.u, filters, bias, relu, y, &mut s.wino);
+        return;
+    }
     let (src, ss, rs) = source(w, x, n, &mut s.pad);
     let (f, kwc) = (filters, w.kw * c);
     let args = |xp: *const f32, sx: usize, yp: *mut f32, f0: usize, mask: u16| FwdArgs {
@@ -159,9 +204,30 @@ pub fn weight_grad(
     dkernel: &mut [f32],
     s: &mut ImplicitScratch,
 ) {
+    weight_grad_with(w, x, n, dz, filters, dkernel, s, true)
+}
+
+/// [`weight_grad`], through Winograd where it suits only when `allow_winograd`.
+pub(crate) fn weight_grad_with(
+    w: &Window,
+    x: &[f32],
+    n: usize,
+    dz: &[f32],
+    filters: usize,
+    dkernel: &mut [f32],
+    s: &mut ImplicitScratch,
+    allow_winograd: bool,
+) {
     assert!(available());
     assert!(dz.len() >= n * w.out_pixels() * filters && dkernel.len() >= w.patch_len() * filters);
     let c = w.channels;
+    if allow_winograd && winograd_suits(w, c) {
+        let (ph, pw) = (winograd::input_extent(w.out_h), winograd::input_extent(w.out_w));
+        let (data, sample, row) = source_extent(w, x, n, &mut s.pad, ph, pw);
+        let src = Source { data, n, sample, row, cin: c };
+        winograd::weight_grad(&src, w.out_h, w.out_w, dz, filters, dkernel, &mut s.wino);
+        return;
+    }
     let (src, ss, rs) = source(w, x, n, &mut s.pad);
     let (f, kwc) = (filters, w.kw * c);
     for (f0, v, mask) in blocks(f) {
@@ -208,6 +274,21 @@ pub fn backward_data(
     s: &mut ImplicitScratch,
     prep: &mut dyn FnMut(usize, &mut [f32]),
 ) {
+    backward_data_with(w, dz, n, kernel, filters, dx, s, prep, true)
+}
+
+/// [`backward_data`], through Winograd where it suits only when `allow_winograd`.
+pub(crate) fn backward_data_with(
+    w: &Window,
+    dz: &mut [f32],
+    n: usize,
+    kernel: &[f32],
+    filters: usize,
+    dx: &mut [f32],
+    s: &mut ImplicitScratch,
+    prep: &mut dyn FnMut(usize, &mut [f32]),
+    allow_winograd: bool,
+) {
     assert!(available() && w.sh == 1 && w.sw == 1);
     assert!(dz.len() >= n * w.out_pixels() * filters && dx.len() >= n * w.in_len());
     let (c, f, kh, kw) = (w.channels, filters, w.kh, w.kw);
@@ -224,7 +305,12 @@ pub fn backward_data(
             }
         }
     }
-    let (hq, wq) = (w.in_h + kh - 1, w.in_w + kw - 1);
+    let wino = allow_winograd && winograd_suits(w, f);
+    let (mut hq, mut wq) = (w.in_h + kh - 1, w.in_w + kw - 1);
+    if wino {
+        hq = hq.max(winograd::input_extent(w.in_h));
+        wq = wq.max(winograd::input_extent(w.in_w));
+    }
     let (top, left) = (kh - 1 - w.pad_top, kw - 1 - w.pad_left);
     let plen = hq * wq * f;
     s.pad.clear();
@@ -237,6 +323,12 @@ pub fn backward_data(
             let dst = smp * plen + ((top + oy) * wq + left) * f;
             s.pad[dst..dst + src.len()].copy_from_slice(src);
         }
+    }
+    if wino {
+        winograd::transform_kernel(&s.wt, f, c, &mut s.u);
+        let src = Source { data: &s.pad, n, sample: plen, row: wq * f, cin: f };
+        winograd::convolve(&src, w.in_h, w.in_w, &s.u, c, None, false, dx, &mut s.wino);
+        return;
     }
     let (rs, kwc) = (wq * f, kw * f);
     let (pp, wtp, dxp) = (s.pad.as_ptr(), s.wt.as_ptr(), dx.as_mut_ptr());
@@ -295,6 +387,48 @@ mod tests {
     }
 
     #[test]
+    fn winograd_matches_naive_references() {
+        if !available() {
+            eprintln!("skipped: no AVX-512 on this processor");
+            return;
+        }
+        let mut rng = Rng::new(41);
+        let mut scratch = ImplicitScratch::default();
+        let mut cases = 0;
+        while cases < 120 {
+            let p = if rng.below(2) == 0 { Padding::Valid } else { Padding::Same };
+            let c = [16, 17, 31, 32, 33, 64][rng.below(6)];
+            let Ok(w) = Window::new(1 + rng.below(17), 1 + rng.below(17), c, (3, 3), (1, 1), p) else { continue };
+            let f = [1, 5, 16, 17, 32, 40, 64][rng.below(7)];
+            assert!(winograd_suits(&w, c));
+            cases += 1;
+            let n = 1 + rng.below(3);
+            let x = random_vec(&mut rng, n * w.in_len());
+            let kern = random_vec(&mut rng, w.patch_len() * f);
+            let bias = random_vec(&mut rng, f);
+            let relu = rng.below(2) == 0;
+            let mut want = conv2d_naive(&w, &x, n, &kern, Some(&bias), f);
+            if relu {
+                want.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            let mut y = vec![f32::NAN; want.len()];
+            forward(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch);
+            assert_close(&y, &want, 1e-4, &format!("winograd forward {w:?} f={f}"));
+            let dy = random_vec(&mut rng, y.len());
+            let (dx_ref, dk_ref, _) = conv2d_backward_naive(&w, &x, n, &kern, f, &dy);
+            // Accumulates onto what is there.
+            let mut dk = vec![1.0; kern.len()];
+            weight_grad(&w, &x, n, &dy, f, &mut dk, &mut scratch);
+            let dk_ref: Vec<f32> = dk_ref.iter().map(|v| v + 1.0).collect();
+            assert_close(&dk, &dk_ref, 1e-3, &format!("winograd dkernel {w:?} f={f}"));
+            let mut dx = vec![f32::NAN; x.len()];
+            let mut dy2 = dy.clone();
+            backward_data(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut |_, _| {});
+            assert_close(&dx, &dx_ref, 1e-3, &format!("winograd dx {w:?} f={f}"));
+        }
+    }
+
+    #[test]
     fn implicit_kernels_match_naive_references() {
         if !available() {
             eprintln!("skipped: no AVX-512 on this processor");
@@ -316,25 +450,33 @@ mod tests {
             let kern = random_vec(&mut rng, w.patch_len() * f);
             let bias = random_vec(&mut rng, f);
             let relu = rng.below(2) == 0;
-            let mut y = vec![f32::NAN; n * w.out_pixels() * f];
-            forward(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch);
             let mut want = conv2d_naive(&w, &x, n, &kern, Some(&bias), f);
             if relu {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
-            assert_close(&y, &want, 1e-4, &format!("forward {w:?} f={f}"));
+            let mut y = vec![f32::NAN; n * w.out_pixels() * f];
+            for wino in [false, true] {
+                y.fill(f32::NAN);
+                forward_with(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch, wino);
+                assert_close(&y, &want, 1e-4, &format!("forward {w:?} f={f} winograd={wino}"));
+            }
             let dy = random_vec(&mut rng, y.len());
             let (dx_ref, dk_ref, _) = conv2d_backward_naive(&w, &x, n, &kern, f, &dy);
-            let mut dk = vec![0.0; kern.len()];
-            weight_grad(&w, &x, n, &dy, f, &mut dk, &mut scratch);
-            assert_close(&dk, &dk_ref, 1e-3, &format!("dkernel {w:?} f={f}"));
+            for wino in [false, true] {
+                let mut dk = vec![0.0; kern.len()];
+                weight_grad_with(&w, &x, n, &dy, f, &mut dk, &mut scratch, wino);
+                assert_close(&dk, &dk_ref, 1e-3, &format!("dkernel {w:?} f={f} winograd={wino}"));
+            }
             if w.sh == 1 && w.sw == 1 {
-                let mut dx = vec![f32::NAN; x.len()];
-                let mut dy2 = dy.clone();
-                let mut rows = 0;
-                backward_data(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut |_, _| rows += 1);
-                assert_eq!(rows, n * w.out_h);
-                assert_close(&dx, &dx_ref, 1e-3, &format!("dx {w:?} f={f}"));
+                for wino in [false, true] {
+                    let mut dx = vec![f32::NAN; x.len()];
+                    let mut dy2 = dy.clone();
+                    let mut rows = 0;
+                    let mut prep = |_: usize, _: &mut [f32]| rows += 1;
+                    backward_data_with(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut prep, wino);
+                    assert_eq!(rows, n * w.out_h);
+                    assert_close(&dx, &dx_ref, 1e-3, &format!("dx {w:?} f={f} winograd={wino}"));
+                }
             }
         }
     }

@@ -14,6 +14,8 @@ pub mod implicit;
 pub mod implicit;
 pub mod pool;
 pub mod simd;
+#[cfg(target_arch = "x86_64")]
+pub mod winograd;
 
 #[cfg(test)]
 pub(crate) mod testing {

@@ -1,0 +1,394 @@
+//! Winograd F(2×2, 3×3) convolution on AVX-512 for 3×3, stride-1 windows.
+//!
+//! Each 2×2 block of outputs is computed from the 4×4 block of inputs that covers it with 16
+//! multiplies per channel pair instead of 36: the input tile `d` becomes `V = Bᵀ d B`, the
+//! kernel `g` becomes `U = G g Gᵀ`, and `Y = Aᵀ (U ⊙ V) A`. Summed over channels, `U ⊙ V`
+//! is 16 independent matrix products `M[ξ] (tiles × out) = V[ξ] (tiles × in) · U[ξ] (in ×
+//! out)`, which run on the register-tiled kernel of [`super::avx512`]; the two transforms
+//! are short add/subtract passes over vectors of 16 channels. Work is done one sample at a
+//! time so that `V` and `M` stay in the core's L2 cache.
+//!
+//! The matrices (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"):
+//! `Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]]`,
+//! `G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]`, `Aᵀ = [[1,1,1,0],[0,1,−1,−1]]`.
+//! These products are exact up to f32 rounding (no large constants, unlike larger tiles).
+
+#![allow(clippy::missing_safety_doc)]
+
+use super::avx512::{self, FwdArgs, WgradArgs};
+use super::implicit::{blocks, tiles};
+use std::arch::x86_64::*;
+
+/// Fewest input channels worth the transforms (a vector of 16 channels).
+pub const MIN_CHANNELS: usize = 16;
+
+/// Reusable buffers: transformed input tiles and their products with the kernel.
+#[derive(Default, Clone, Debug)]
+pub struct WinogradScratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    du: Vec<f32>,
+}
+
+/// Transforms a `[3, 3, cin, cout]` kernel into `u[ξ][cin][cout]` (`U = G g Gᵀ`).
+pub fn transform_kernel(kernel: &[f32], cin: usize, cout: usize, u: &mut Vec<f32>) {
+    assert!(kernel.len() >= 9 * cin * cout);
+    u.clear();
+    u.resize(16 * cin * cout, 0.0);
+    let plane = cin * cout;
+    for ci in 0..cin {
+        for fi in 0..cout {
+            let g = |ky: usize, kx: usize| kernel[(ky * 3 + kx) * plane + ci * cout + fi];
+            // Rows: G g (4 × 3).
+            let mut r = [[0.0f32; 3]; 4];
+            for kx in 0..3 {
+                let (g0, g1, g2) = (g(0, kx), g(1, kx), g(2, kx));
+                r[0][kx] = g0;
+                r[1][kx] = 0.5 * (g0 + g1 + g2);
+                r[2][kx] = 0.5 * (g0 - g1 + g2);
+                r[3][kx] = g2;
+            }
+            // Columns: (G g) Gᵀ (4 × 4).
+            for (i, ri) in r.iter().enumerate() {
+                let vals = [ri[0], 0.5 * (ri[0] + ri[1] + ri[2]), 0.5 * (ri[0] - ri[1] + ri[2]), ri[2]];
+                for (j, val) in vals.into_iter().enumerate() {
+                    u[(i * 4 + j) * plane + ci * cout + fi] = val;
+                }
+            }
+        }
+    }
+}
+
+/// Where the input of one call lies: `n` samples `sample` apart, rows `row` apart, `cin`
+/// contiguous channels per pixel; every sample must hold `2·⌈out_h/2⌉ + 2` rows of
+/// `2·⌈out_w/2⌉ + 2` pixels (zero beyond the real input).
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// Samples.
+    pub n: usize,
+    /// Stride between samples.
+    pub sample: usize,
+    /// Stride between rows.
+    pub row: usize,
+    /// Channels per pixel.
+    pub cin: usize,
+}
+
+/// Rows (and columns) of input a Winograd pass over `out` outputs reads.
+pub fn input_extent(out: usize) -> usize {
+    2 * out.div_ceil(2) + 2
+}
+
+/// Valid 3×3 convolution of `src` with the transformed kernel `u` (`[16][cin][cout]`):
+/// `y[s, oy, ox, :] = act(bias + Σ x[s, oy+ky, ox+kx, :] · kernel[ky, kx])` for an
+/// `out_h × out_w` output per sample, ReLU when `relu`.
+pub fn convolve(
+    src: &Source<'_>,
+    out_h: usize,
+    out_w: usize,
+    u: &[f32],
+    cout: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    s: &mut WinogradScratch,
+) {
+    assert!(super::implicit::available());
+    let (cin, n) = (src.cin, src.n);
+    let (th, tw) = (out_h.div_ceil(2), out_w.div_ceil(2));
+    let need = (input_extent(out_h) - 1) * src.row + input_extent(out_w) * cin;
+    assert!(src.row >= input_extent(out_w) * cin);
+    assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
+    assert!(u.len() >= 16 * cin * cout && y.len() >= n * out_h * out_w * cout);
+    assert!(bias.is_none_or(|b| b.len() >= cout));
+    let t = th * tw;
+    s.v.resize(16 * t * cin, 0.0);
+    s.m.resize(16 * t * cout, 0.0);
+    for smp in 0..n {
+        let x = &src.data[smp * src.sample..];
+        // SAFETY: AVX-512F checked above; the tiles read rows 0..2·th+2 and columns
+        // 0..2·tw+2 of this sample, inside the length checked above; v holds 16·t·cin.
+        unsafe { input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr()) };
+        for xi in 0..16 {
+            for (f0, vv, mask) in blocks(cout) {
+                for (t0, m) in tiles(t, avx512::max_m(vv)) {
+                    let a = FwdArgs {
+                        // SAFETY: offsets stay inside plane ξ of v (t·cin), of u (cin·cout)
+                        // and of m (t·cout).
+                        x: unsafe { s.v.as_ptr().add((xi * t + t0) * cin) },
+                        sx: cin,
+                        rs: 0,
+                        kh: 1,
+                        kwc: cin,
+                        w: unsafe { u.as_ptr().add(xi * cin * cout + f0) },
+                        ws: cout,
+                        y: unsafe { s.m.as_mut_ptr().add((xi * t + t0) * cout + f0) },
+                        ys: cout,
+                        bias: std::ptr::null(),
+                        accumulate: false,
+                        mask,
+                        relu: false,
+                    };
+                    // SAFETY: as above.
+                    unsafe { avx512::fwd(m, vv, &a) };
+                }
+            }
+        }
+        let ys = &mut y[smp * out_h * out_w * cout..(smp + 1) * out_h * out_w * cout];
+        // SAFETY: m holds 16·t·cout products; the stores stay inside this sample's output.
+        unsafe {
+            output_transform(
+                s.m.as_ptr(),
+                th,
+                tw,
+                cout,
+                out_h,
+                out_w,
+                bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                relu,
+                ys.as_mut_ptr(),
+            )
+        };
+    }
+}
+
+/// Adds the kernel gradient of a valid 3×3 convolution to `dkernel` (`[3, 3, cin, cout]`):
+/// `dk[ky, kx, ci, co] += Σ x[s, oy+ky, ox+kx, ci] · dz[s, oy, ox, co]`, with `dz` the
+/// `out_h × out_w × cout` output gradient of each sample of `src`.
+///
+/// Through the transforms: `dM = A dY Aᵀ` per output tile, `dU[ξ] = Σ_tiles V[ξ]ᵀ dM[ξ]`
+/// (16 products reducing over tiles), `dg = Gᵀ dU G`.
+pub fn weight_grad(
+    src: &Source<'_>,
+    out_h: usize,
+    out_w: usize,
+    dz: &[f32],
+    cout: usize,
+    dkernel: &mut [f32],
+    s: &mut WinogradScratch,
+) {
+    assert!(super::implicit::available());
+    let (cin, n) = (src.cin, src.n);
+    let (th, tw) = (out_h.div_ceil(2), out_w.div_ceil(2));
+    let need = (input_extent(out_h) - 1) * src.row + input_extent(out_w) * cin;
+    assert!(src.row >= input_extent(out_w) * cin);
+    assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
+    assert!(dz.len() >= n * out_h * out_w * cout && dkernel.len() >= 9 * cin * cout);
+    let t = th * tw;
+    s.v.resize(16 * t * cin, 0.0);
+    s.m.resize(16 * t * cout, 0.0);
+    s.du.clear();
+    s.du.resize(16 * cin * cout, 0.0);
+    for smp in 0..n {
+        let x = &src.data[smp * src.sample..];
+        let dzs = &dz[smp * out_h * out_w * cout..(smp + 1) * out_h * out_w * cout];
+        // SAFETY: as in `convolve`; the gradient transform reads this sample's outputs only.
+        unsafe {
+            input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr());
+            gradient_transform(dzs.as_ptr(), th, tw, cout, out_h, out_w, s.m.as_mut_ptr());
+        }
+        for xi in 0..16 {
+            for (f0, vv, mask) in blocks(cout) {
+                for (c0, m) in tiles(cin, avx512::max_m(vv)) {
+                    // SAFETY: plane ξ of v (t·cin), m (t·cout) and du (cin·cout); the tile
+                    // reads channels c0..c0+m of every tile and writes rows c0.. of dU.
+                    unsafe {
+                        let a = WgradArgs {
+                            x: s.v.as_ptr().add(xi * t * cin + c0),
+                            xs_sample: 0,
+                            xs_row: 0,
+                            xs_col: cin,
+                            dz: s.m.as_ptr().add(xi * t * cout + f0),
+                            dzs: cout,
+                            n: 1,
+                            oh: 1,
+                            ow: t,
+                            dw: s.du.as_mut_ptr().add((xi * cin + c0) * cout + f0),
+                            dws: cout,
+                            accumulate: true,
+                            mask,
+                        };
+                        avx512::wgrad(m, vv, &a);
+                    }
+                }
+            }
+        }
+    }
+    // dg = Gᵀ dU G, added to the kernel gradient.
+    let plane = cin * cout;
+    for e in 0..plane {
+        let u = |i: usize, j: usize| s.du[(i * 4 + j) * plane + e];
+        let mut p = [[0.0f32; 4]; 3];
+        for (j, col) in (0..4).map(|j| (j, [u(0, j), u(1, j), u(2, j), u(3, j)])) {
+            p[0][j] = col[0] + 0.5 * (col[1] + col[2]);
+            p[1][j] = 0.5 * (col[1] - col[2]);
+            p[2][j] = 0.5 * (col[1] + col[2]) + col[3];
+        }
+        for (ky, pk) in p.iter().enumerate() {
+            let g = [pk[0] + 0.5 * (pk[1] + pk[2]), 0.5 * (pk[1] - pk[2]), 0.5 * (pk[1] + pk[2]) + pk[3]];
+            for (kx, v) in g.into_iter().enumerate() {
+                dkernel[(ky * 3 + kx) * plane + e] += v;
+            }
+        }
+    }
+}
+
+/// `m[ξ][tile][f] = (A dY Aᵀ)[ξ]` for every 2×2 block `dY` of the output gradient (zero
+/// outside `out_h × out_w`).
+#[target_feature(enable = "avx512f")]
+unsafe fn gradient_transform(dz: *const f32, th: usize, tw: usize, f: usize, out_h: usize, out_w: usize, m: *mut f32) {
+    unsafe {
+        let plane = th * tw * f;
+        let zero = _mm512_setzero_ps();
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = ty * tw + tx;
+                let rows = (out_h - 2 * ty).min(2);
+                let cols = (out_w - 2 * tx).min(2);
+                let mut f0 = 0;
+                while f0 < f {
+                    let k = lanes(f0, f);
+                    let mut d = [[zero; 2]; 2];
+                    for (a, da) in d.iter_mut().enumerate().take(rows) {
+                        for (b, dab) in da.iter_mut().enumerate().take(cols) {
+                            let pix = (2 * ty + a) * out_w + 2 * tx + b;
+                            *dab = _mm512_maskz_loadu_ps(k, dz.add(pix * f + f0));
+                        }
+                    }
+                    // Rows: A dY (4 × 2), then columns: (A dY) Aᵀ (4 × 4).
+                    let r = [
+                        d[0],
+                        [_mm512_add_ps(d[0][0], d[1][0]), _mm512_add_ps(d[0][1], d[1][1])],
+                        [_mm512_sub_ps(d[0][0], d[1][0]), _mm512_sub_ps(d[0][1], d[1][1])],
+                        [_mm512_sub_ps(zero, d[1][0]), _mm512_sub_ps(zero, d[1][1])],
+                    ];
+                    for (i, ri) in r.iter().enumerate() {
+                        let vals = [
+                            ri[0],
+                            _mm512_add_ps(ri[0], ri[1]),
+                            _mm512_sub_ps(ri[0], ri[1]),
+                            _mm512_sub_ps(zero, ri[1]),
+                        ];
+                        for (j, val) in vals.into_iter().enumerate() {
+                            _mm512_mask_storeu_ps(m.add((i * 4 + j) * plane + t * f + f0), k, val);
+                        }
+                    }
+                    f0 += 16;
+                }
+            }
+        }
+    }
+}
+
+/// Mask of the `16`-channel vector at `c0` of `c` channels.
+#[inline(always)]
+fn lanes(c0: usize, c: usize) -> __mmask16 {
+    let k = (c - c0).min(16);
+    if k == 16 {
+        0xFFFF
+    } else {
+        (1u16 << k) - 1
+    }
+}
+
+/// `v[ξ][tile][c] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` at rows/columns `2·ty`, `2·tx`.
+#[target_feature(enable = "avx512f")]
+unsafe fn input_transform(x: *const f32, rs: usize, c: usize, th: usize, tw: usize, v: *mut f32) {
+    unsafe {
+        let plane = th * tw * c;
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = ty * tw + tx;
+                let base = x.add(2 * ty * rs + 2 * tx * c);
+                let mut c0 = 0;
+                while c0 < c {
+                    let k = lanes(c0, c);
+                    let mut d = [[_mm512_setzero_ps(); 4]; 4];
+                    for (i, di) in d.iter_mut().enumerate() {
+                        for (j, dij) in di.iter_mut().enumerate() {
+                            *dij = _mm512_maskz_loadu_ps(k, base.add(i * rs + j * c + c0));
+                        }
+                    }
+                    let mut r = [[_mm512_setzero_ps(); 4]; 4];
+                    for j in 0..4 {
+                        r[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                        r[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                        r[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                        r[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                    }
+                    for (i, ri) in r.iter().enumerate() {
+                        let vals = [
+                            _mm512_sub_ps(ri[0], ri[2]),
+                            _mm512_add_ps(ri[1], ri[2]),
+                            _mm512_sub_ps(ri[2], ri[1]),
+                            _mm512_sub_ps(ri[1], ri[3]),
+                        ];
+                        for (j, val) in vals.into_iter().enumerate() {
+                            _mm512_mask_storeu_ps(v.add((i * 4 + j) * plane + t * c + c0), k, val);
+                        }
+                    }
+                    c0 += 16;
+                }
+            }
+        }
+    }
+}
+
+/// `y = act(bias + Aᵀ m A)` for every tile, keeping the outputs inside `out_h × out_w`.
+#[target_feature(enable = "avx512f")]
+unsafe fn output_transform(
+    m: *const f32,
+    th: usize,
+    tw: usize,
+    f: usize,
+    out_h: usize,
+    out_w: usize,
+    bias: *const f32,
+    relu: bool,
+    y: *mut f32,
+) {
+    unsafe {
+        let plane = th * tw * f;
+        let zero = _mm512_setzero_ps();
+        for ty in 0..th {
+            for tx in 0..tw {
+                let t = ty * tw + tx;
+                let rows = (out_h - 2 * ty).min(2);
+                let cols = (out_w - 2 * tx).min(2);
+                let mut f0 = 0;
+                while f0 < f {
+                    let k = lanes(f0, f);
+                    let mut q = [[zero; 4]; 4];
+                    for (i, qi) in q.iter_mut().enumerate() {
+                        for (j, qij) in qi.iter_mut().enumerate() {
+                            *qij = _mm512_maskz_loadu_ps(k, m.add((i * 4 + j) * plane + t * f + f0));
+                        }
+                    }
+                    let mut r = [[zero; 4]; 2];
+                    for j in 0..4 {
+                        r[0][j] = _mm512_add_ps(_mm512_add_ps(q[0][j], q[1][j]), q[2][j]);
+                        r[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[1][j], q[2][j]), q[3][j]);
+                    }
+                    let b = if bias.is_null() { zero } else { _mm512_maskz_loadu_ps(k, bias.add(f0)) };
+                    for (a, ra) in r.iter().enumerate().take(rows) {
+                        let vals = [
+                            _mm512_add_ps(_mm512_add_ps(ra[0], ra[1]), ra[2]),
+                            _mm512_sub_ps(_mm512_sub_ps(ra[1], ra[2]), ra[3]),
+                        ];
+                        for (bx, val) in vals.into_iter().enumerate().take(cols) {
+                            let mut o = _mm512_add_ps(val, b);
+                            if relu {
+                                o = _mm512_max_ps(o, zero);
+                            }
+                            let pix = (2 * ty + a) * out_w + 2 * tx + bx;
+                            _mm512_mask_storeu_ps(y.add(pix * f + f0), k, o);
+                        }
+                    }
+                    f0 += 16;
+                }
+            }
+        }
+    }
+}
