@@ -11,6 +11,8 @@ fn work(seconds: f64) -> f64 {
     let kern: Vec<f32> = (0..w.patch_len() * f).map(|i| (i % 7) as f32 * 0.01).collect();
     let mut y = vec![0.0; n * w.out_pixels() * f];
     let mut s = implicit::ImplicitScratch::default();
+    let mut p = implicit::PreparedKernel::default();
+    p.for_forward(&w, &kern, f);
     let t = Instant::now();
     let mut reps = 0;
     while t.elapsed().as_secs_f64() < seconds {
@@ -20,6 +22,7 @@ fn work(seconds: f64) -> f64 {
                 &x[c * w.in_len()..],
                 chunk,
                 &kern,
+                &p,
                 None,
                 f,
                 true,

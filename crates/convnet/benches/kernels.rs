@@ -50,9 +50,20 @@ fn main() {
         let (mut tf, mut tw, mut td) = (f64::NAN, f64::NAN, f64::NAN);
         if implicit::available() {
             let mut s = implicit::ImplicitScratch::default();
-            tf = time(|| implicit::forward(&w, &x, n, &kern, None, f, true, &mut y, &mut s));
-            tw = time(|| implicit::weight_grad(&w, &x, n, &dy, f, &mut dk, &mut s));
-            td = time(|| implicit::backward_data(&w, &mut dy, n, &kern, f, &mut dx, &mut s, &mut |_, _| {}));
+            let mut p = implicit::PreparedKernel::default();
+            tf = time(|| {
+                p.for_forward(&w, &kern, f);
+                implicit::forward(&w, &x, n, &kern, &p, None, f, true, &mut y, &mut s)
+            });
+            let mut acc = vec![0.0; implicit::grad_len(&w, f)];
+            tw = time(|| {
+                implicit::weight_grad(&w, &x, n, &dy, f, &mut acc, &mut s);
+                implicit::finish_weight_grad(&w, f, &acc, &mut dk);
+            });
+            td = time(|| {
+                p.for_backward(&w, &kern, f);
+                implicit::backward_data(&w, &mut dy, n, &p, f, &mut dx, &mut s, &mut |_, _| {})
+            });
         }
         let (m, kk) = (n * w.out_pixels(), w.patch_len());
         let mut cols = vec![0.0; m * kk];

@@ -25,9 +25,77 @@ pub fn available() -> bool {
 #[derive(Default, Clone, Debug)]
 pub struct ImplicitScratch {
     pad: Vec<f32>,
-    wt: Vec<f32>,
-    u: Vec<f32>,
     wino: WinogradScratch,
+}
+
+/// Layouts of a layer's kernel that the kernels read, derived once per pass and shared by
+/// all workers: its Winograd transform for [`forward`]; the kernel flipped and transposed,
+/// and its transform, for [`backward_data`].
+#[derive(Default, Clone, Debug)]
+pub struct PreparedKernel {
+    wino: Vec<f32>,
+    flipped: Vec<f32>,
+    wino_flipped: Vec<f32>,
+}
+
+impl PreparedKernel {
+    /// Prepares what [`forward`] needs for `kernel` (`[kh, kw, c, filters]`).
+    pub fn for_forward(&mut self, w: &Window, kernel: &[f32], filters: usize) {
+        if winograd_suits(w, w.channels) {
+            winograd::transform_kernel(kernel, w.channels, filters, &mut self.wino);
+        }
+    }
+
+    /// Prepares what [`backward_data`] needs for `kernel`.
+    pub fn for_backward(&mut self, w: &Window, kernel: &[f32], filters: usize) {
+        let (c, f, kh, kw) = (w.channels, filters, w.kh, w.kw);
+        assert!(kernel.len() >= kh * kw * c * f);
+        // flipped[ky', kx', f, c] = kernel[kh-1-ky', kw-1-kx', c, f]
+        self.flipped.clear();
+        self.flipped.resize(kh * kw * f * c, 0.0);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                for ci in 0..c {
+                    for fi in 0..f {
+                        self.flipped[(((kh - 1 - ky) * kw + (kw - 1 - kx)) * f + fi) * c + ci] =
+                            kernel[((ky * kw + kx) * c + ci) * f + fi];
+                    }
+                }
+            }
+        }
+        if winograd_suits(w, f) {
+            winograd::transform_kernel(&self.flipped, f, c, &mut self.wino_flipped);
+        }
+    }
+}
+
+/// Length of the weight-gradient accumulator [`weight_grad`] adds to (the kernel's length,
+/// or that of its Winograd transform); [`finish_weight_grad`] turns it into the gradient.
+pub fn grad_len(w: &Window, filters: usize) -> usize {
+    grad_len_with(w, filters, true)
+}
+
+fn grad_len_with(w: &Window, filters: usize, allow_winograd: bool) -> usize {
+    if allow_winograd && winograd_suits(w, w.channels) {
+        16 * w.channels * filters
+    } else {
+        w.patch_len() * filters
+    }
+}
+
+/// Writes the kernel gradient (`[kh, kw, c, filters]`) that the accumulator `acc` of
+/// [`weight_grad`] holds into `dkernel`.
+pub fn finish_weight_grad(w: &Window, filters: usize, acc: &[f32], dkernel: &mut [f32]) {
+    finish_weight_grad_with(w, filters, acc, dkernel, true)
+}
+
+fn finish_weight_grad_with(w: &Window, filters: usize, acc: &[f32], dkernel: &mut [f32], allow_winograd: bool) {
+    assert_eq!(acc.len(), grad_len_with(w, filters, allow_winograd));
+    if allow_winograd && winograd_suits(w, w.channels) {
+        winograd::finish_weight_grad(acc, w.channels, filters, dkernel);
+    } else {
+        dkernel.copy_from_slice(acc);
+    }
 }
 
 /// Whether a window with `cin` channels into the product goes through Winograd F(2×2, 3×3):
@@ -112,13 +180,14 @@ pub fn forward(
     x: &[f32],
     n: usize,
     kernel: &[f32],
+    prepared: &PreparedKernel,
     bias: Option<&[f32]>,
     filters: usize,
     relu: bool,
     y: &mut [f32],
     s: &mut ImplicitScratch,
 ) {
-    forward_with(w, x, n, kernel, bias, filters, relu, y, s, true)
+    forward_with(w, x, n, kernel, prepared, bias, filters, relu, y, s, true)
 }
 
 /// [`forward`], through Winograd where it suits only when `allow_winograd`.
@@ -127,6 +196,7 @@ pub(crate) fn forward_with(
     x: &[f32],
     n: usize,
     kernel: &[f32],
+    prepared: &PreparedKernel,
     bias: Option<&[f32]>,
     filters: usize,
     relu: bool,
@@ -141,9 +211,9 @@ pub(crate) fn forward_with(
     if allow_winograd && winograd_suits(w, c) {
         let (ph, pw) = (winograd::input_extent(w.out_h), winograd::input_extent(w.out_w));
         let (data, sample, row) = source_extent(w, x, n, &mut s.pad, ph, pw);
-        winograd::transform_kernel(kernel, c, filters, &mut s.u);
+        assert_eq!(prepared.wino.len(), 16 * c * filters, "kernel not prepared for the forward pass");
         let src = Source { data, n, sample, row, cin: c };
-        winograd::convolve(&src, w.out_h, w.out_w, &s.u, filters, bias, relu, y, &mut s.wino);
+        winograd::convolve(&src, w.out_h, w.out_w, &prepared.wino, filters, bias, relu, y, &mut s.wino);
         return;
     }
     let (src, ss, rs) = source(w, x, n, &mut s.pad);
@@ -194,17 +264,18 @@ pub(crate) fn forward_with(
     }
 }
 
-/// Adds the kernel gradient of `n` samples to `dkernel`: `dk[ky, kx, c, f] += Σ x·dz`.
+/// Adds the kernel gradient of `n` samples, `dk[ky, kx, c, f] += Σ x·dz`, to the accumulator
+/// `acc` ([`grad_len`] values; [`finish_weight_grad`] turns the sum into the gradient).
 pub fn weight_grad(
     w: &Window,
     x: &[f32],
     n: usize,
     dz: &[f32],
     filters: usize,
-    dkernel: &mut [f32],
+    acc: &mut [f32],
     s: &mut ImplicitScratch,
 ) {
-    weight_grad_with(w, x, n, dz, filters, dkernel, s, true)
+    weight_grad_with(w, x, n, dz, filters, acc, s, true)
 }
 
 /// [`weight_grad`], through Winograd where it suits only when `allow_winograd`.
@@ -219,7 +290,8 @@ pub(crate) fn weight_grad_with(
     allow_winograd: bool,
 ) {
     assert!(available());
-    assert!(dz.len() >= n * w.out_pixels() * filters && dkernel.len() >= w.patch_len() * filters);
+    assert!(dz.len() >= n * w.out_pixels() * filters);
+    assert_eq!(dkernel.len(), grad_len_with(w, filters, allow_winograd));
     let c = w.channels;
     if allow_winograd && winograd_suits(w, c) {
         let (ph, pw) = (winograd::input_extent(w.out_h), winograd::input_extent(w.out_w));
@@ -268,13 +340,13 @@ pub fn backward_data(
     w: &Window,
     dz: &mut [f32],
     n: usize,
-    kernel: &[f32],
+    prepared: &PreparedKernel,
     filters: usize,
     dx: &mut [f32],
     s: &mut ImplicitScratch,
     prep: &mut dyn FnMut(usize, &mut [f32]),
 ) {
-    backward_data_with(w, dz, n, kernel, filters, dx, s, prep, true)
+    backward_data_with(w, dz, n, prepared, filters, dx, s, prep, true)
 }
 
 /// [`backward_data`], through Winograd where it suits only when `allow_winograd`.
@@ -282,7 +354,7 @@ pub(crate) fn backward_data_with(
     w: &Window,
     dz: &mut [f32],
     n: usize,
-    kernel: &[f32],
+    prepared: &PreparedKernel,
     filters: usize,
     dx: &mut [f32],
     s: &mut ImplicitScratch,
@@ -292,19 +364,7 @@ pub(crate) fn backward_data_with(
     assert!(available() && w.sh == 1 && w.sw == 1);
     assert!(dz.len() >= n * w.out_pixels() * filters && dx.len() >= n * w.in_len());
     let (c, f, kh, kw) = (w.channels, filters, w.kh, w.kw);
-    // wt[ky', kx', f, c] = kernel[kh-1-ky', kw-1-kx', c, f]
-    s.wt.clear();
-    s.wt.resize(kh * kw * f * c, 0.0);
-    for ky in 0..kh {
-        for kx in 0..kw {
-            for ci in 0..c {
-                for fi in 0..f {
-                    s.wt[(((kh - 1 - ky) * kw + (kw - 1 - kx)) * f + fi) * c + ci] =
-                        kernel[((ky * kw + kx) * c + ci) * f + fi];
-                }
-            }
-        }
-    }
+    assert_eq!(prepared.flipped.len(), kh * kw * f * c, "kernel not prepared for the backward pass");
     let wino = allow_winograd && winograd_suits(w, f);
     let (mut hq, mut wq) = (w.in_h + kh - 1, w.in_w + kw - 1);
     if wino {
@@ -325,13 +385,12 @@ pub(crate) fn backward_data_with(
         }
     }
     if wino {
-        winograd::transform_kernel(&s.wt, f, c, &mut s.u);
         let src = Source { data: &s.pad, n, sample: plen, row: wq * f, cin: f };
-        winograd::convolve(&src, w.in_h, w.in_w, &s.u, c, None, false, dx, &mut s.wino);
+        winograd::convolve(&src, w.in_h, w.in_w, &prepared.wino_flipped, c, None, false, dx, &mut s.wino);
         return;
     }
     let (rs, kwc) = (wq * f, kw * f);
-    let (pp, wtp, dxp) = (s.pad.as_ptr(), s.wt.as_ptr(), dx.as_mut_ptr());
+    let (pp, wtp, dxp) = (s.pad.as_ptr(), prepared.flipped.as_ptr(), dx.as_mut_ptr());
     for smp in 0..n {
         for iy in 0..w.in_h {
             let yrow = (smp * w.in_h + iy) * w.in_w;
@@ -411,19 +470,27 @@ mod tests {
             if relu {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
+            let mut prepared = PreparedKernel::default();
+            prepared.for_forward(&w, &kern, f);
+            prepared.for_backward(&w, &kern, f);
             let mut y = vec![f32::NAN; want.len()];
-            forward(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch);
+            forward(&w, &x, n, &kern, &prepared, Some(&bias), f, relu, &mut y, &mut scratch);
             assert_close(&y, &want, 1e-4, &format!("winograd forward {w:?} f={f}"));
             let dy = random_vec(&mut rng, y.len());
             let (dx_ref, dk_ref, _) = conv2d_backward_naive(&w, &x, n, &kern, f, &dy);
-            // Accumulates onto what is there.
-            let mut dk = vec![1.0; kern.len()];
-            weight_grad(&w, &x, n, &dy, f, &mut dk, &mut scratch);
-            let dk_ref: Vec<f32> = dk_ref.iter().map(|v| v + 1.0).collect();
+            // Two halves of the batch accumulated one after the other.
+            assert_eq!(grad_len(&w, f), 16 * c * f);
+            let mut acc = vec![0.0; grad_len(&w, f)];
+            let h = n / 2;
+            let (pi, po) = (w.in_len(), w.out_pixels() * f);
+            weight_grad(&w, &x[..h * pi], h, &dy[..h * po], f, &mut acc, &mut scratch);
+            weight_grad(&w, &x[h * pi..], n - h, &dy[h * po..], f, &mut acc, &mut scratch);
+            let mut dk = vec![f32::NAN; kern.len()];
+            finish_weight_grad(&w, f, &acc, &mut dk);
             assert_close(&dk, &dk_ref, 1e-3, &format!("winograd dkernel {w:?} f={f}"));
             let mut dx = vec![f32::NAN; x.len()];
             let mut dy2 = dy.clone();
-            backward_data(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut |_, _| {});
+            backward_data(&w, &mut dy2, n, &prepared, f, &mut dx, &mut scratch, &mut |_, _| {});
             assert_close(&dx, &dx_ref, 1e-3, &format!("winograd dx {w:?} f={f}"));
         }
     }
@@ -454,17 +521,24 @@ mod tests {
             if relu {
                 want.iter_mut().for_each(|v| *v = v.max(0.0));
             }
+            let mut prepared = PreparedKernel::default();
+            prepared.for_forward(&w, &kern, f);
+            if w.sh == 1 && w.sw == 1 {
+                prepared.for_backward(&w, &kern, f);
+            }
             let mut y = vec![f32::NAN; n * w.out_pixels() * f];
             for wino in [false, true] {
                 y.fill(f32::NAN);
-                forward_with(&w, &x, n, &kern, Some(&bias), f, relu, &mut y, &mut scratch, wino);
+                forward_with(&w, &x, n, &kern, &prepared, Some(&bias), f, relu, &mut y, &mut scratch, wino);
                 assert_close(&y, &want, 1e-4, &format!("forward {w:?} f={f} winograd={wino}"));
             }
             let dy = random_vec(&mut rng, y.len());
             let (dx_ref, dk_ref, _) = conv2d_backward_naive(&w, &x, n, &kern, f, &dy);
             for wino in [false, true] {
-                let mut dk = vec![0.0; kern.len()];
-                weight_grad_with(&w, &x, n, &dy, f, &mut dk, &mut scratch, wino);
+                let mut acc = vec![0.0; grad_len_with(&w, f, wino)];
+                weight_grad_with(&w, &x, n, &dy, f, &mut acc, &mut scratch, wino);
+                let mut dk = vec![f32::NAN; kern.len()];
+                finish_weight_grad_with(&w, f, &acc, &mut dk, wino);
                 assert_close(&dk, &dk_ref, 1e-3, &format!("dkernel {w:?} f={f} winograd={wino}"));
             }
             if w.sh == 1 && w.sw == 1 {
@@ -473,7 +547,7 @@ mod tests {
                     let mut dy2 = dy.clone();
                     let mut rows = 0;
                     let mut prep = |_: usize, _: &mut [f32]| rows += 1;
-                    backward_data_with(&w, &mut dy2, n, &kern, f, &mut dx, &mut scratch, &mut prep, wino);
+                    backward_data_with(&w, &mut dy2, n, &prepared, f, &mut dx, &mut scratch, &mut prep, wino);
                     assert_eq!(rows, n * w.out_h);
                     assert_close(&dx, &dx_ref, 1e-3, &format!("dx {w:?} f={f} winograd={wino}"));
                 }

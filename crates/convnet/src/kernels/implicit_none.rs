@@ -12,12 +12,35 @@ pub fn available() -> bool {
 #[derive(Default, Clone, Debug)]
 pub struct ImplicitScratch;
 
+/// Kernel layouts of the implicit kernels (none here).
+#[derive(Default, Clone, Debug)]
+pub struct PreparedKernel;
+
+impl PreparedKernel {
+    /// Nothing to prepare here.
+    pub fn for_forward(&mut self, _w: &Window, _kernel: &[f32], _filters: usize) {}
+
+    /// Nothing to prepare here.
+    pub fn for_backward(&mut self, _w: &Window, _kernel: &[f32], _filters: usize) {}
+}
+
+/// Length of the weight-gradient accumulator: the kernel's.
+pub fn grad_len(w: &Window, filters: usize) -> usize {
+    w.patch_len() * filters
+}
+
+/// Copies the accumulated gradient into `dkernel`.
+pub fn finish_weight_grad(_w: &Window, _filters: usize, acc: &[f32], dkernel: &mut [f32]) {
+    dkernel.copy_from_slice(acc);
+}
+
 /// Not available on this processor.
 pub fn forward(
     _w: &Window,
     _x: &[f32],
     _n: usize,
     _kernel: &[f32],
+    _prepared: &PreparedKernel,
     _bias: Option<&[f32]>,
     _filters: usize,
     _relu: bool,
@@ -45,7 +68,7 @@ pub fn backward_data(
     _w: &Window,
     _dz: &mut [f32],
     _n: usize,
-    _k: &[f32],
+    _prepared: &PreparedKernel,
     _f: usize,
     _dx: &mut [f32],
     _s: &mut ImplicitScratch,

@@ -27,7 +27,6 @@ pub const MIN_CHANNELS: usize = 16;
 pub struct WinogradScratch {
     v: Vec<f32>,
     m: Vec<f32>,
-    du: Vec<f32>,
 }
 
 /// Transforms a `[3, 3, cin, cout]` kernel into `u[ξ][cin][cout]` (`U = G g Gᵀ`).
@@ -154,19 +153,17 @@ pub fn convolve(
     }
 }
 
-/// Adds the kernel gradient of a valid 3×3 convolution to `dkernel` (`[3, 3, cin, cout]`):
-/// `dk[ky, kx, ci, co] += Σ x[s, oy+ky, ox+kx, ci] · dz[s, oy, ox, co]`, with `dz` the
-/// `out_h × out_w × cout` output gradient of each sample of `src`.
-///
-/// Through the transforms: `dM = A dY Aᵀ` per output tile, `dU[ξ] = Σ_tiles V[ξ]ᵀ dM[ξ]`
-/// (16 products reducing over tiles), `dg = Gᵀ dU G`.
+/// Adds the kernel gradient of a valid 3×3 convolution, in the transformed domain, to `du`
+/// (`[16][cin][cout]`): `dU[ξ] += Σ_tiles V[ξ]ᵀ dM[ξ]` with `dM = A dY Aᵀ` per output tile,
+/// `dz` being the `out_h × out_w × cout` output gradient of each sample of `src`.
+/// [`finish_weight_grad`] turns the sum into the kernel gradient.
 pub fn weight_grad(
     src: &Source<'_>,
     out_h: usize,
     out_w: usize,
     dz: &[f32],
     cout: usize,
-    dkernel: &mut [f32],
+    du: &mut [f32],
     s: &mut WinogradScratch,
 ) {
     assert!(super::implicit::available());
@@ -175,12 +172,10 @@ pub fn weight_grad(
     let need = (input_extent(out_h) - 1) * src.row + input_extent(out_w) * cin;
     assert!(src.row >= input_extent(out_w) * cin);
     assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
-    assert!(dz.len() >= n * out_h * out_w * cout && dkernel.len() >= 9 * cin * cout);
+    assert!(dz.len() >= n * out_h * out_w * cout && du.len() >= 16 * cin * cout);
     let t = th * tw;
     s.v.resize(16 * t * cin, 0.0);
     s.m.resize(16 * t * cout, 0.0);
-    s.du.clear();
-    s.du.resize(16 * cin * cout, 0.0);
     for smp in 0..n {
         let x = &src.data[smp * src.sample..];
         let dzs = &dz[smp * out_h * out_w * cout..(smp + 1) * out_h * out_w * cout];
@@ -205,7 +200,7 @@ pub fn weight_grad(
                             n: 1,
                             oh: 1,
                             ow: t,
-                            dw: s.du.as_mut_ptr().add((xi * cin + c0) * cout + f0),
+                            dw: du.as_mut_ptr().add((xi * cin + c0) * cout + f0),
                             dws: cout,
                             accumulate: true,
                             mask,
@@ -216,10 +211,15 @@ pub fn weight_grad(
             }
         }
     }
-    // dg = Gᵀ dU G, added to the kernel gradient.
+}
+
+/// Writes the kernel gradient `dg = Gᵀ dU G` (`[3, 3, cin, cout]`) of the transformed-domain
+/// sum `du` into `dkernel`.
+pub fn finish_weight_grad(du: &[f32], cin: usize, cout: usize, dkernel: &mut [f32]) {
     let plane = cin * cout;
+    assert!(du.len() >= 16 * plane && dkernel.len() >= 9 * plane);
     for e in 0..plane {
-        let u = |i: usize, j: usize| s.du[(i * 4 + j) * plane + e];
+        let u = |i: usize, j: usize| du[(i * 4 + j) * plane + e];
         let mut p = [[0.0f32; 4]; 3];
         for (j, col) in (0..4).map(|j| (j, [u(0, j), u(1, j), u(2, j), u(3, j)])) {
             p[0][j] = col[0] + 0.5 * (col[1] + col[2]);
@@ -229,7 +229,7 @@ pub fn weight_grad(
         for (ky, pk) in p.iter().enumerate() {
             let g = [pk[0] + 0.5 * (pk[1] + pk[2]), 0.5 * (pk[1] - pk[2]), 0.5 * (pk[1] + pk[2]) + pk[3]];
             for (kx, v) in g.into_iter().enumerate() {
-                dkernel[(ky * 3 + kx) * plane + e] += v;
+                dkernel[(ky * 3 + kx) * plane + e] = v;
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
 use crate::kernels::gemm::{gemm, transpose, GemmShape};
-use crate::kernels::implicit::{self, ImplicitScratch};
+use crate::kernels::implicit::{self, ImplicitScratch, PreparedKernel};
 use crate::kernels::simd::add_rows;
 use crate::parallel::{self, SharedMut};
 use crate::regularizers::Regularizer;
@@ -89,6 +89,8 @@ pub struct Conv2D {
     work: Vec<Work>,
     /// The kernel transposed (`[filters, kh·kw·c]`), for the column path's `dz · kernelᵀ`.
     kernel_t: Vec<f32>,
+    /// The kernel in the layouts the implicit path reads, shared by the workers.
+    prepared: PreparedKernel,
 }
 
 impl Conv2D {
@@ -114,6 +116,7 @@ impl Conv2D {
             fused: false,
             work: Vec::new(),
             kernel_t: Vec::new(),
+            prepared: PreparedKernel::default(),
         }
     }
 
@@ -307,6 +310,10 @@ impl Layer for Conv2D {
         let chunk = self.plan(n, path == Path::Gemm);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let kernel = &self.params[0].value;
+        if path == Path::Implicit {
+            self.prepared.for_forward(&w, kernel, f);
+        }
+        let prepared = &self.prepared;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
         let act = self.activation;
         let xd = x.data();
@@ -319,7 +326,7 @@ impl Layer for Conv2D {
             match path {
                 Path::Implicit => {
                     let relu = act == Activation::Relu;
-                    implicit::forward(&w, xc, cn, kernel, bias, f, relu, yc, &mut wk.implicit);
+                    implicit::forward(&w, xc, cn, kernel, prepared, bias, f, relu, yc, &mut wk.implicit);
                     if !relu {
                         act.forward(yc, f);
                     }
@@ -346,9 +353,10 @@ impl Layer for Conv2D {
         let chunk = self.plan(n, path == Path::Gemm || cols_dx);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let use_bias = self.use_bias;
+        let acc_len = if path == Path::Implicit { implicit::grad_len(&w, f) } else { k * f };
         for wk in &mut self.work {
             wk.dkernel.clear();
-            wk.dkernel.resize(k * f, 0.0);
+            wk.dkernel.resize(acc_len, 0.0);
             wk.dbias.clear();
             wk.dbias.resize(f, 0.0);
         }
@@ -356,7 +364,10 @@ impl Layer for Conv2D {
             self.kernel_t.resize(k * f, 0.0);
             transpose(&self.params[0].value, k, f, &mut self.kernel_t);
         }
-        let kernel = &self.params[0].value;
+        if dx.is_some() && !cols_dx {
+            self.prepared.for_backward(&w, &self.params[0].value, f);
+        }
+        let prepared = &self.prepared;
         let kernel_t = &self.kernel_t;
         let act = if self.fused { Activation::Linear } else { self.activation };
         let (xd, yd) = (x.data(), y.data());
@@ -383,7 +394,7 @@ impl Layer for Conv2D {
                         add_rows(dbias, dzr);
                     }
                 };
-                implicit::backward_data(&w, dz, cn, kernel, f, dxc, &mut wk.implicit, &mut prep);
+                implicit::backward_data(&w, dz, cn, prepared, f, dxc, &mut wk.implicit, &mut prep);
             } else {
                 act.backward(yc, dz, f);
                 if use_bias && path != Path::Direct {
@@ -410,13 +421,17 @@ impl Layer for Conv2D {
                 col2im(&w, cols, cn, dxc);
             }
         });
-        let (first, rest) = self.work.split_first().expect("at least one worker");
-        let gk = &mut self.params[0].grad;
-        gk.copy_from_slice(&first.dkernel);
-        for wk in rest {
-            for (g, v) in gk.iter_mut().zip(&wk.dkernel) {
+        let (first, rest) = self.work.split_first_mut().expect("at least one worker");
+        for wk in rest.iter() {
+            for (g, v) in first.dkernel.iter_mut().zip(&wk.dkernel) {
                 *g += v;
             }
+        }
+        let gk = &mut self.params[0].grad;
+        if path == Path::Implicit {
+            implicit::finish_weight_grad(&w, f, &first.dkernel, gk);
+        } else {
+            gk.copy_from_slice(&first.dkernel);
         }
         if use_bias {
             let gb = &mut self.params[1].grad;
