@@ -75,6 +75,18 @@ pub struct Source<'a> {
     pub cin: usize,
 }
 
+/// Stride between the 16 planes of `t` tiles × `c` channels: whole cache lines, skewed so
+/// that the planes do not all fall on the same L1 sets (a multiple of 4 KiB would make the
+/// transforms' 16 loads or stores per vector evict each other).
+fn plane_len(t: usize, c: usize) -> usize {
+    let p = (t * c).next_multiple_of(16);
+    if (p * 4) % 2048 == 0 {
+        p + 16
+    } else {
+        p
+    }
+}
+
 /// Rows (and columns) of input a Winograd pass over `out` outputs reads.
 pub fn input_extent(out: usize) -> usize {
     2 * out.div_ceil(2) + 2
@@ -103,27 +115,28 @@ pub fn convolve(
     assert!(u.len() >= 16 * cin * cout && y.len() >= n * out_h * out_w * cout);
     assert!(bias.is_none_or(|b| b.len() >= cout));
     let t = th * tw;
-    s.v.resize(16 * t * cin, 0.0);
-    s.m.resize(16 * t * cout, 0.0);
+    let (pv, pm) = (plane_len(t, cin), plane_len(t, cout));
+    s.v.resize(16 * pv, 0.0);
+    s.m.resize(16 * pm, 0.0);
     for smp in 0..n {
         let x = &src.data[smp * src.sample..];
         // SAFETY: AVX-512F checked above; the tiles read rows 0..2·th+2 and columns
         // 0..2·tw+2 of this sample, inside the length checked above; v holds 16·t·cin.
-        unsafe { input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr()) };
+        unsafe { input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr(), pv) };
         for xi in 0..16 {
             for (f0, vv, mask) in blocks(cout) {
                 for (t0, m) in tiles(t, avx512::max_m(vv)) {
                     let a = FwdArgs {
                         // SAFETY: offsets stay inside plane ξ of v (t·cin), of u (cin·cout)
                         // and of m (t·cout).
-                        x: unsafe { s.v.as_ptr().add((xi * t + t0) * cin) },
+                        x: unsafe { s.v.as_ptr().add(xi * pv + t0 * cin) },
                         sx: cin,
                         rs: 0,
                         kh: 1,
                         kwc: cin,
                         w: unsafe { u.as_ptr().add(xi * cin * cout + f0) },
                         ws: cout,
-                        y: unsafe { s.m.as_mut_ptr().add((xi * t + t0) * cout + f0) },
+                        y: unsafe { s.m.as_mut_ptr().add(xi * pm + t0 * cout + f0) },
                         ys: cout,
                         bias: std::ptr::null(),
                         accumulate: false,
@@ -140,6 +153,7 @@ pub fn convolve(
         unsafe {
             output_transform(
                 s.m.as_ptr(),
+                pm,
                 th,
                 tw,
                 cout,
@@ -174,15 +188,16 @@ pub fn weight_grad(
     assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
     assert!(dz.len() >= n * out_h * out_w * cout && du.len() >= 16 * cin * cout);
     let t = th * tw;
-    s.v.resize(16 * t * cin, 0.0);
-    s.m.resize(16 * t * cout, 0.0);
+    let (pv, pm) = (plane_len(t, cin), plane_len(t, cout));
+    s.v.resize(16 * pv, 0.0);
+    s.m.resize(16 * pm, 0.0);
     for smp in 0..n {
         let x = &src.data[smp * src.sample..];
         let dzs = &dz[smp * out_h * out_w * cout..(smp + 1) * out_h * out_w * cout];
         // SAFETY: as in `convolve`; the gradient transform reads this sample's outputs only.
         unsafe {
-            input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr());
-            gradient_transform(dzs.as_ptr(), th, tw, cout, out_h, out_w, s.m.as_mut_ptr());
+            input_transform(x.as_ptr(), src.row, cin, th, tw, s.v.as_mut_ptr(), pv);
+            gradient_transform(dzs.as_ptr(), th, tw, cout, out_h, out_w, s.m.as_mut_ptr(), pm);
         }
         for xi in 0..16 {
             for (f0, vv, mask) in blocks(cout) {
@@ -191,11 +206,11 @@ pub fn weight_grad(
                     // reads channels c0..c0+m of every tile and writes rows c0.. of dU.
                     unsafe {
                         let a = WgradArgs {
-                            x: s.v.as_ptr().add(xi * t * cin + c0),
+                            x: s.v.as_ptr().add(xi * pv + c0),
                             xs_sample: 0,
                             xs_row: 0,
                             xs_col: cin,
-                            dz: s.m.as_ptr().add(xi * t * cout + f0),
+                            dz: s.m.as_ptr().add(xi * pm + f0),
                             dzs: cout,
                             n: 1,
                             oh: 1,
@@ -238,9 +253,17 @@ pub fn finish_weight_grad(du: &[f32], cin: usize, cout: usize, dkernel: &mut [f3
 /// `m[ξ][tile][f] = (A dY Aᵀ)[ξ]` for every 2×2 block `dY` of the output gradient (zero
 /// outside `out_h × out_w`).
 #[target_feature(enable = "avx512f")]
-unsafe fn gradient_transform(dz: *const f32, th: usize, tw: usize, f: usize, out_h: usize, out_w: usize, m: *mut f32) {
+unsafe fn gradient_transform(
+    dz: *const f32,
+    th: usize,
+    tw: usize,
+    f: usize,
+    out_h: usize,
+    out_w: usize,
+    m: *mut f32,
+    plane: usize,
+) {
     unsafe {
-        let plane = th * tw * f;
         let zero = _mm512_setzero_ps();
         for ty in 0..th {
             for tx in 0..tw {
@@ -295,9 +318,8 @@ fn lanes(c0: usize, c: usize) -> __mmask16 {
 
 /// `v[ξ][tile][c] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` at rows/columns `2·ty`, `2·tx`.
 #[target_feature(enable = "avx512f")]
-unsafe fn input_transform(x: *const f32, rs: usize, c: usize, th: usize, tw: usize, v: *mut f32) {
+unsafe fn input_transform(x: *const f32, rs: usize, c: usize, th: usize, tw: usize, v: *mut f32, plane: usize) {
     unsafe {
-        let plane = th * tw * c;
         for ty in 0..th {
             for tx in 0..tw {
                 let t = ty * tw + tx;
@@ -340,6 +362,7 @@ unsafe fn input_transform(x: *const f32, rs: usize, c: usize, th: usize, tw: usi
 #[target_feature(enable = "avx512f")]
 unsafe fn output_transform(
     m: *const f32,
+    plane: usize,
     th: usize,
     tw: usize,
     f: usize,
@@ -350,7 +373,6 @@ unsafe fn output_transform(
     y: *mut f32,
 ) {
     unsafe {
-        let plane = th * tw * f;
         let zero = _mm512_setzero_ps();
         for ty in 0..th {
             for tx in 0..tw {
