@@ -3,16 +3,51 @@
 use crate::error::{Error, Result};
 
 /// An n-dimensional f32 array in row-major (C) order; axis 0 is the batch.
-#[derive(Clone, Debug, PartialEq, Default)]
+///
+/// Tensors the engine allocates start on a 64-byte boundary, so that the kernels' vector
+/// loads and stores never straddle two cache lines; a tensor made from a `Vec` keeps that
+/// `Vec` as it is.
+#[derive(Clone, Debug, Default)]
 pub struct Tensor {
     shape: Vec<usize>,
-    data: Vec<f32>,
+    buf: Vec<f32>,
+    off: usize,
+    len: usize,
 }
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data() == other.data()
+    }
+}
+
+/// Extra values allocated so that a 64-byte boundary falls within reach of the start.
+const SLACK: usize = 15;
 
 impl Tensor {
     /// A tensor of zeros with the given shape.
     pub fn zeros(shape: &[usize]) -> Self {
-        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+        let mut t = Tensor { shape: shape.to_vec(), ..Tensor::default() };
+        t.set_len(shape.iter().product());
+        t
+    }
+
+    /// Makes the values `len` long, aligned, keeping the values that were there and zeroing
+    /// any new ones.
+    fn set_len(&mut self, len: usize) {
+        let aligned = (self.buf.as_ptr() as usize + self.off * 4).is_multiple_of(64);
+        if aligned && self.off + len <= self.buf.len() {
+            if len > self.len {
+                self.buf[self.off + self.len..self.off + len].fill(0.0);
+            }
+            self.len = len;
+            return;
+        }
+        let mut buf = vec![0.0; len + SLACK];
+        let off = buf.as_ptr().align_offset(64).min(SLACK);
+        let keep = self.len.min(len);
+        buf[off..off + keep].copy_from_slice(&self.buf[self.off..self.off + keep]);
+        *self = Tensor { shape: std::mem::take(&mut self.shape), buf, off, len };
     }
 
     /// Wraps `data` with `shape`; fails if the element counts differ.
@@ -21,7 +56,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::shape(format!("shape {:?} holds {} values but {} were given", shape, n, data.len())));
         }
-        Ok(Tensor { shape: shape.to_vec(), data })
+        Ok(Tensor { shape: shape.to_vec(), len: data.len(), buf: data, off: 0 })
     }
 
     /// The shape, batch axis first.
@@ -31,27 +66,32 @@ impl Tensor {
 
     /// All values in row-major order.
     pub fn data(&self) -> &[f32] {
-        &self.data
+        &self.buf[self.off..self.off + self.len]
     }
 
     /// All values in row-major order, mutable.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        &mut self.buf[self.off..self.off + self.len]
     }
 
     /// Consumes the tensor and returns its values.
-    pub fn into_vec(self) -> Vec<f32> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<f32> {
+        if self.off == 0 {
+            self.buf.truncate(self.len);
+            self.buf
+        } else {
+            self.data().to_vec()
+        }
     }
 
     /// Number of values.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len
     }
 
     /// True when the tensor holds no values.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// Size of axis 0 (the batch); 0 for a tensor without axes.
@@ -67,19 +107,16 @@ impl Tensor {
     /// The values of sample `i`.
     pub fn sample(&self, i: usize) -> &[f32] {
         let n = self.sample_len();
-        &self.data[i * n..(i + 1) * n]
+        &self.data()[i * n..(i + 1) * n]
     }
 
     /// The same values under a new shape with the same number of elements.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
         let n: usize = shape.iter().product();
-        if n != self.data.len() {
+        if n != self.len {
             return Err(Error::shape(format!(
                 "cannot reshape {:?} ({} values) to {:?} ({} values)",
-                self.shape,
-                self.data.len(),
-                shape,
-                n
+                self.shape, self.len, shape, n
             )));
         }
         self.shape = shape.to_vec();
@@ -94,7 +131,7 @@ impl Tensor {
             self.shape.push(batch);
             self.shape.extend_from_slice(sample_shape);
         }
-        self.data.resize(batch * per, 0.0);
+        self.set_len(batch * per);
     }
 
     /// Copies samples `start..end` into a new tensor.
@@ -102,7 +139,10 @@ impl Tensor {
         let n = self.sample_len();
         let mut shape = self.shape.clone();
         shape[0] = end - start;
-        Tensor { shape, data: self.data[start * n..end * n].to_vec() }
+        let mut t = Tensor { shape, ..Tensor::default() };
+        t.set_len((end - start) * n);
+        t.data_mut().copy_from_slice(&self.data()[start * n..end * n]);
+        t
     }
 
     /// Copies the samples at `indices`, in that order, into a new tensor.
@@ -116,20 +156,21 @@ impl Tensor {
     pub(crate) fn gather_into(&self, indices: &[usize], out: &mut Tensor) {
         let n = self.sample_len();
         out.resize_batch(indices.len(), &self.shape[1..]);
-        for (dst, &i) in out.data.chunks_exact_mut(n.max(1)).zip(indices) {
-            dst.copy_from_slice(&self.data[i * n..(i + 1) * n]);
+        let src = self.data();
+        for (dst, &i) in out.data_mut().chunks_exact_mut(n.max(1)).zip(indices) {
+            dst.copy_from_slice(&src[i * n..(i + 1) * n]);
         }
     }
 
     /// Index of the largest value of each sample (first one on ties).
     pub fn argmax_rows(&self) -> Vec<usize> {
         let n = self.sample_len().max(1);
-        self.data.chunks_exact(n).map(argmax).collect()
+        self.data().chunks_exact(n).map(argmax).collect()
     }
 
     /// Multiplies every value by `factor`.
     pub fn scale(mut self, factor: f32) -> Tensor {
-        self.data.iter_mut().for_each(|v| *v *= factor);
+        self.data_mut().iter_mut().for_each(|v| *v *= factor);
         self
     }
 }
@@ -167,10 +208,22 @@ mod tests {
     #[test]
     fn resize_reuses_capacity() {
         let mut t = Tensor::zeros(&[8, 4]);
-        let p = t.data.as_ptr();
+        let p = t.data().as_ptr();
+        assert_eq!(p as usize % 64, 0, "engine tensors start on a cache line");
+        t.data_mut().fill(7.0);
         t.resize_batch(3, &[4]);
         assert_eq!(t.shape(), &[3, 4]);
+        assert_eq!(t.len(), 12);
         t.resize_batch(8, &[4]);
-        assert_eq!(t.data.as_ptr(), p);
+        assert_eq!(t.data().as_ptr(), p);
+        // Kept values stay, regrown ones are zero, as with `Vec::resize`.
+        assert!(t.data()[..12].iter().all(|&v| v == 7.0));
+        assert!(t.data()[12..].iter().all(|&v| v == 0.0));
+        let mut u = Tensor::from_vec(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        u.resize_batch(3, &[2]);
+        assert_eq!(u.data(), &[1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+        assert_eq!(u.data().as_ptr() as usize % 64, 0);
+        assert_eq!(u.clone().into_vec(), vec![1.0, 2.0, 3.0, 4.0, 0.0, 0.0]);
+        assert_eq!(Tensor::from_vec(&[1, 2], vec![5.0, 6.0]).unwrap().into_vec(), vec![5.0, 6.0]);
     }
 }

@@ -13,7 +13,7 @@
 
 use super::avx512::{self, FwdArgs, WgradArgs};
 use super::conv::Window;
-use super::simd::{level, Level};
+use super::simd::{level, AlignedVec, Level};
 use super::winograd::{self, Source, WinogradScratch};
 
 /// True when the processor runs the AVX-512 kernels.
@@ -24,7 +24,7 @@ pub fn available() -> bool {
 /// Reusable buffers of the implicit kernels.
 #[derive(Default, Clone, Debug)]
 pub struct ImplicitScratch {
-    pad: Vec<f32>,
+    pad: AlignedVec,
     wino: WinogradScratch,
 }
 
@@ -33,9 +33,9 @@ pub struct ImplicitScratch {
 /// and its transform, for [`backward_data`].
 #[derive(Default, Clone, Debug)]
 pub struct PreparedKernel {
-    wino: Vec<f32>,
+    wino: AlignedVec,
     flipped: Vec<f32>,
-    wino_flipped: Vec<f32>,
+    wino_flipped: AlignedVec,
 }
 
 impl PreparedKernel {
@@ -135,7 +135,7 @@ pub(crate) fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
 
 /// The input as the kernels read it: the samples themselves when no padding is needed, else
 /// zero-padded copies in `pad`. Returns (data, sample stride, row stride).
-fn source<'a>(w: &Window, x: &'a [f32], n: usize, pad: &'a mut Vec<f32>) -> (&'a [f32], usize, usize) {
+fn source<'a>(w: &Window, x: &'a [f32], n: usize, pad: &'a mut AlignedVec) -> (&'a [f32], usize, usize) {
     let ph = (w.out_h - 1) * w.sh + w.kh;
     let pw = (w.out_w - 1) * w.sw + w.kw;
     source_extent(w, x, n, pad, ph, pw)
@@ -146,7 +146,7 @@ fn source_extent<'a>(
     w: &Window,
     x: &'a [f32],
     n: usize,
-    pad: &'a mut Vec<f32>,
+    pad: &'a mut AlignedVec,
     ph: usize,
     pw: usize,
 ) -> (&'a [f32], usize, usize) {
@@ -155,8 +155,7 @@ fn source_extent<'a>(
         return (&x[..n * w.in_len()], w.in_len(), w.in_w * c);
     }
     let plen = ph * pw * c;
-    pad.clear();
-    pad.resize(n * plen, 0.0);
+    let pad = pad.zeroed(n * plen);
     for s in 0..n {
         let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
         let ps = &mut pad[s * plen..(s + 1) * plen];
@@ -170,7 +169,7 @@ fn source_extent<'a>(
             ps[dst..dst + cols * c].copy_from_slice(&xs[iy * w.in_w * c..(iy * w.in_w + cols) * c]);
         }
     }
-    (&pad[..], plen, pw * c)
+    (pad, plen, pw * c)
 }
 
 /// Forward convolution of `n` samples: `y = conv(x, kernel) + bias`, with ReLU applied when
@@ -213,7 +212,7 @@ pub(crate) fn forward_with(
         let (data, sample, row) = source_extent(w, x, n, &mut s.pad, ph, pw);
         assert_eq!(prepared.wino.len(), 16 * c * filters, "kernel not prepared for the forward pass");
         let src = Source { data, n, sample, row, cin: c };
-        winograd::convolve(&src, w.out_h, w.out_w, &prepared.wino, filters, bias, relu, y, &mut s.wino);
+        winograd::convolve(&src, w.out_h, w.out_w, prepared.wino.as_slice(), filters, bias, relu, y, &mut s.wino);
         return;
     }
     let (src, ss, rs) = source(w, x, n, &mut s.pad);
@@ -373,24 +372,23 @@ pub(crate) fn backward_data_with(
     }
     let (top, left) = (kh - 1 - w.pad_top, kw - 1 - w.pad_left);
     let plen = hq * wq * f;
-    s.pad.clear();
-    s.pad.resize(n * plen, 0.0);
+    s.pad.zeroed(n * plen);
     for smp in 0..n {
         for oy in 0..w.out_h {
             let row = smp * w.out_h + oy;
             let src = &mut dz[row * w.out_w * f..(row + 1) * w.out_w * f];
             prep(row, src);
             let dst = smp * plen + ((top + oy) * wq + left) * f;
-            s.pad[dst..dst + src.len()].copy_from_slice(src);
+            s.pad.as_mut_slice()[dst..dst + src.len()].copy_from_slice(src);
         }
     }
     if wino {
-        let src = Source { data: &s.pad, n, sample: plen, row: wq * f, cin: f };
-        winograd::convolve(&src, w.in_h, w.in_w, &prepared.wino_flipped, c, None, false, dx, &mut s.wino);
+        let src = Source { data: s.pad.as_slice(), n, sample: plen, row: wq * f, cin: f };
+        winograd::convolve(&src, w.in_h, w.in_w, prepared.wino_flipped.as_slice(), c, None, false, dx, &mut s.wino);
         return;
     }
     let (rs, kwc) = (wq * f, kw * f);
-    let (pp, wtp, dxp) = (s.pad.as_ptr(), prepared.flipped.as_ptr(), dx.as_mut_ptr());
+    let (pp, wtp, dxp) = (s.pad.as_slice().as_ptr(), prepared.flipped.as_ptr(), dx.as_mut_ptr());
     for smp in 0..n {
         for iy in 0..w.in_h {
             let yrow = (smp * w.in_h + iy) * w.in_w;

@@ -157,3 +157,52 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
         *d += s;
     }
 }
+
+/// A reusable f32 buffer whose contents start on a 64-byte boundary (a cache line, one
+/// 512-bit vector), so that whole-vector loads and stores never straddle two lines.
+#[derive(Default, Clone, Debug)]
+pub struct AlignedVec {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedVec {
+    /// Makes the buffer `len` values long; values are kept only while no reallocation is
+    /// needed, so callers treat the contents as unspecified.
+    pub fn resize(&mut self, len: usize) -> &mut [f32] {
+        if self.buf.len() < len + 15 {
+            self.buf = vec![0.0; len + 15];
+        }
+        self.start = self.buf.as_ptr().align_offset(64).min(15);
+        self.len = len;
+        &mut self.buf[self.start..self.start + len]
+    }
+
+    /// Makes the buffer `len` values long, all zero.
+    pub fn zeroed(&mut self, len: usize) -> &mut [f32] {
+        let s = self.resize(len);
+        s.fill(0.0);
+        s
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    /// The values, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}

@@ -528,6 +528,9 @@ mod tests {
             (Conv2D::new(4, 3).strides((1, 3)).padding(Padding::Same), [5, 7, 1]),
             (Conv2D::new(2, 4).padding(Padding::Same).use_bias(false), [6, 6, 2]),
             (Conv2D::new(3, 2).activation(Activation::Relu), [5, 5, 2]),
+            // 3×3, stride 1, ≥ 16 channels in and out: the Winograd path where AVX-512 runs it.
+            (Conv2D::new(17, 3).padding(Padding::Same).activation(Activation::Tanh), [5, 7, 16]),
+            (Conv2D::new(16, 3).activation(Activation::Sigmoid), [6, 5, 20]),
         ]
         .into_iter()
         .enumerate()
