@@ -4,6 +4,7 @@
 //! The model owns one activation buffer and one gradient buffer per layer boundary, sized to
 //! the largest batch seen; after the first step a training step allocates nothing.
 
+use crate::activations::Activation;
 use crate::error::{Error, Result};
 use crate::layers::{ForwardCtx, Layer, Param};
 use crate::losses::Loss;
@@ -281,6 +282,15 @@ impl Sequential {
         optimizer.validate()?;
         if metrics.len() > 4 {
             return Err(Error::config("at most four metrics"));
+        }
+        // A ReLU layer followed by one that can fold relu' into its own input gradient (max
+        // pooling) hands its output gradient through as the pre-activation one.
+        for i in 1..self.layers.len() {
+            let (head, tail) = self.layers.split_at_mut(i);
+            let prev = &mut head[i - 1];
+            let foldable = prev.activation() == Activation::Relu && prev.activity_regularizer().is_none();
+            let folded = tail[0].fold_input_relu(foldable) && foldable;
+            prev.set_output_gradient_fused(folded);
         }
         let mut fused = false;
         if let Some(last) = self.layers.last_mut() {
@@ -826,7 +836,6 @@ fn human_bytes(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activations::Activation;
     use crate::kernels::conv::Padding;
     use crate::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
     use crate::optimizers::Adam;
@@ -880,6 +889,19 @@ mod tests {
         );
         m.add(Flatten::new());
         m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::regularizers::l1(0.01)));
+        check_model_gradient(m, &[5, 5, 2]);
+        // ReLU convolutions followed by max pooling: the pooling folds in relu'.
+        let mut m = Sequential::new().seed(6);
+        m.add(Conv2D::new(4, 3).activation(Activation::Relu).input_shape([9, 9, 2]));
+        m.add(MaxPooling2D::new(2));
+        m.add(Conv2D::new(3, 2).activation(Activation::Relu).padding(Padding::Same));
+        m.add(MaxPooling2D::new(2));
+        m.add(Flatten::new());
+        m.add(Dense::new(3).activation(Activation::Softmax));
+        check_model_gradient(m, &[9, 9, 2]);
+    }
+
+    fn check_model_gradient(mut m: Sequential, shape: &[usize]) {
         m.compile(
             Loss::CategoricalCrossentropy,
             crate::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
@@ -887,7 +909,12 @@ mod tests {
         )
         .unwrap();
         let mut rng = Rng::new(1);
-        let x = Tensor::from_vec(&[4, 5, 5, 2], (0..200).map(|_| rng.uniform_range(-1.0, 1.0)).collect()).unwrap();
+        let per: usize = shape.iter().product();
+        let x = Tensor::from_vec(
+            &[4, shape[0], shape[1], shape[2]],
+            (0..4 * per).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+        )
+        .unwrap();
         let y = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 1., 0.]).unwrap();
         let idx: Vec<usize> = (0..4).collect();
         m.load_batch(&x, Some(&y), &idx);

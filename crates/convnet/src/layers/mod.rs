@@ -146,6 +146,11 @@ pub trait Layer: Send {
     /// When set, `backward` treats `dy` as the gradient w.r.t. the pre-activation (the loss has
     /// already folded in the activation, as softmax + cross-entropy does).
     fn set_output_gradient_fused(&mut self, _fused: bool) {}
+    /// Asks the layer to multiply its input gradient by the derivative of a ReLU that
+    /// produced its input (so that the ReLU layer can skip it); returns whether it will.
+    fn fold_input_relu(&mut self, _fold: bool) -> bool {
+        false
+    }
     /// Penalty on the layer's output, divided by the batch size (Keras' `activity_regularizer`).
     fn activity_regularizer(&self) -> Option<Regularizer> {
         None

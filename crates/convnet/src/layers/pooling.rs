@@ -115,12 +115,19 @@ pub struct MaxPooling2D {
     window: Option<Window>,
     out_shape: Vec<usize>,
     argmax: Vec<u32>,
+    fold_relu: bool,
 }
 
 impl MaxPooling2D {
     /// Max pooling over `pool_size` windows.
     pub fn new(pool_size: impl Into<Pair>) -> Self {
-        MaxPooling2D { cfg: PoolConfig::new(pool_size.into()), window: None, out_shape: Vec::new(), argmax: Vec::new() }
+        MaxPooling2D {
+            cfg: PoolConfig::new(pool_size.into()),
+            window: None,
+            out_shape: Vec::new(),
+            argmax: Vec::new(),
+            fold_relu: false,
+        }
     }
 
     /// Reads Keras' config.
@@ -186,18 +193,25 @@ impl Layer for MaxPooling2D {
         });
     }
 
-    fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
+    fn fold_input_relu(&mut self, fold: bool) -> bool {
+        // The winner of a window is the pooled output, so relu'(winner) = (y > 0).
+        self.fold_relu = fold;
+        true
+    }
+
+    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let Some(dx) = dx else { return };
         let w = self.window.expect("MaxPooling2D used before build");
         let n = x.batch();
         let ol = w.out_pixels() * w.channels;
-        let (dyd, am) = (dy.data(), &self.argmax);
+        let (dyd, yd, am, fold) = (dy.data(), y.data(), &self.argmax, self.fold_relu);
         let dxs = SharedMut::new(dx.data_mut());
         for_sample_chunks(n, |r| {
             // SAFETY: disjoint sample ranges.
             let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
             let o = r.start * ol..r.end * ol;
-            pool::max_pool_backward(&w, &dyd[o.clone()], &am[o], r.len(), dxc);
+            let y = fold.then(|| &yd[o.clone()]);
+            pool::max_pool_backward(&w, &dyd[o.clone()], &am[o], y, r.len(), dxc);
         });
     }
 
