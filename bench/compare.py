@@ -1,7 +1,7 @@
-"""Runs `convnet bench` and the PyTorch and Keras reference benchmarks in turn, several rounds,
-and prints each one's median with the ratios convnet / reference.
+"""Runs `convnet bench` and the PyTorch, Keras (and, with --burn, burn) reference benchmarks in
+turn, several rounds, and prints each one's median with the ratios convnet / reference.
 
-    bench/compare.sh [--rounds 3] [--seconds 3] [MODELS...]
+    bench/compare.sh [--rounds 3] [--seconds 3] [--no-burn] [MODELS...]
 """
 import argparse, json, os, statistics, subprocess, sys
 
@@ -13,6 +13,7 @@ p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--seconds", type=float, default=3.0)
 p.add_argument("--python", default=sys.executable)
 p.add_argument("--convnet", default=os.path.join(root, "target", "release", "convnet"))
+p.add_argument("--burn", help="the burn reference binary (bench/reference/burn); omitted: no burn column")
 a = p.parse_args()
 
 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -21,6 +22,8 @@ commands = {
     "pytorch": [a.python, os.path.join(here, "reference", "torch_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
     "keras": [a.python, os.path.join(here, "reference", "keras_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
 }
+if a.burn:
+    commands["burn"] = [a.burn, "--json", "--seconds", str(a.seconds), *a.models]
 runs = {k: [] for k in commands}
 versions = {}
 for r in range(a.rounds):
@@ -38,13 +41,18 @@ metrics = [("train_samples_per_s", "train samples/s"), ("infer_samples_per_s", "
            ("peak_rss_mib", "train peak MiB")]
 med = {fw: {m: {k: statistics.median(run[m][k] for run in runs[fw]) for k, _ in metrics} for m in a.models} for fw in runs}
 print(f"medians of {a.rounds} rounds; " + "; ".join(f"{k}: {v}" for k, v in versions.items()))
+refs = [fw for fw in commands if fw != "convnet"]
 for key, label in metrics:
     print(f"\n{label}")
-    print(f"{'model':<14} {'convnet':>10} {'pytorch':>10} {'keras':>10} {'vs pytorch':>11} {'vs keras':>9} {'vs best':>8}")
+    head = f"{'model':<14} {'convnet':>10}" + "".join(f" {fw:>10}" for fw in refs)
+    if key != "peak_rss_mib":
+        head += "".join(f" {'vs ' + fw:>11}" for fw in refs) + f" {'vs best':>8}"
+    print(head)
     for m in a.models:
-        c, t, k = (med[fw][m][key] for fw in ("convnet", "pytorch", "keras"))
-        if key == "peak_rss_mib":
-            print(f"{m:<14} {c:>10.0f} {t:>10.0f} {k:>10.0f}")
-        else:
-            print(f"{m:<14} {c:>10.0f} {t:>10.0f} {k:>10.0f} {c / t:>10.2f}x {c / k:>8.2f}x {c / max(t, k):>7.2f}x")
+        c = med["convnet"][m][key]
+        line = f"{m:<14} {c:>10.0f}" + "".join(f" {med[fw][m][key]:>10.0f}" for fw in refs)
+        if key != "peak_rss_mib":
+            best = max(med[fw][m][key] for fw in refs)
+            line += "".join(f" {c / med[fw][m][key]:>10.2f}x" for fw in refs) + f" {c / best:>7.2f}x"
+        print(line)
 print(json.dumps({"medians": med, "versions": versions}), file=open(os.path.join(root, "target", "bench-compare.json"), "w"))
