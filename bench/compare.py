@@ -18,12 +18,12 @@ a = p.parse_args()
 
 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 commands = {
-    "convnet": [a.convnet, "bench", "--json", "--seconds", str(a.seconds), *a.models],
+    "convnet": [os.path.abspath(a.convnet), "bench", "--json", "--seconds", str(a.seconds), *a.models],
     "pytorch": [a.python, os.path.join(here, "reference", "torch_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
     "keras": [a.python, os.path.join(here, "reference", "keras_bench.py"), "--json", "--seconds", str(a.seconds), *a.models],
 }
 if a.burn:
-    commands["burn"] = [a.burn, "--json", "--seconds", str(a.seconds), *a.models]
+    commands["burn"] = [os.path.abspath(a.burn), "--json", "--seconds", str(a.seconds), *a.models]
 runs = {k: [] for k in commands}
 versions = {}
 for r in range(a.rounds):

@@ -673,6 +673,7 @@ pub fn bench(a: BenchArgs) -> CliResult {
     }
     println!();
     println!("{:<14} {:<10} {:>9} {:>9} {:>9} {:>9}", "model", "layer", "fwd ms", "GFLOP/s", "bwd ms", "GFLOP/s");
+    println!("(GFLOP/s of the direct convolution's operation count: effective rates for Winograd layers)");
     for r in &results {
         for c in &r.convs {
             println!(

@@ -42,9 +42,10 @@ pub struct ConvTiming {
     pub forward_ms: f64,
     /// Backward milliseconds per step (weight and, except for the first layer, input gradient).
     pub backward_ms: f64,
-    /// Forward GFLOP/s.
+    /// Forward GFLOP/s, counting the direct convolution's 2·k·k·c·f per output pixel (so a
+    /// Winograd layer, which does fewer, shows its effective rate).
     pub forward_gflops: f64,
-    /// Backward GFLOP/s.
+    /// Backward GFLOP/s, counted the same way.
     pub backward_gflops: f64,
 }
 
