@@ -87,6 +87,18 @@ fn plane_len(t: usize, c: usize) -> usize {
     }
 }
 
+impl Source<'_> {
+    /// The tile grid (rows, columns) of an `out_h × out_w` output over this source, after
+    /// checking that the source covers what the tiles read.
+    fn tiles_for(&self, out_h: usize, out_w: usize) -> (usize, usize) {
+        assert!(super::implicit::available());
+        let need = (input_extent(out_h) - 1) * self.row + input_extent(out_w) * self.cin;
+        assert!(self.row >= input_extent(out_w) * self.cin);
+        assert!(self.n == 0 || self.data.len() >= (self.n - 1) * self.sample + need);
+        (out_h.div_ceil(2), out_w.div_ceil(2))
+    }
+}
+
 /// Rows (and columns) of input a Winograd pass over `out` outputs reads.
 pub fn input_extent(out: usize) -> usize {
     2 * out.div_ceil(2) + 2
@@ -106,12 +118,8 @@ pub fn convolve(
     y: &mut [f32],
     s: &mut WinogradScratch,
 ) {
-    assert!(super::implicit::available());
+    let (th, tw) = src.tiles_for(out_h, out_w);
     let (cin, n) = (src.cin, src.n);
-    let (th, tw) = (out_h.div_ceil(2), out_w.div_ceil(2));
-    let need = (input_extent(out_h) - 1) * src.row + input_extent(out_w) * cin;
-    assert!(src.row >= input_extent(out_w) * cin);
-    assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
     assert!(u.len() >= 16 * cin * cout && y.len() >= n * out_h * out_w * cout);
     assert!(bias.is_none_or(|b| b.len() >= cout));
     let t = th * tw;
@@ -200,12 +208,8 @@ pub fn weight_grad(
     du: &mut [f32],
     s: &mut WinogradScratch,
 ) {
-    assert!(super::implicit::available());
+    let (th, tw) = src.tiles_for(out_h, out_w);
     let (cin, n) = (src.cin, src.n);
-    let (th, tw) = (out_h.div_ceil(2), out_w.div_ceil(2));
-    let need = (input_extent(out_h) - 1) * src.row + input_extent(out_w) * cin;
-    assert!(src.row >= input_extent(out_w) * cin);
-    assert!(n == 0 || src.data.len() >= (n - 1) * src.sample + need);
     assert!(dz.len() >= n * out_h * out_w * cout && du.len() >= 16 * cin * cout);
     let t = th * tw;
     let (pv, pm) = (plane_len(t, cin), plane_len(t, cout));
