@@ -122,7 +122,7 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
 }
 
 /// The `[augment]` table of a TOML model file, if any, as an augmentation generator
-/// (keys as in [`ImageDataGenerator::from_spec`], e.g. `rotation = 30`, `horizontal_flip = true`).
+/// (keys as in [`crate::data::augment::ImageDataGenerator::from_spec`], e.g. `rotation = 30`, `horizontal_flip = true`).
 pub fn augment_from_toml(text: &str, path: &Path) -> Result<Option<crate::data::augment::ImageDataGenerator>> {
     let doc: toml::Table =
         text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("invalid TOML: {}", e.message())))?;
