@@ -29,6 +29,7 @@
 //! println!("accuracy: {:.2}%", res["accuracy"] * 100.0);
 //! # Ok::<(), convnet::Error>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod activations;
 pub mod bench;
