@@ -15,6 +15,9 @@ p.add_argument("--python", default=sys.executable)
 p.add_argument("--convnet", default=os.path.join(root, "target", "release", "convnet"))
 p.add_argument("--burn", help="the burn reference binary (bench/reference/burn); omitted: no burn column")
 a = p.parse_args()
+# The references run from bench/reference: make paths given relative to here absolute.
+if os.sep in a.python:
+    a.python = os.path.abspath(a.python)
 
 env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 commands = {

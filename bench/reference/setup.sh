@@ -9,4 +9,4 @@ if ! "$venv/bin/python" -c "import torch, keras, tensorflow" 2>/dev/null; then
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check torch tensorflow-cpu keras >&2
 fi
-echo "$venv/bin/python"
+echo "$PWD/$venv/bin/python"
