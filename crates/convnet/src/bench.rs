@@ -92,12 +92,12 @@ fn synthetic(shape: &[usize], n: usize, rng: &mut Rng) -> (Tensor, Tensor) {
     (x, to_categorical(&labels, 10))
 }
 
-/// Floating-point operations of a convolution layer's forward pass for one sample.
-fn conv_flops(model: &Sequential, i: usize, input: &[usize]) -> f64 {
+/// Floating-point operations of a convolution layer's forward pass for one sample (the
+/// direct convolution's count).
+fn conv_flops(model: &Sequential, i: usize) -> f64 {
     let l = &model.layers()[i];
     let out = l.output_shape();
     let kernel = &l.params()[0].shape;
-    let _ = input;
     2.0 * (out[0] * out[1] * out[2]) as f64 * (kernel[0] * kernel[1] * kernel[2]) as f64
 }
 
@@ -135,10 +135,9 @@ pub fn run(name: &str, mut model: Sequential, opts: &BenchOptions) -> Result<Ben
         }
     }
     let mut convs = Vec::new();
-    let mut shape = input.clone();
     for (i, l) in model.layers().iter().enumerate() {
         if l.class_name() == "Conv2D" {
-            let flops = conv_flops(&model, i, &shape) * opts.batch_size as f64;
+            let flops = conv_flops(&model, i) * opts.batch_size as f64;
             let bwd_flops = if i == 0 { flops } else { 2.0 * flops };
             convs.push(ConvTiming {
                 layer: l.name().to_string(),
@@ -148,7 +147,6 @@ pub fn run(name: &str, mut model: Sequential, opts: &BenchOptions) -> Result<Ben
                 backward_gflops: bwd_flops / acc[i].1 / 1e9,
             });
         }
-        shape = l.output_shape().to_vec();
     }
 
     let train_peak = peak_rss_mib();

@@ -1,4 +1,5 @@
-//! `Tensor`: a shape and a contiguous `Vec<f32>` in row-major order, batch axis first (NHWC).
+//! `Tensor`: a shape and contiguous f32 values in row-major order, batch axis first (NHWC),
+//! stored in an [`AlignedVec`].
 
 use crate::error::{Error, Result};
 
@@ -7,47 +8,94 @@ use crate::error::{Error, Result};
 /// Tensors the engine allocates start on a 64-byte boundary, so that the kernels' vector
 /// loads and stores never straddle two cache lines; a tensor made from a `Vec` keeps that
 /// `Vec` as it is.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
+    data: AlignedVec,
+}
+
+/// A growable f32 buffer whose values start on a 64-byte boundary (a cache line, one 512-bit
+/// vector), so that whole-vector loads and stores never straddle two lines. Resizing works as
+/// `Vec::resize` does (values kept, new ones zero). One made from a `Vec` keeps that `Vec`, as
+/// it is, until it has to grow.
+#[derive(Clone, Debug, Default)]
+pub struct AlignedVec {
     buf: Vec<f32>,
     off: usize,
     len: usize,
 }
 
-impl PartialEq for Tensor {
-    fn eq(&self, other: &Self) -> bool {
-        self.shape == other.shape && self.data() == other.data()
-    }
-}
-
 /// Extra values allocated so that a 64-byte boundary falls within reach of the start.
 const SLACK: usize = 15;
 
-impl Tensor {
-    /// A tensor of zeros with the given shape.
-    pub fn zeros(shape: &[usize]) -> Self {
-        let mut t = Tensor { shape: shape.to_vec(), ..Tensor::default() };
-        t.set_len(shape.iter().product());
-        t
+impl AlignedVec {
+    /// Wraps `v` without copying it (aligned or not).
+    pub fn from_vec(v: Vec<f32>) -> Self {
+        AlignedVec { len: v.len(), buf: v, off: 0 }
     }
 
-    /// Makes the values `len` long, aligned, keeping the values that were there and zeroing
-    /// any new ones.
-    fn set_len(&mut self, len: usize) {
+    /// Makes the buffer `len` values long, aligned: values kept, new ones zero. Allocates only
+    /// when the buffer must grow (or was not aligned).
+    pub fn resize(&mut self, len: usize) -> &mut [f32] {
         let aligned = (self.buf.as_ptr() as usize + self.off * 4).is_multiple_of(64);
         if aligned && self.off + len <= self.buf.len() {
             if len > self.len {
                 self.buf[self.off + self.len..self.off + len].fill(0.0);
             }
-            self.len = len;
-            return;
+        } else {
+            let mut buf = vec![0.0; len + SLACK];
+            let off = buf.as_ptr().align_offset(64).min(SLACK);
+            let keep = self.len.min(len);
+            buf[off..off + keep].copy_from_slice(&self.buf[self.off..self.off + keep]);
+            (self.buf, self.off) = (buf, off);
         }
-        let mut buf = vec![0.0; len + SLACK];
-        let off = buf.as_ptr().align_offset(64).min(SLACK);
-        let keep = self.len.min(len);
-        buf[off..off + keep].copy_from_slice(&self.buf[self.off..self.off + keep]);
-        *self = Tensor { shape: std::mem::take(&mut self.shape), buf, off, len };
+        self.len = len;
+        self.as_mut_slice()
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len]
+    }
+
+    /// The values, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the buffer holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The values as a `Vec`, without a copy when the buffer is one that starts at its front.
+    pub fn into_vec(mut self) -> Vec<f32> {
+        if self.off == 0 {
+            self.buf.truncate(self.len);
+            self.buf
+        } else {
+            self.as_slice().to_vec()
+        }
+    }
+}
+
+impl PartialEq for AlignedVec {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Tensor {
+    /// A tensor of zeros with the given shape.
+    pub fn zeros(shape: &[usize]) -> Self {
+        let mut t = Tensor { shape: shape.to_vec(), ..Tensor::default() };
+        t.data.resize(shape.iter().product());
+        t
     }
 
     /// Wraps `data` with `shape`; fails if the element counts differ.
@@ -56,7 +104,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::shape(format!("shape {:?} holds {} values but {} were given", shape, n, data.len())));
         }
-        Ok(Tensor { shape: shape.to_vec(), len: data.len(), buf: data, off: 0 })
+        Ok(Tensor { shape: shape.to_vec(), data: AlignedVec::from_vec(data) })
     }
 
     /// The shape, batch axis first.
@@ -66,32 +114,27 @@ impl Tensor {
 
     /// All values in row-major order.
     pub fn data(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len]
+        self.data.as_slice()
     }
 
     /// All values in row-major order, mutable.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.buf[self.off..self.off + self.len]
+        self.data.as_mut_slice()
     }
 
     /// Consumes the tensor and returns its values.
-    pub fn into_vec(mut self) -> Vec<f32> {
-        if self.off == 0 {
-            self.buf.truncate(self.len);
-            self.buf
-        } else {
-            self.data().to_vec()
-        }
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data.into_vec()
     }
 
     /// Number of values.
     pub fn len(&self) -> usize {
-        self.len
+        self.data.len()
     }
 
     /// True when the tensor holds no values.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.data.is_empty()
     }
 
     /// Size of axis 0 (the batch); 0 for a tensor without axes.
@@ -113,10 +156,13 @@ impl Tensor {
     /// The same values under a new shape with the same number of elements.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
         let n: usize = shape.iter().product();
-        if n != self.len {
+        if n != self.len() {
             return Err(Error::shape(format!(
                 "cannot reshape {:?} ({} values) to {:?} ({} values)",
-                self.shape, self.len, shape, n
+                self.shape,
+                self.len(),
+                shape,
+                n
             )));
         }
         self.shape = shape.to_vec();
@@ -131,7 +177,7 @@ impl Tensor {
             self.shape.push(batch);
             self.shape.extend_from_slice(sample_shape);
         }
-        self.set_len(batch * per);
+        self.data.resize(batch * per);
     }
 
     /// Copies samples `start..end` into a new tensor.
@@ -139,10 +185,9 @@ impl Tensor {
         let n = self.sample_len();
         let mut shape = self.shape.clone();
         shape[0] = end - start;
-        let mut t = Tensor { shape, ..Tensor::default() };
-        t.set_len((end - start) * n);
-        t.data_mut().copy_from_slice(&self.data()[start * n..end * n]);
-        t
+        let mut data = AlignedVec::default();
+        data.resize((end - start) * n).copy_from_slice(&self.data()[start * n..end * n]);
+        Tensor { shape, data }
     }
 
     /// Copies the samples at `indices`, in that order, into a new tensor.

@@ -101,14 +101,7 @@ fn targets() -> Vec<Target> {
     vec![
         t("idx", |b| idx::parse_idx_bytes(b, p()).is_ok()),
         t("cifar-batch", |b| {
-            let mut set = convnet::data::ImageSet {
-                images: Vec::new(),
-                labels: Vec::new(),
-                count: 0,
-                height: 32,
-                width: 32,
-                channels: 3,
-            };
+            let mut set = cifar::empty_set();
             cifar::parse_batch(b, p(), &mut set).is_ok()
         }),
         t("cifar-archive", |b| cifar::read_archive(b, p()).is_ok()),

@@ -55,14 +55,7 @@ fn idx_files() {
 fn cifar_files() {
     let img = vec![9u8; 3072 * 2];
     let good = cifar::encode_batch(&img, &[1, 2]);
-    let mut set = convnet::data::ImageSet {
-        images: Vec::new(),
-        labels: Vec::new(),
-        count: 0,
-        height: 32,
-        width: 32,
-        channels: 3,
-    };
+    let mut set = cifar::empty_set();
     assert!(cifar::parse_batch(&good, p(), &mut set).is_ok());
     has(&err(cifar::parse_batch(&good[..5000], p(), &mut set)), &["whole records of 3073 bytes", "1 records"]);
     let mut bad_label = good.clone();

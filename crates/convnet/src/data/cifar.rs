@@ -53,7 +53,8 @@ pub fn parse_batch(bytes: &[u8], path: &Path, set: &mut ImageSet) -> Result<()> 
     Ok(())
 }
 
-fn empty_set() -> ImageSet {
+/// An empty set of 32×32 RGB images, for [`parse_batch`] to fill.
+pub fn empty_set() -> ImageSet {
     ImageSet { images: Vec::new(), labels: Vec::new(), count: 0, height: 32, width: 32, channels: 3 }
 }
 

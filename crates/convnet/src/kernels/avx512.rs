@@ -205,3 +205,75 @@ pub unsafe fn wgrad(m: usize, v: usize, a: &WgradArgs) {
             1 2 3 4 5 6 7 8 9 10 11 12 13 14)
     }
 }
+
+/// A plain matrix-product tile on [`fwd`]: `C[m × 16v] (+)= A[m × k] · B[k × 16v]`, rows of A,
+/// B and C `lda`, `ldb` and `ldc` values apart; `mask` selects the last vector's real columns.
+///
+/// # Safety
+/// As for [`fwd`]: AVX-512F, and the described extents valid (C not overlapping A or B).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product(
+    (m, v, mask): (usize, usize, u16),
+    a: *const f32,
+    lda: usize,
+    k: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let args = FwdArgs {
+        x: a,
+        sx: lda,
+        rs: 0,
+        kh: 1,
+        kwc: k,
+        w: b,
+        ws: ldb,
+        y: c,
+        ys: ldc,
+        bias: std::ptr::null(),
+        accumulate,
+        mask,
+        relu: false,
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe { fwd(m, v, &args) }
+}
+
+/// A transposed-operand product tile on [`wgrad`]: `C[m × 16v] (+)= Σ_{i<k} A[i, 0..m]ᵀ ·
+/// B[i, ..]`, rows of A (m values each used), B and C `lda`, `ldb` and `ldc` values apart.
+///
+/// # Safety
+/// As for [`product`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn product_tn(
+    (m, v, mask): (usize, usize, u16),
+    a: *const f32,
+    lda: usize,
+    k: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let args = WgradArgs {
+        x: a,
+        xs_sample: 0,
+        xs_row: 0,
+        xs_col: lda,
+        dz: b,
+        dzs: ldb,
+        n: 1,
+        oh: 1,
+        ow: k,
+        dw: c,
+        dws: ldc,
+        accumulate,
+        mask,
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe { wgrad(m, v, &args) }
+}

@@ -227,7 +227,7 @@ fn transpose_block(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut 
 #[cfg(target_arch = "x86_64")]
 mod own {
     use super::GemmShape;
-    use crate::kernels::avx512::{self, FwdArgs, WgradArgs};
+    use crate::kernels::avx512;
     use crate::kernels::implicit::{blocks, tiles};
     use crate::parallel::{self, SharedMut};
     use std::cell::RefCell;
@@ -250,56 +250,72 @@ mod own {
         ld: usize,
     }
 
-    /// `C[rows, cols] (+)= A[rows, k] · B[k, cols]`: K-blocked forward tiles. Reduction blocks
-    /// outermost, then row tiles, then column blocks: a tile of A (up to 14 rows × KB) stays
-    /// in L1 across the column blocks, a block of B in L2 across the row tiles.
+    /// `C[rows, cols] (+)= A[rows, k] · op(B)[k, cols]`: K-blocked forward tiles. Reduction
+    /// blocks outermost, then column chunks whose slice of `op(B)` (kb × chunk) stays in L2
+    /// while every row tile passes over it (wide products, a Dense layer's input gradient with
+    /// 9216 columns, would otherwise stream all of B from memory once per row tile), then row
+    /// tiles, then column blocks: a tile of A (up to 14 rows × KB) stays in L1 across the
+    /// column blocks. `b_chunk(k0, kb, cc0, cw)` gives the chunk: rows `k0..k0+kb`, columns
+    /// `cc0..cc0+cw` of `op(B)`, as a matrix whose element (0, 0) is (k0, cc0).
     ///
     /// # Safety
     /// The operands must cover the described extents; C must not overlap A or B.
-    unsafe fn nn(rows: usize, k: usize, cols: usize, a: Mat, b: Mat, c: *mut f32, ldc: usize, accumulate: bool) {
-        let mut k0 = 0;
-        while k0 < k {
+    unsafe fn blocked(
+        rows: usize,
+        k: usize,
+        cols: usize,
+        a: Mat,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        mut b_chunk: impl FnMut(usize, usize, usize, usize) -> Mat,
+    ) {
+        for k0 in (0..k).step_by(KB) {
             let kb = KB.min(k - k0);
-            // Columns in chunks whose slice of B (kb × chunk) stays in L2 while every row tile
-            // passes over it; wide products (a Dense layer's input gradient, 9216 columns)
-            // would otherwise stream all of B from memory once per row tile.
             let chunk = ((L2_BLOCK / (kb * 4)) / 32 * 32).max(32);
-            for (cc0, cw) in (0..cols).step_by(chunk).map(|c0| (c0, chunk.min(cols - c0))) {
+            for cc0 in (0..cols).step_by(chunk) {
+                let cw = chunk.min(cols - cc0);
+                let bm = b_chunk(k0, kb, cc0, cw);
                 for (r0, m) in tiles(rows, avx512::max_m(2)) {
-                    for (c0, v, mask) in blocks(cw) {
-                        let c0 = cc0 + c0;
-                        // SAFETY: within the extents the caller guarantees.
+                    for blk @ (c0, _, _) in blocks(cw) {
+                        // SAFETY: within the extents the caller guarantees; the chunk holds
+                        // kb rows of cw columns.
                         unsafe {
-                            let args = FwdArgs {
-                                x: a.p.add(r0 * a.ld + k0),
-                                sx: a.ld,
-                                rs: 0,
-                                kh: 1,
-                                kwc: kb,
-                                w: b.p.add(k0 * b.ld + c0),
-                                ws: b.ld,
-                                y: c.add(r0 * ldc + c0),
-                                ys: ldc,
-                                bias: std::ptr::null(),
-                                accumulate: accumulate || k0 > 0,
-                                mask,
-                                relu: false,
-                            };
-                            avx512::fwd(m, v, &args);
-                        }
+                            avx512::product(
+                                (m, blk.1, blk.2),
+                                a.p.add(r0 * a.ld + k0),
+                                a.ld,
+                                kb,
+                                bm.p.add(c0),
+                                bm.ld,
+                                c.add(r0 * ldc + cc0 + c0),
+                                ldc,
+                                accumulate || k0 > 0,
+                            )
+                        };
                     }
                 }
             }
-            k0 += kb;
         }
     }
 
-    /// `C[rows, cols] (+)= A · Bᵀ` with B stored `cols × k`: like [`nn`], with each L2 chunk
-    /// of Bᵀ transposed into a per-thread buffer just before the row tiles use it (so the
-    /// transpose never leaves the cache and no whole transposed copy is made).
+    /// `C[rows, cols] (+)= A[rows, k] · B[k, cols]`: [`blocked`] over B in place.
     ///
     /// # Safety
-    /// As for [`nn`].
+    /// As for [`blocked`].
+    unsafe fn nn(rows: usize, k: usize, cols: usize, a: Mat, b: Mat, c: *mut f32, ldc: usize, accumulate: bool) {
+        // SAFETY: the caller's guarantee; chunks are views into B.
+        unsafe {
+            blocked(rows, k, cols, a, c, ldc, accumulate, |k0, _, cc0, _| Mat { p: b.p.add(k0 * b.ld + cc0), ld: b.ld })
+        }
+    }
+
+    /// `C[rows, cols] (+)= A · Bᵀ` with B stored `cols × k`: [`blocked`], each L2 chunk of Bᵀ
+    /// transposed into `bt` just before the row tiles use it (so the transpose never leaves
+    /// the cache and no whole transposed copy is made).
+    ///
+    /// # Safety
+    /// As for [`blocked`].
     unsafe fn nt(
         rows: usize,
         k: usize,
@@ -311,48 +327,17 @@ mod own {
         accumulate: bool,
         bt: &mut Vec<f32>,
     ) {
-        {
-            let mut k0 = 0;
-            while k0 < k {
-                let kb = KB.min(k - k0);
-                let chunk = ((L2_BLOCK / (kb * 4)) / 32 * 32).max(32);
-                if bt.len() < kb * chunk.min(cols) {
-                    bt.resize(kb * chunk.min(cols), 0.0);
-                }
-                for cc0 in (0..cols).step_by(chunk) {
-                    let cw = chunk.min(cols - cc0);
-                    // SAFETY: rows cc0..cc0+cw of B, columns k0..k0+kb, are inside B.
-                    let src = unsafe { std::slice::from_raw_parts(b.p.add(cc0 * b.ld + k0), (cw - 1) * b.ld + kb) };
-                    super::transpose_block(src, cw, kb, b.ld, bt, cw);
-                    let packed = Mat { p: bt.as_ptr(), ld: cw };
-                    for (r0, m) in tiles(rows, avx512::max_m(2)) {
-                        for (c0, v, mask) in blocks(cw) {
-                            // SAFETY: within the extents the caller guarantees; the packed
-                            // chunk holds kb rows of cw columns.
-                            unsafe {
-                                let args = FwdArgs {
-                                    x: a.p.add(r0 * a.ld + k0),
-                                    sx: a.ld,
-                                    rs: 0,
-                                    kh: 1,
-                                    kwc: kb,
-                                    w: packed.p.add(c0),
-                                    ws: packed.ld,
-                                    y: c.add(r0 * ldc + cc0 + c0),
-                                    ys: ldc,
-                                    bias: std::ptr::null(),
-                                    accumulate: accumulate || k0 > 0,
-                                    mask,
-                                    relu: false,
-                                };
-                                avx512::fwd(m, v, &args);
-                            }
-                        }
-                    }
-                }
-                k0 += kb;
+        let chunk = |k0, kb, cc0, cw| {
+            if bt.len() < kb * cw {
+                bt.resize(kb * cw, 0.0);
             }
-        }
+            // SAFETY: rows cc0..cc0+cw of B, columns k0..k0+kb, are inside B.
+            let src = unsafe { std::slice::from_raw_parts(b.p.add(cc0 * b.ld + k0), (cw - 1) * b.ld + kb) };
+            super::transpose_block(src, cw, kb, b.ld, bt, cw);
+            Mat { p: bt.as_ptr(), ld: cw }
+        };
+        // SAFETY: the caller's guarantee.
+        unsafe { blocked(rows, k, cols, a, c, ldc, accumulate, chunk) }
     }
 
     /// `C[rows, cols] (+)= Aᵀ · B` with A stored `k × rows` and B `k × cols`: weight-gradient
@@ -360,29 +345,24 @@ mod own {
     /// column blocks.
     ///
     /// # Safety
-    /// As for [`nn`].
+    /// As for [`blocked`].
     unsafe fn tn(rows: usize, k: usize, cols: usize, a: Mat, b: Mat, c: *mut f32, ldc: usize, accumulate: bool) {
         for (r0, m) in tiles(rows, avx512::max_m(2)) {
             for (c0, v, mask) in blocks(cols) {
                 // SAFETY: within the extents the caller guarantees.
                 unsafe {
-                    let args = WgradArgs {
-                        x: a.p.add(r0),
-                        xs_sample: 0,
-                        xs_row: 0,
-                        xs_col: a.ld,
-                        dz: b.p.add(c0),
-                        dzs: b.ld,
-                        n: 1,
-                        oh: 1,
-                        ow: k,
-                        dw: c.add(r0 * ldc + c0),
-                        dws: ldc,
+                    avx512::product_tn(
+                        (m, v, mask),
+                        a.p.add(r0),
+                        a.ld,
+                        k,
+                        b.p.add(c0),
+                        b.ld,
+                        c.add(r0 * ldc + c0),
+                        ldc,
                         accumulate,
-                        mask,
-                    };
-                    avx512::wgrad(m, v, &args);
-                }
+                    )
+                };
             }
         }
     }

@@ -13,8 +13,9 @@
 
 use super::avx512::{self, FwdArgs, WgradArgs};
 use super::conv::Window;
-use super::simd::{level, AlignedVec, Level};
+use super::simd::{level, Level};
 use super::winograd::{self, Source, WinogradScratch};
+use crate::tensor::AlignedVec;
 
 /// True when the processor runs the AVX-512 kernels.
 pub fn available() -> bool {
@@ -155,21 +156,45 @@ fn source_extent<'a>(
         return (&x[..n * w.in_len()], w.in_len(), w.in_w * c);
     }
     let plen = ph * pw * c;
-    let pad = pad.zeroed(n * plen);
-    for s in 0..n {
-        let xs = &x[s * w.in_len()..(s + 1) * w.in_len()];
-        let ps = &mut pad[s * plen..(s + 1) * plen];
-        for iy in 0..w.in_h {
-            let py = iy + w.pad_top;
-            if py >= ph {
-                break;
+    let pad = pad.resize(n * plen);
+    let rows = w.in_h.min(ph.saturating_sub(w.pad_top));
+    let cols = w.in_w.min(pw.saturating_sub(w.pad_left));
+    let canvas = Canvas { rows: ph, len: pw * c, top: w.pad_top, left: w.pad_left * c };
+    canvas.embed(pad, n, rows, cols * c, |s, r, dst| {
+        let at = s * w.in_len() + r * w.in_w * c;
+        dst.copy_from_slice(&x[at..at + cols * c]);
+    });
+    (pad, plen, pw * c)
+}
+
+/// A zero-padded copy of each sample: `rows` rows of `len` values, the sample's own rows
+/// placed from row `top`, value `left` on.
+struct Canvas {
+    rows: usize,
+    len: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Canvas {
+    /// Writes `n` samples of `h` rows × `w` values into `dst` (`n` canvases), row `r` of
+    /// sample `s` through `fill(s, r, row)`; every value of the canvases is written once, the
+    /// padding with zeros, so there is no separate clearing pass.
+    fn embed(&self, dst: &mut [f32], n: usize, h: usize, w: usize, mut fill: impl FnMut(usize, usize, &mut [f32])) {
+        for (s, sample) in dst.chunks_exact_mut(self.rows * self.len).take(n).enumerate() {
+            for (py, row) in sample.chunks_exact_mut(self.len).enumerate() {
+                if py < self.top || py >= self.top + h {
+                    row.fill(0.0);
+                    continue;
+                }
+                let (head, rest) = row.split_at_mut(self.left);
+                let (mid, tail) = rest.split_at_mut(w);
+                head.fill(0.0);
+                fill(s, py - self.top, mid);
+                tail.fill(0.0);
             }
-            let cols = w.in_w.min(pw.saturating_sub(w.pad_left));
-            let dst = (py * pw + w.pad_left) * c;
-            ps[dst..dst + cols * c].copy_from_slice(&xs[iy * w.in_w * c..(iy * w.in_w + cols) * c]);
         }
     }
-    (pad, plen, pw * c)
 }
 
 /// Forward convolution of `n` samples: `y = conv(x, kernel) + bias`, with ReLU applied when
@@ -372,16 +397,14 @@ pub(crate) fn backward_data_with(
     }
     let (top, left) = (kh - 1 - w.pad_top, kw - 1 - w.pad_left);
     let plen = hq * wq * f;
-    s.pad.zeroed(n * plen);
-    for smp in 0..n {
-        for oy in 0..w.out_h {
-            let row = smp * w.out_h + oy;
-            let src = &mut dz[row * w.out_w * f..(row + 1) * w.out_w * f];
-            prep(row, src);
-            let dst = smp * plen + ((top + oy) * wq + left) * f;
-            s.pad.as_mut_slice()[dst..dst + src.len()].copy_from_slice(src);
-        }
-    }
+    let canvas = Canvas { rows: hq, len: wq * f, top, left: left * f };
+    let row_len = w.out_w * f;
+    canvas.embed(s.pad.resize(n * plen), n, w.out_h, row_len, |smp, oy, dst| {
+        let row = smp * w.out_h + oy;
+        let src = &mut dz[row * row_len..(row + 1) * row_len];
+        prep(row, src);
+        dst.copy_from_slice(src);
+    });
     if wino {
         let src = Source { data: s.pad.as_slice(), n, sample: plen, row: wq * f, cin: f };
         winograd::convolve(&src, w.in_h, w.in_w, prepared.wino_flipped.as_slice(), c, None, false, dx, &mut s.wino);

@@ -15,9 +15,9 @@
 
 #![allow(clippy::missing_safety_doc)]
 
-use super::avx512::{self, FwdArgs, WgradArgs};
+use super::avx512;
 use super::implicit::{blocks, tiles};
-use super::simd::AlignedVec;
+use crate::tensor::AlignedVec;
 use std::arch::x86_64::*;
 
 /// Fewest input channels worth the transforms (a vector of 16 channels).
@@ -123,7 +123,7 @@ pub fn convolve(
     assert!(u.len() >= 16 * cin * cout && y.len() >= n * out_h * out_w * cout);
     assert!(bias.is_none_or(|b| b.len() >= cout));
     let t = th * tw;
-    let tb = t.min(block_tiles(cin, cout));
+    let tb = t.min(BLOCK_TILES);
     let (pv, pm) = (plane_len(tb, cin), plane_len(tb, cout));
     let v = s.v.resize(16 * pv).as_mut_ptr();
     let mp = s.m.resize(16 * pm).as_mut_ptr();
@@ -139,25 +139,21 @@ pub fn convolve(
             for xi in 0..16 {
                 for (f0, vv, mask) in blocks(cout) {
                     for (t0, m) in tiles(bn, avx512::max_m(vv)) {
-                        let a = FwdArgs {
-                            // SAFETY: offsets stay inside plane ξ of v (bn·cin), of u
-                            // (cin·cout) and of m (bn·cout).
-                            x: unsafe { v.add(xi * pv + t0 * cin) },
-                            sx: cin,
-                            rs: 0,
-                            kh: 1,
-                            kwc: cin,
-                            w: unsafe { u.as_ptr().add(xi * cin * cout + f0) },
-                            ws: cout,
-                            y: unsafe { mp.add(xi * pm + t0 * cout + f0) },
-                            ys: cout,
-                            bias: std::ptr::null(),
-                            accumulate: false,
-                            mask,
-                            relu: false,
+                        // SAFETY: offsets stay inside plane ξ of v (bn·cin), of u (cin·cout)
+                        // and of m (bn·cout).
+                        unsafe {
+                            avx512::product(
+                                (m, vv, mask),
+                                v.add(xi * pv + t0 * cin),
+                                cin,
+                                cin,
+                                u.as_ptr().add(xi * cin * cout + f0),
+                                cout,
+                                mp.add(xi * pm + t0 * cout + f0),
+                                cout,
+                                false,
+                            )
                         };
-                        // SAFETY: as above.
-                        unsafe { avx512::fwd(m, vv, &a) };
                     }
                 }
             }
@@ -182,10 +178,8 @@ pub fn convolve(
 
 /// Tiles per block of [`convolve`]: four register tiles, so the block's transformed input
 /// and products stay in L2 next to the transformed kernel (measured best of 14–144 tiles on
-/// the presets' layers).
-fn block_tiles(_cin: usize, _cout: usize) -> usize {
-    4 * avx512::max_m(2)
-}
+/// the presets' layers with `cargo run --release --example kernel_threads`).
+const BLOCK_TILES: usize = 4 * avx512::max_m(2);
 
 /// A run of `count` tiles from tile `first` of a grid `per_row` tiles wide.
 #[derive(Clone, Copy)]
@@ -193,6 +187,20 @@ struct Tiles {
     first: usize,
     count: usize,
     per_row: usize,
+}
+
+impl Tiles {
+    /// Grid row and column of the run's tile `t`.
+    fn position(&self, t: usize) -> (usize, usize) {
+        ((self.first + t) / self.per_row, (self.first + t) % self.per_row)
+    }
+
+    /// Grid row and column of tile `t`, and the rows and columns (1 or 2 each) of an
+    /// `out_h × out_w` output it covers.
+    fn extent(&self, t: usize, out_h: usize, out_w: usize) -> (usize, usize, usize, usize) {
+        let (ty, tx) = self.position(t);
+        (ty, tx, (out_h - 2 * ty).min(2), (out_w - 2 * tx).min(2))
+    }
 }
 
 /// Adds the kernel gradient of a valid 3×3 convolution, in the transformed domain, to `du`
@@ -230,23 +238,18 @@ pub fn weight_grad(
                     // SAFETY: plane ξ of v (t·cin), m (t·cout) and du (cin·cout); the tile
                     // reads channels c0..c0+m of every tile and writes rows c0.. of dU.
                     unsafe {
-                        let a = WgradArgs {
-                            x: v.add(xi * pv + c0),
-                            xs_sample: 0,
-                            xs_row: 0,
-                            xs_col: cin,
-                            dz: mp.add(xi * pm + f0),
-                            dzs: cout,
-                            n: 1,
-                            oh: 1,
-                            ow: t,
-                            dw: du.as_mut_ptr().add((xi * cin + c0) * cout + f0),
-                            dws: cout,
-                            accumulate: true,
-                            mask,
-                        };
-                        avx512::wgrad(m, vv, &a);
-                    }
+                        avx512::product_tn(
+                            (m, vv, mask),
+                            v.add(xi * pv + c0),
+                            cin,
+                            t,
+                            mp.add(xi * pm + f0),
+                            cout,
+                            du.as_mut_ptr().add((xi * cin + c0) * cout + f0),
+                            cout,
+                            true,
+                        )
+                    };
                 }
             }
         }
@@ -290,11 +293,8 @@ unsafe fn gradient_transform(
     unsafe {
         let zero = _mm512_setzero_ps();
         for t in 0..range.count {
-            let (ty, tx) = ((range.first + t) / range.per_row, (range.first + t) % range.per_row);
-            let rows = (out_h - 2 * ty).min(2);
-            let cols = (out_w - 2 * tx).min(2);
-            let mut f0 = 0;
-            while f0 < f {
+            let (ty, tx, rows, cols) = range.extent(t, out_h, out_w);
+            for f0 in (0..f).step_by(16) {
                 let k = lanes(f0, f);
                 let mut d = [[zero; 2]; 2];
                 for (a, da) in d.iter_mut().enumerate().take(rows) {
@@ -317,7 +317,6 @@ unsafe fn gradient_transform(
                         _mm512_mask_storeu_ps(m.add((i * 4 + j) * plane + t * f + f0), k, val);
                     }
                 }
-                f0 += 16;
             }
         }
     }
@@ -339,10 +338,9 @@ fn lanes(c0: usize, c: usize) -> __mmask16 {
 unsafe fn input_transform(x: *const f32, rs: usize, c: usize, range: Tiles, v: *mut f32, plane: usize) {
     unsafe {
         for t in 0..range.count {
-            let (ty, tx) = ((range.first + t) / range.per_row, (range.first + t) % range.per_row);
+            let (ty, tx) = range.position(t);
             let base = x.add(2 * ty * rs + 2 * tx * c);
-            let mut c0 = 0;
-            while c0 < c {
+            for c0 in (0..c).step_by(16) {
                 let k = lanes(c0, c);
                 let mut d = [[_mm512_setzero_ps(); 4]; 4];
                 for (i, di) in d.iter_mut().enumerate() {
@@ -368,7 +366,6 @@ unsafe fn input_transform(x: *const f32, rs: usize, c: usize, range: Tiles, v: *
                         _mm512_mask_storeu_ps(v.add((i * 4 + j) * plane + t * c + c0), k, val);
                     }
                 }
-                c0 += 16;
             }
         }
     }
@@ -390,11 +387,8 @@ unsafe fn output_transform(
     unsafe {
         let zero = _mm512_setzero_ps();
         for t in 0..range.count {
-            let (ty, tx) = ((range.first + t) / range.per_row, (range.first + t) % range.per_row);
-            let rows = (out_h - 2 * ty).min(2);
-            let cols = (out_w - 2 * tx).min(2);
-            let mut f0 = 0;
-            while f0 < f {
+            let (ty, tx, rows, cols) = range.extent(t, out_h, out_w);
+            for f0 in (0..f).step_by(16) {
                 let k = lanes(f0, f);
                 let mut q = [[zero; 4]; 4];
                 for (i, qi) in q.iter_mut().enumerate() {
@@ -422,7 +416,6 @@ unsafe fn output_transform(
                         _mm512_mask_storeu_ps(y.add(pix * f + f0), k, o);
                     }
                 }
-                f0 += 16;
             }
         }
     }

@@ -62,6 +62,8 @@ impl Path {
 #[derive(Default)]
 struct Work {
     cols: Vec<f32>,
+    /// The worker's share of the kernel gradient: the kernel's layout, or on the implicit path
+    /// the accumulator of [`implicit::grad_len`] values (the Winograd domain for 3×3 layers).
     dkernel: Vec<f32>,
     dbias: Vec<f32>,
     direct: DirectScratch,
