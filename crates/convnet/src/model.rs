@@ -325,10 +325,11 @@ impl Sequential {
         &self.opt_state
     }
 
-    /// Replaces the optimizer's variables (when loading a saved model or checkpoint).
+    /// Replaces the optimizer's variables (when loading a saved model or checkpoint): one
+    /// entry of slots per trainable weight, in [`Sequential::trainable_params`] order.
     pub fn set_optimizer_state(&mut self, state: OptimizerState) -> Result<()> {
         if !state.slots.is_empty() {
-            let params: Vec<usize> = self.params().map(Param::len).collect();
+            let params: Vec<usize> = self.trainable_params().map(Param::len).collect();
             if state.slots.len() != params.len()
                 || state.slots.iter().zip(&params).any(|(s, &n)| s.iter().any(|v| v.len() != n))
             {
@@ -359,9 +360,20 @@ impl Sequential {
         self.layers.iter().flat_map(|l| l.params().iter())
     }
 
+    /// The weights training updates — those of trainable layers — in model order (Keras'
+    /// `trainable_weights`): the optimizer keeps its slots for these, in this order.
+    pub fn trainable_params(&self) -> impl Iterator<Item = &Param> {
+        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter())
+    }
+
     /// Total number of weight values.
     pub fn count_params(&self) -> usize {
         self.layers.iter().map(|l| l.count_params()).sum()
+    }
+
+    /// Number of weight values training updates (Keras' "Trainable params").
+    pub fn count_trainable_params(&self) -> usize {
+        self.trainable_params().map(Param::len).sum()
     }
 
     /// Copies of all weights, in Keras' `get_weights()` order.
@@ -441,9 +453,11 @@ impl Sequential {
         }
         s += &line('└', '┴', '┘', '─');
         let total = self.count_params();
+        let trainable = self.count_trainable_params();
+        let frozen = total - trainable;
         s += &format!(" Total params: {} ({})\n", group_thousands(total), human_bytes(total * 4));
-        s += &format!(" Trainable params: {} ({})\n", group_thousands(total), human_bytes(total * 4));
-        s += &format!(" Non-trainable params: 0 ({})\n", human_bytes(0));
+        s += &format!(" Trainable params: {} ({})\n", group_thousands(trainable), human_bytes(trainable * 4));
+        s += &format!(" Non-trainable params: {} ({})\n", group_thousands(frozen), human_bytes(frozen * 4));
         Ok(s)
     }
 
@@ -501,7 +515,8 @@ impl Sequential {
     fn penalty(&self, n: usize) -> f32 {
         let mut total = 0.0f32;
         for (i, l) in self.layers.iter().enumerate() {
-            for p in l.params() {
+            // Keras counts the weight penalties of trainable weights only.
+            for p in l.params().iter().filter(|_| l.trainable()) {
                 if let Some(r) = p.regularizer {
                     total += r.penalty(&p.value);
                 }
@@ -600,16 +615,26 @@ impl Sequential {
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
-    /// Adds weight penalties' gradients and applies one optimizer step to every weight.
+    /// Adds weight penalties' gradients and applies one optimizer step to every trainable
+    /// weight; frozen layers keep their weights.
     fn apply_gradients(&mut self, opt: &Optimizer) {
         let nslots = opt.slot_names().len();
-        if self.opt_state.slots.is_empty() {
-            self.opt_state.slots = self.params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
+        // Slots are created on the first step, and again when the trainable weights changed
+        // since (a layer frozen or unfrozen without compiling again).
+        let fits = self.opt_state.slots.len() == self.trainable_params().count()
+            && self
+                .opt_state
+                .slots
+                .iter()
+                .zip(self.trainable_params())
+                .all(|(s, p)| s.len() == nslots && s.iter().all(|v| v.len() == p.len()));
+        if !fits {
+            self.opt_state.slots = self.trainable_params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
         }
         self.opt_state.iterations += 1;
         let step = self.opt_state.iterations;
         let mut pi = 0;
-        for layer in self.layers.iter_mut() {
+        for layer in self.layers.iter_mut().filter(|l| l.trainable()) {
             for p in layer.params_mut() {
                 if let Some(r) = p.regularizer {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
@@ -863,6 +888,50 @@ mod tests {
         m.build().unwrap();
         let names: Vec<&str> = m.layers().iter().map(|l| l.name()).collect();
         assert_eq!(names, ["dense", "dense_1", "dense_2"]);
+    }
+
+    /// A frozen layer keeps its weights through training, is counted as non-trainable, gets
+    /// no optimizer slots and no weight penalty, and still passes gradients to the layers
+    /// before it.
+    #[test]
+    fn frozen_layers_are_not_trained() {
+        let mut m = Sequential::new().seed(5);
+        m.add(Conv2D::new(3, 3).activation(Activation::Relu).input_shape([6, 6, 1]));
+        m.add(Flatten::new());
+        m.add(Dense::new(5).activation(Activation::Tanh).kernel_regularizer(crate::regularizers::l2(0.5)));
+        m.add(Dense::new(3).activation(Activation::Softmax));
+        m.build().unwrap();
+        m.layers_mut()[2].set_trainable(false);
+        m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();
+        let mut rng = Rng::new(1);
+        let x = Tensor::from_vec(&[4, 6, 6, 1], (0..144).map(|_| rng.uniform()).collect()).unwrap();
+        let y = crate::data::to_categorical(&[0, 1, 2, 1], 3);
+        let before = m.get_weights();
+        let loss_with_frozen_penalty_excluded = m.evaluate(&x, &y, 4).unwrap()["loss"];
+        for _ in 0..3 {
+            m.train_on_batch(&x, &y).unwrap();
+        }
+        let after = m.get_weights();
+        assert_eq!(before[2], after[2], "frozen kernel");
+        assert_eq!(before[3], after[3], "frozen bias");
+        assert_ne!(before[0], after[0], "the conv layer before the frozen one still learns");
+        assert_ne!(before[4], after[4]);
+        let shapes: Vec<usize> = m.optimizer_state().slots.iter().map(|s| s[0].len()).collect();
+        assert_eq!(shapes, [27, 3, 15, 3], "slots for the trainable weights only");
+        assert_eq!(m.count_trainable_params(), 48);
+        let summary = m.summary().unwrap();
+        assert!(
+            summary.contains("Trainable params: 48 ") && summary.contains("Non-trainable params: 245 "),
+            "{summary}"
+        );
+        // Keras leaves a frozen weight's regularizer out of the loss.
+        m.layers_mut()[2].set_trainable(true);
+        m.set_weights(&before).unwrap();
+        let with_penalty = m.evaluate(&x, &y, 4).unwrap()["loss"];
+        assert!(with_penalty > loss_with_frozen_penalty_excluded + 1e-3);
+        // Unfreezing without compiling again gives the optimizer fresh slots for every weight.
+        m.train_on_batch(&x, &y).unwrap();
+        assert_eq!(m.optimizer_state().slots.len(), 6);
     }
 
     #[test]

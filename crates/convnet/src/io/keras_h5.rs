@@ -10,8 +10,17 @@
 //! restores the step count from it but, as with its own `.h5` files, cannot continue `fit`
 //! on a legacy file holding optimizer state; use `.keras` for Keras 3.)
 //!
-//! The Keras 3 weights layout (`layers/<name>/vars/<i>`, `optimizer/vars/<i>`, used by
-//! `.weights.h5` files and inside `.keras` archives) is read and written here too.
+//! The Keras 3 weights layout (`layers/<path>/vars/<i>`, `optimizer/vars/<i>`, used by
+//! `.weights.h5` files and inside `.keras` archives) is read and written here too. Keras 3's
+//! saving library addresses a layer there not by its name but by its class and its position
+//! among the model's layers of that class ([`keras3_layer_paths`]): `conv2d`, `conv2d_1`,
+//! `dense`, … whatever the layers are called, so a notebook's second model (`conv2d_3`), custom
+//! names and layers built out of order all land where Keras looks for them.
+//!
+//! Optimizer variables exist for the trainable weights only ([`Sequential::trainable_params`]),
+//! in Keras' order, in both layouts. A saved optimizer state that does not fit the model is
+//! dropped with a warning (the weights still load); weights that do not fit are an error naming
+//! the layer — they are never matched by a guess.
 
 use super::config;
 use crate::error::{Error, Result};
@@ -169,7 +178,7 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
     let names = attr_strings(&g.attrs().map_err(h5err(path))?, "weight_names", path)?;
     let Some(opt) = model.optimizer().copied() else { return Ok(None) };
     let slot_names = opt.slot_names();
-    let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
     let mut slots: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); slot_names.len()]; shapes.len()];
     let mut seen = vec![0usize; slot_names.len()];
     let mut iterations = 0u64;
@@ -203,7 +212,10 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
             return unfit(format!("more {slot} variables than weights"));
         }
         seen[si] += 1;
-        slots[pi][si] = read_f32(f, &ds_path, &shapes[pi], &format!("optimizer variable {n}"), path)?;
+        match read_f32(f, &ds_path, &shapes[pi], &format!("optimizer variable {n}"), path) {
+            Ok(v) => slots[pi][si] = v,
+            Err(e) => return unfit(e.to_string().trim_start_matches(&format!("{}: ", path.display())).to_string()),
+        }
     }
     if seen.iter().any(|&s| s != shapes.len()) {
         return unfit(format!("{seen:?} slot variables for {} weights", shapes.len()));
@@ -370,6 +382,7 @@ fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBui
     let vars: Vec<(String, Vec<usize>)> = model
         .layers()
         .iter()
+        .filter(|l| l.trainable())
         .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone())))
         .collect();
     let class = opt.class_name();
@@ -424,10 +437,10 @@ pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> 
 pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Result<Vec<u8>> {
     let mut b = FileBuilder::new();
     let mut layers = b.create_group("layers");
-    for l in model.layers() {
-        let mut lg = layers.create_group(l.name());
+    for (l, at) in model.layers().iter().zip(keras3_layer_paths(model)) {
+        let mut lg = layers.create_group(&at);
         let mut vars = lg.create_group("vars");
-        vars.set_attr("name", AttrValue::VarLenString(l.name().into()));
+        vars.set_attr("name", AttrValue::VarLenString(at.clone()));
         for (i, p) in l.params().iter().enumerate() {
             f32_dataset(&mut vars, &i.to_string(), &p.value, &p.shape);
         }
@@ -438,7 +451,7 @@ pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Resu
     if with_optimizer {
         if let Some(opt) = model.optimizer() {
             let state = model.optimizer_state();
-            let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+            let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
             let mut og = b.create_group("optimizer");
             let mut vars = og.create_group("vars");
             vars.set_attr("name", AttrValue::VarLenString(opt.class_name().to_ascii_lowercase()));
@@ -465,26 +478,111 @@ pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Resu
     b.finish().map_err(|e| Error::config(format!("cannot write HDF5: {e}")))
 }
 
-/// Reads Keras 3's weights layout into a built model (by layer name), and the optimizer's
-/// variables if `with_optimizer` and present. Returns warnings.
+/// Keras' `to_snake_case` of a class name (`Conv2D` → `conv2d`, `MaxPooling2D` →
+/// `max_pooling2d`, `ReLU` → `re_lu`, `PReLU` → `p_re_lu`): non-word characters dropped, an
+/// underscore before each capital that starts a lower-case run (`(.)([A-Z][a-z]+)`), then
+/// before each capital that follows a lower-case letter (`([a-z])([A-Z])`), each pass taking
+/// its matches left to right without overlap, as Python's `re.sub` does.
+pub fn snake_case(class: &str) -> String {
+    let c: Vec<char> = class.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
+    let mut first = Vec::with_capacity(c.len() + 4);
+    let mut i = 0;
+    while i < c.len() {
+        let run = c[i + 1..].iter().skip(1).take_while(|ch| ch.is_ascii_lowercase()).count();
+        if i + 2 < c.len() && c[i + 1].is_ascii_uppercase() && run > 0 {
+            first.extend([c[i], '_']);
+            first.extend_from_slice(&c[i + 1..i + 2 + run]);
+            i += 2 + run;
+        } else {
+            first.push(c[i]);
+            i += 1;
+        }
+    }
+    let mut out = String::with_capacity(first.len() + 4);
+    let mut i = 0;
+    while i < first.len() {
+        if i + 1 < first.len() && first[i].is_ascii_lowercase() && first[i + 1].is_ascii_uppercase() {
+            out.extend([first[i], '_', first[i + 1]]);
+            i += 2;
+        } else {
+            out.push(first[i]);
+            i += 1;
+        }
+    }
+    out.to_lowercase()
+}
+
+/// Where Keras 3's saving library keeps each layer's variables, in model order: the snake-case
+/// class name, suffixed `_1`, `_2`, … for the second, third, … layer of the same class — the
+/// layer's own name plays no part (Keras' `_save_container_state`).
+pub fn keras3_layer_paths(model: &Sequential) -> Vec<String> {
+    let mut used: HashMap<String, usize> = HashMap::new();
+    model
+        .layers()
+        .iter()
+        .map(|l| {
+            let stem = snake_case(l.class_name());
+            match used.get_mut(&stem) {
+                Some(k) => {
+                    *k += 1;
+                    format!("{stem}_{k}")
+                }
+                None => {
+                    used.insert(stem.clone(), 0);
+                    stem
+                }
+            }
+        })
+        .collect()
+}
+
+/// Reads Keras 3's weights layout into a built model (layers addressed by class and position,
+/// see [`keras3_layer_paths`]), and the optimizer's variables if `with_optimizer` and present.
+/// Every layer's variables must match in number and shape; returns warnings.
 pub fn load_keras3_weights(
     model: &mut Sequential,
     f: &H5File,
     with_optimizer: bool,
     path: &Path,
 ) -> Result<Vec<String>> {
-    for li in 0..model.layers().len() {
-        let lname = model.layers()[li].name().to_string();
-        let n = model.layers()[li].params().len();
-        if n == 0 {
-            continue;
+    // Files written by tf.keras 2.13–2.15 kept the layers under another group name.
+    let root = if f.group("layers").is_err() && f.group("_layer_checkpoint_dependencies").is_ok() {
+        "_layer_checkpoint_dependencies"
+    } else {
+        "layers"
+    };
+    let paths = keras3_layer_paths(model);
+    if let Ok(g) = f.group(root) {
+        let extra: Vec<String> =
+            g.groups().map_err(h5err(path))?.into_iter().filter(|name| !paths.contains(name)).collect();
+        if !extra.is_empty() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "the file holds weights for layers the model does not have ({}): it was saved from another architecture",
+                    extra.join(", ")
+                ),
+            ));
         }
-        let base = format!("layers/{lname}/vars");
-        if f.group(&base).is_err() {
-            return Err(Error::format(path, format!("the file has no weights for layer {lname}")));
+    }
+    for (li, at) in paths.iter().enumerate() {
+        let layer = &mut model.layers_mut()[li];
+        let lname = layer.name().to_string();
+        let class = layer.class_name();
+        let base = format!("{root}/{at}/vars");
+        let stored = match f.group(&base) {
+            Ok(g) => g.datasets().map_err(h5err(path))?.len(),
+            Err(_) => 0,
+        };
+        let n = layer.params().len();
+        if stored != n {
+            return Err(Error::format(
+                path,
+                format!("layer {lname} ({class}, stored as {at}) has {n} weights, the file holds {stored} for it"),
+            ));
         }
-        for (i, p) in model.layers_mut()[li].params_mut().iter_mut().enumerate() {
-            let what = format!("weight {lname}/{}", p.name);
+        for (i, p) in layer.params_mut().iter_mut().enumerate() {
+            let what = format!("weight {lname}/{} (stored as {at}/vars/{i})", p.name);
             p.value = read_f32(f, &format!("{base}/{i}"), &p.shape, &what, path)?;
         }
     }
@@ -494,7 +592,7 @@ pub fn load_keras3_weights(
     }
     let (Some(opt), Ok(g)) = (model.optimizer().copied(), f.group("optimizer/vars")) else { return Ok(warnings) };
     let count = g.datasets().map_err(h5err(path))?.len();
-    let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
     let order = keras3_slot_order(&opt, shapes.len());
     if count != order.len() + 2 {
         warnings.push(format!(
@@ -509,7 +607,15 @@ pub fn load_keras3_weights(
     let mut slots: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); opt.slot_names().len()]; shapes.len()];
     for (i, (p, s)) in order.into_iter().enumerate() {
         let what = format!("optimizer variable {}", i + 2);
-        slots[p][s] = read_f32(f, &format!("optimizer/vars/{}", i + 2), &shapes[p], &what, path)?;
+        match read_f32(f, &format!("optimizer/vars/{}", i + 2), &shapes[p], &what, path) {
+            Ok(v) => slots[p][s] = v,
+            Err(e) => {
+                warnings.push(format!(
+                    "the saved optimizer state does not fit the model ({e}); training restarts with a fresh optimizer"
+                ));
+                return Ok(warnings);
+            }
+        }
     }
     if let (Some(lr), Some(o)) = (lr.first(), model.optimizer_mut()) {
         o.set_learning_rate(*lr);

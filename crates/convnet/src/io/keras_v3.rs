@@ -85,7 +85,10 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Sequential, Vec<String>)
     })
     .map_err(|e| Error::format(path, e.to_string()))?;
     let mut warnings = Vec::new();
-    let compiled = match cfg.get("compile_config").filter(|c| !c.is_null()) {
+    // An uncompiled Keras 3 model stores `compile_config: {}` (or null).
+    let compile_config =
+        cfg.get("compile_config").filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
+    let compiled = match compile_config {
         Some(c) => match config::compile_from_config(&mut model, c) {
             Ok(()) => true,
             Err(e) => {

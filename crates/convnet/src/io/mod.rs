@@ -244,6 +244,112 @@ mod tests {
         }
     }
 
+    /// A small model whose layers carry custom names, permuted against their positions.
+    fn renamed_model() -> Sequential {
+        use crate::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+        let mut m = Sequential::new().seed(11);
+        m.add(Conv2D::new(2, 3).name("c1").activation(crate::Activation::Relu).input_shape([6, 6, 1]));
+        m.add(MaxPooling2D::new(2).name("pool"));
+        m.add(Flatten::new().name("flatten_9"));
+        m.add(Dense::new(5).name("dense_1").activation(crate::Activation::Tanh));
+        m.add(Dense::new(3).name("dense").activation(crate::Activation::Softmax));
+        m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[]).unwrap();
+        m
+    }
+
+    fn batch() -> (Tensor, Tensor) {
+        let mut rng = crate::Rng::new(3);
+        let x = Tensor::from_vec(&[4, 6, 6, 1], (0..144).map(|_| rng.uniform()).collect()).unwrap();
+        (x, crate::data::to_categorical(&[0, 2, 1, 2], 3))
+    }
+
+    /// Keras 3 finds a layer's weights by class and position (`layers/dense` is the first
+    /// Dense, whatever it is called), so convnet writes and reads them there.
+    #[test]
+    fn keras3_layout_addresses_layers_by_class_and_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = renamed_model();
+        let (x, y) = batch();
+        m.train_on_batch(&x, &y).unwrap();
+        let p = tmp.path().join("m.weights.h5");
+        save_weights(&m, &p).unwrap();
+        let f = hdf5_pure::File::from_bytes(std::fs::read(&p).unwrap()).unwrap();
+        let mut groups = f.group("layers").unwrap().groups().unwrap();
+        groups.sort();
+        assert_eq!(groups, ["conv2d", "dense", "dense_1", "flatten", "max_pooling2d"]);
+        let first_dense = keras_h5::read_tensor(&f, "layers/dense/vars/0", &p).unwrap();
+        assert_eq!(first_dense.shape(), [8, 5], "layers/dense is the first Dense (named dense_1)");
+        assert_eq!(first_dense.data(), m.layers()[3].params()[0].value.as_slice());
+
+        let archive = tmp.path().join("m.keras");
+        save_model(&m, &archive).unwrap();
+        let mut back = load_model(&archive).unwrap();
+        let names: Vec<&str> = back.layers().iter().map(|l| l.name()).collect();
+        assert_eq!(names, ["c1", "pool", "flatten_9", "dense_1", "dense"]);
+        assert_eq!(back.predict(&x, 4).unwrap(), m.predict(&x, 4).unwrap());
+        assert_eq!(back.optimizer_state(), m.optimizer_state());
+
+        // Weights that do not fit are refused, naming the layer; never matched by a guess.
+        let mut other = renamed_model();
+        other.layers_mut()[0] = Box::new(crate::layers::Conv2D::new(4, 3).name("c1").input_shape([6, 6, 1]));
+        let e = load_weights(&mut other, &p).unwrap_err().to_string();
+        assert!(e.contains("c1/kernel") && e.contains("[3, 3, 1, 2]"), "{e}");
+        let mut shorter = Sequential::new();
+        shorter.add(crate::layers::Flatten::new().input_shape([6, 6, 1]));
+        shorter.add(crate::layers::Dense::new(3));
+        let e = load_weights(&mut shorter, &p).unwrap_err().to_string();
+        assert!(e.contains("does not have") && e.contains("conv2d"), "{e}");
+    }
+
+    #[test]
+    fn keras_snake_case_matches_keras() {
+        for (class, want) in [
+            ("Conv2D", "conv2d"),
+            ("MaxPooling2D", "max_pooling2d"),
+            ("ReLU", "re_lu"),
+            ("LeakyReLU", "leaky_re_lu"),
+            ("PReLU", "p_re_lu"),
+            ("ELU", "elu"),
+            ("Conv2DTranspose", "conv2d_transpose"),
+            ("BatchNormalization", "batch_normalization"),
+            ("UpSampling2D", "up_sampling2d"),
+            ("SpatialDropout2D", "spatial_dropout2d"),
+            ("ABcDe", "a_bc_de"),
+            ("HTMLParser", "html_parser"),
+            ("getHTTPResponseCode", "get_http_response_code"),
+        ] {
+            assert_eq!(keras_h5::snake_case(class), want, "{class}");
+        }
+    }
+
+    /// `trainable=False` survives every format, and so does the optimizer state, which covers
+    /// the trainable weights only; training resumes identically.
+    #[test]
+    fn frozen_layers_round_trip_in_every_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (x, y) = batch();
+        for ext in ["h5", "keras", "safetensors"] {
+            let mut m = renamed_model();
+            m.build().unwrap();
+            m.layers_mut()[0].set_trainable(false);
+            m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[]).unwrap();
+            m.train_on_batch(&x, &y).unwrap();
+            m.train_on_batch(&x, &y).unwrap();
+            let p = tmp.path().join(format!("frozen.{ext}"));
+            save_model(&m, &p).unwrap();
+            let (mut back, warnings) = load_model_with_warnings(&p).unwrap();
+            assert!(warnings.is_empty(), "{ext}: {warnings:?}");
+            let flags: Vec<bool> = back.layers().iter().map(|l| l.trainable()).collect();
+            assert_eq!(flags, [false, true, true, true, true], "{ext}");
+            assert_eq!(back.optimizer_state(), m.optimizer_state(), "{ext}");
+            assert_eq!(back.optimizer_state().slots.len(), 4, "{ext}");
+            back.set_rng(m.rng().clone());
+            m.train_on_batch(&x, &y).unwrap();
+            back.train_on_batch(&x, &y).unwrap();
+            assert_eq!(back.get_weights(), m.get_weights(), "{ext}");
+        }
+    }
+
     #[test]
     fn atomic_write_keeps_the_old_file_on_failure() {
         let tmp = tempfile::tempdir().unwrap();

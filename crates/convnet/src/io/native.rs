@@ -1,8 +1,8 @@
 //! convnet's own model file: one safetensors file whose tensors are the weights (and the
 //! optimizer's slots) and whose metadata holds the Keras model and training configs.
 //!
-//! Tensor names: `weights/<layer>/<weight>` and `optimizer/<index>/<slot>` (index = weight's
-//! position in the model). Metadata keys: `format` = `convnet`, `format_version`,
+//! Tensor names: `weights/<layer>/<weight>` and `optimizer/<index>/<slot>` (index = the weight's
+//! position among the trainable weights). Metadata keys: `format` = `convnet`, `format_version`,
 //! `model_config`, `training_config`, `optimizer_iterations`, `class_names`.
 
 use super::config;
@@ -34,7 +34,7 @@ pub fn to_bytes_with_metadata(
     }
     let state = model.optimizer_state();
     let slot_names = model.optimizer().map(|o| o.slot_names()).unwrap_or(&[]);
-    let shapes: Vec<Vec<usize>> = model.params().map(|p| p.shape.clone()).collect();
+    let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
     let saved_slots: &[Vec<Vec<f32>>] = if include_optimizer { &state.slots } else { &[] };
     for (i, slots) in saved_slots.iter().enumerate() {
         for (s, values) in slots.iter().enumerate() {
@@ -129,7 +129,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
         config::compile_from_config(&mut model, &tc).map_err(|e| Error::format(path, e.to_string()))?;
         let names = model.optimizer().map(|o| o.slot_names()).unwrap_or(&[]);
         let iterations: u64 = meta.get("optimizer_iterations").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let n = weights.len();
+        let n = model.trainable_params().count();
         let mut slots = Vec::with_capacity(n);
         let have = names.is_empty() || st.tensor(&format!("optimizer/0/{}", names[0])).is_ok();
         if iterations > 0 && have {

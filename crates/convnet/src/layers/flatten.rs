@@ -48,16 +48,12 @@ impl Layer for Flatten {
         "flatten"
     }
 
-    fn name(&self) -> &str {
-        &self.meta.name
+    fn meta(&self) -> &Meta {
+        &self.meta
     }
 
-    fn set_name(&mut self, name: String) {
-        self.meta.name = name;
-    }
-
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.meta.input_shape.as_deref()
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {

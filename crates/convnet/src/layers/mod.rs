@@ -110,13 +110,32 @@ pub trait Layer: Send {
     fn class_name(&self) -> &'static str;
     /// Prefix of automatic names (`conv2d`, `dense`, …).
     fn base_name(&self) -> &'static str;
+    /// What every layer has: name, declared input shape, trainable flag.
+    fn meta(&self) -> &Meta;
+    /// The common part, mutable.
+    fn meta_mut(&mut self) -> &mut Meta;
     /// The layer's name (unique within a model).
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        &self.meta().name
+    }
     /// Renames the layer.
-    fn set_name(&mut self, name: String);
+    fn set_name(&mut self, name: String) {
+        self.meta_mut().name = name;
+    }
     /// Per-sample input shape given to the layer itself (Keras' `input_shape=` argument).
     fn declared_input_shape(&self) -> Option<&[usize]> {
-        None
+        self.meta().input_shape.as_deref()
+    }
+    /// Whether training updates the layer's weights (Keras' `layer.trainable`). A frozen
+    /// layer still passes gradients to the layers before it; its weights count as
+    /// non-trainable and get no optimizer slots.
+    fn trainable(&self) -> bool {
+        self.meta().trainable
+    }
+    /// Freezes (`false`) or unfreezes the layer's weights. As in Keras, compile again after
+    /// a change: the optimizer's slots follow the trainable weights.
+    fn set_trainable(&mut self, trainable: bool) {
+        self.meta_mut().trainable = trainable;
     }
     /// Creates the weights for a per-sample `input_shape`; returns the per-sample output shape.
     fn build(&mut self, input_shape: &[usize], rng: &mut Rng) -> Result<Vec<usize>>;
@@ -196,11 +215,22 @@ impl Pair {
     }
 }
 
-/// Name and declared input shape, common to every layer.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Meta {
+/// What every layer has, whatever its kind: its name, the input shape given to it, and
+/// whether its weights train (Keras' `name`, `input_shape`, `trainable`).
+#[derive(Clone, Debug)]
+pub struct Meta {
+    /// The layer's name; empty until the model gives it Keras' automatic one.
     pub name: String,
+    /// Per-sample input shape given to the layer itself, if any.
     pub input_shape: Option<Vec<usize>>,
+    /// Whether training updates the layer's weights.
+    pub trainable: bool,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta { name: String::new(), input_shape: None, trainable: true }
+    }
 }
 
 impl Meta {
@@ -209,13 +239,14 @@ impl Meta {
     fn config(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("name".into(), json!(self.name));
-        m.insert("trainable".into(), json!(true));
+        m.insert("trainable".into(), json!(self.trainable));
         m.insert("dtype".into(), json!("float32"));
         m
     }
 
     fn from_config(cfg: &Map<String, Value>) -> Result<Self> {
         let name = cfg.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let trainable = cfg::bool_or(cfg, "trainable", true)?;
         let input_shape = match cfg.get("batch_input_shape").or_else(|| cfg.get("batch_shape")) {
             Some(Value::Array(a)) if !a.is_empty() => Some(shape_list(&a[1..], "batch_input_shape")?),
             _ => match cfg.get("input_shape") {
@@ -223,7 +254,7 @@ impl Meta {
                 _ => None,
             },
         };
-        Ok(Meta { name, input_shape })
+        Ok(Meta { name, input_shape, trainable })
     }
 }
 

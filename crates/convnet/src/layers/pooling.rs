@@ -155,16 +155,12 @@ impl Layer for MaxPooling2D {
         "max_pooling2d"
     }
 
-    fn name(&self) -> &str {
-        &self.cfg.meta.name
+    fn meta(&self) -> &Meta {
+        &self.cfg.meta
     }
 
-    fn set_name(&mut self, name: String) {
-        self.cfg.meta.name = name;
-    }
-
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.cfg.meta.input_shape.as_deref()
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.cfg.meta
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
@@ -258,16 +254,12 @@ impl Layer for AveragePooling2D {
         "average_pooling2d"
     }
 
-    fn name(&self) -> &str {
-        &self.cfg.meta.name
+    fn meta(&self) -> &Meta {
+        &self.cfg.meta
     }
 
-    fn set_name(&mut self, name: String) {
-        self.cfg.meta.name = name;
-    }
-
-    fn declared_input_shape(&self) -> Option<&[usize]> {
-        self.cfg.meta.input_shape.as_deref()
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.cfg.meta
     }
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
