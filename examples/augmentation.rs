@@ -5,8 +5,9 @@
 //! Run: `cargo run --release --example augmentation [DATASET] [OUT.png]` (the lecture uses
 //! CIFAR-10; offline, name another dataset such as fashion-mnist).
 
-use convnet::data::augment::{preview_png, ImageDataGenerator, ShiftRange};
+use convnet::data::augment::{ImageDataGenerator, ShiftRange};
 use convnet::prelude::*;
+use convnet::viz::pictures::preview_png;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);

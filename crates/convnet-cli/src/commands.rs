@@ -4,14 +4,17 @@ use crate::{
     AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs, PredictArgs,
     SummaryArgs, TrainArgs,
 };
-use convnet::callbacks::{CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint, ReduceLROnPlateau};
-use convnet::checkpoint::{load_checkpoint, TrainState};
 use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};
 use convnet::data::{self, Dataset, DatasetKind, LoadOptions};
-use convnet::io::{self, ModelSource};
-use convnet::plot::{grid_png, GridImage, GridSection};
+use convnet::io;
 use convnet::prelude::*;
+use convnet::presets::ModelSource;
+use convnet::train::callbacks::{
+    CsvLogger, EarlyStopping, LearningRateScheduler, Mode, ModelCheckpoint, ReduceLROnPlateau,
+};
+use convnet::train::checkpoint::{load_checkpoint, TrainState};
+use convnet::viz::charts::{grid_png, GridImage, GridSection};
 use convnet::Logs;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -23,7 +26,7 @@ type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Opens a model named on the command line, printing any warnings on stderr.
 fn open(spec: &str) -> Result<(Sequential, ModelSource)> {
-    let o = io::open_model(spec)?;
+    let o = convnet::open_model(spec)?;
     for w in &o.warnings {
         eprintln!("warning: {spec}: {w}");
     }
@@ -415,7 +418,7 @@ pub fn train(a: TrainArgs) -> CliResult {
         io::atomic_write(p, text.as_bytes())?;
     }
     if let Some(dir) = &s.plot {
-        let files = convnet::plot::history_charts(&hist, dir)?;
+        let files = convnet::viz::charts::history_charts(&hist, dir)?;
         if !a.json {
             eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
         }
@@ -478,7 +481,7 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
     }
     let x = test.x();
     let bar =
-        progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::model::MAX_INFERENCE_BATCH)), "Evaluating");
+        progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::nn::model::MAX_INFERENCE_BATCH)), "Evaluating");
     let logs = model.evaluate_with(&x, &targets(&model, &test), a.batch_size, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done as u64);
@@ -491,10 +494,10 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
     if let Some(p) = &a.confusion {
         let predicted = model.predict(&x, a.batch_size)?.argmax_rows();
         let truth: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
-        let m = convnet::visual::confusion_matrix(&predicted, &truth, 10);
+        let m = convnet::viz::pictures::confusion_matrix(&predicted, &truth, 10);
         let names: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
-        io::atomic_write(p, &convnet::plot::confusion_png(&m, &names)?)?;
-        per_class = convnet::visual::precision_recall(&m);
+        io::atomic_write(p, &convnet::viz::charts::confusion_png(&m, &names)?)?;
+        per_class = convnet::viz::pictures::precision_recall(&m);
         if !a.json {
             println!("{:<14} {:>9} {:>9} {:>9}", "class", "precision", "recall", "support");
             for (name, (pr, rc, n)) in names.iter().zip(&per_class) {
@@ -692,7 +695,7 @@ pub fn plot(a: PlotArgs) -> CliResult {
     } else {
         convnet::History::from_csv(&text, &a.history)?
     };
-    for f in convnet::plot::history_charts(&hist, &a.out)? {
+    for f in convnet::viz::charts::history_charts(&hist, &a.out)? {
         println!("{}", f.display());
     }
     Ok(())
@@ -708,7 +711,7 @@ pub fn augment(a: AugmentArgs) -> CliResult {
     let ds = load_dataset(&a.data, kind, false)?;
     let first = ds.train.take(a.first.max(1));
     let names = kind.class_names();
-    let png = convnet::data::augment::preview_png(&gen, &first, names, a.trial_size, a.trials, a.seed)?;
+    let png = convnet::viz::pictures::preview_png(&gen, &first, names, a.trial_size, a.trials, a.seed)?;
     io::atomic_write(&a.preview, &png)?;
     println!("{}", a.preview.display());
     Ok(())
@@ -724,7 +727,7 @@ fn parse_invert(s: &str) -> std::result::Result<Invert, Box<dyn std::error::Erro
 }
 
 pub fn filter(a: FilterArgs) -> CliResult {
-    let kernel = convnet::visual::Kernel2d::parse(&a.kernel)?;
+    let kernel = convnet::viz::pictures::Kernel2d::parse(&a.kernel)?;
     let padding = Padding::parse(&a.padding)?;
     prepare_output(&a.out, false)?;
     let (img, h, w) = images::load_grey(&a.image, 512)?;
@@ -755,7 +758,7 @@ pub fn features(a: FeaturesArgs) -> CliResult {
         title: Some(format!("Input ({})", a.image.display())),
         cells: vec![(GridImage::new(&img.values, input[0], input[1], input[2]), None)],
     }];
-    sections.extend(convnet::visual::feature_map_sections(&mut model, &x, a.max_maps)?);
+    sections.extend(convnet::viz::pictures::feature_map_sections(&mut model, &x, a.max_maps)?);
     io::atomic_write(&a.out, &grid_png(&sections, 72, 16)?)?;
     println!("{}", a.out.display());
     Ok(())
@@ -765,7 +768,7 @@ pub fn filters(a: FiltersArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
     prepare_output(&a.out, false)?;
-    let section = convnet::visual::filter_section(&model)?;
+    let section = convnet::viz::pictures::filter_section(&model)?;
     io::atomic_write(&a.out, &grid_png(&[section], 64, 16)?)?;
     println!("{}", a.out.display());
     Ok(())

@@ -141,7 +141,8 @@ fn sigkill_never_leaves_a_broken_checkpoint() {
             .count();
         mid_write += leftovers;
         if ckpt.exists() {
-            let (_, state) = convnet::checkpoint::load_checkpoint(&ckpt).expect("the checkpoint loads after kill -9");
+            let (_, state) =
+                convnet::train::checkpoint::load_checkpoint(&ckpt).expect("the checkpoint loads after kill -9");
             assert!(state.epoch >= 1);
         }
         for e in std::fs::read_dir(dir.path()).unwrap() {

@@ -3,10 +3,10 @@
 
 use crate::data::to_categorical;
 use crate::error::Result;
-use crate::losses::Loss;
-use crate::metrics::Metric;
-use crate::model::Sequential;
-use crate::optimizers::Adam;
+use crate::nn::losses::Loss;
+use crate::nn::metrics::Metric;
+use crate::nn::model::Sequential;
+use crate::nn::optimizers::Adam;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde::Serialize;

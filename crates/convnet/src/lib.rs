@@ -1,8 +1,14 @@
 //! convnet: convolutional networks on the CPU, the Keras way.
 //!
-//! Build a [`Sequential`] model from [`layers`], `compile` it with a [`Loss`], an
+//! Build a [`Sequential`] model from [`nn::layers`], `compile` it with a [`Loss`], an
 //! [`Optimizer`] and [`Metric`]s, `fit` it on a [`data`] set, `evaluate`, `predict`, and save
 //! or reload it with [`io`]. Tensors are NHWC `f32` and weights keep Keras' layouts.
+//!
+//! The modules are layers of one house, each using only those below it:
+//! basic types ([`tensor`], [`rng`], [`parallel`], [`error`]) → [`kernels`] (hot loops) →
+//! [`nn`] (layers, losses, optimizers, the model) → [`data`] (data sets, batch sources,
+//! augmentation) → [`io`] (file formats) → [`train`] (the fit loop, callbacks, checkpoints) →
+//! [`viz`] (charts and pictures) → [`presets`] and [`bench`].
 //!
 //! ```no_run
 //! use convnet::prelude::*;
@@ -31,55 +37,48 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod activations;
 pub mod bench;
-pub mod callbacks;
-pub mod checkpoint;
 pub mod data;
 pub mod error;
-pub mod fit;
-pub mod initializers;
 pub mod io;
 pub mod kernels;
-pub mod layers;
-pub mod losses;
-pub mod metrics;
-pub mod model;
-pub mod optimizers;
+pub mod nn;
 pub mod parallel;
-pub mod plot;
 pub mod presets;
-pub mod regularizers;
 pub mod rng;
 pub mod tensor;
-pub mod visual;
+pub mod train;
+pub mod viz;
 
-pub use activations::Activation;
 pub use error::{Error, Result};
-pub use fit::{FitOptions, History};
-pub use initializers::Initializer;
 pub use kernels::conv::Padding;
-pub use losses::Loss;
-pub use metrics::Metric;
-pub use model::{Logs, Sequential};
-pub use optimizers::{Adam, Optimizer, RmsProp, Sgd};
+pub use nn::activations::Activation;
+pub use nn::initializers::Initializer;
+pub use nn::losses::Loss;
+pub use nn::metrics::Metric;
+pub use nn::model::{Logs, Sequential};
+pub use nn::optimizers::{Adam, Optimizer, RmsProp, Sgd};
+pub use presets::open_model;
 pub use rng::Rng;
 pub use tensor::Tensor;
+pub use train::{FitOptions, History};
 
 /// Everything a training program needs, in one import.
 pub mod prelude {
-    pub use crate::activations::Activation;
-    pub use crate::callbacks::{Callback, Control};
     pub use crate::data::{to_categorical, DatasetKind};
     pub use crate::error::{Error, Result};
-    pub use crate::fit::{FitOptions, History};
-    pub use crate::initializers::Initializer;
     pub use crate::kernels::conv::Padding;
-    pub use crate::layers::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
-    pub use crate::losses::Loss;
-    pub use crate::metrics::Metric;
-    pub use crate::model::{Logs, Sequential};
-    pub use crate::optimizers::{Adam, Optimizer, RmsProp, Sgd};
-    pub use crate::regularizers::{l1, l1_l2, l2};
+    pub use crate::nn::activations::Activation;
+    pub use crate::nn::initializers::Initializer;
+    pub use crate::nn::layers::{
+        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D,
+    };
+    pub use crate::nn::losses::Loss;
+    pub use crate::nn::metrics::Metric;
+    pub use crate::nn::model::{Logs, Sequential};
+    pub use crate::nn::optimizers::{Adam, Optimizer, RmsProp, Sgd};
+    pub use crate::nn::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;
+    pub use crate::train::callbacks::{Callback, Control};
+    pub use crate::train::{FitOptions, History};
 }

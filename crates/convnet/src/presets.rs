@@ -1,10 +1,14 @@
-//! The lecture's networks, ready to train: `lenet5`, `mnist-cnn` and `cifar10-cnn`.
+//! Ready-made networks — `lenet5`, `mnist-cnn` and `cifar10-cnn`, the classic first CNNs of
+//! Keras courses — and [`open_model`], which opens what a command line names: a preset, a TOML
+//! model description or a saved model file.
 
-use crate::activations::Activation::{Relu, Softmax};
 use crate::error::{Error, Result};
+use crate::io::{load_model_with_warnings, toml_model};
 use crate::kernels::conv::Padding;
-use crate::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
-use crate::model::Sequential;
+use crate::nn::activations::Activation::{Relu, Softmax};
+use crate::nn::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+use crate::nn::model::Sequential;
+use std::path::{Path, PathBuf};
 
 /// Names of the presets.
 pub const NAMES: [&str; 3] = ["lenet5", "mnist-cnn", "cifar10-cnn"];
@@ -76,6 +80,48 @@ pub fn default_dataset(name: &str) -> Option<crate::data::DatasetKind> {
         "cifar10-cnn" => Some(DatasetKind::Cifar10),
         _ => None,
     }
+}
+
+/// Where a model named on a command line came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A built-in preset (`lenet5`, `mnist-cnn`, `cifar10-cnn`).
+    Preset(String),
+    /// A TOML model description (untrained).
+    Toml(PathBuf),
+    /// A saved model (trained weights).
+    File(PathBuf),
+}
+
+/// A model opened by [`open_model`].
+#[derive(Debug)]
+pub struct Opened {
+    /// The model.
+    pub model: Sequential,
+    /// Where it came from.
+    pub source: ModelSource,
+    /// Things the user should know (for example an optimizer state that was not restored).
+    pub warnings: Vec<String>,
+}
+
+/// Opens a model named by `spec`: a preset name, a `.toml` model description, or a saved
+/// model file of any supported format.
+pub fn open_model(spec: &str) -> Result<Opened> {
+    let path = Path::new(spec);
+    if !path.exists() {
+        if let Ok(model) = preset(spec) {
+            let source = ModelSource::Preset(spec.to_ascii_lowercase().replace('_', "-"));
+            return Ok(Opened { model, source, warnings: Vec::new() });
+        }
+        return Err(Error::config(format!("{spec:?} is neither a preset ({}) nor an existing file", NAMES.join(", "))));
+    }
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let model = toml_model::model_from_toml(&text, path)?;
+        return Ok(Opened { model, source: ModelSource::Toml(path.to_path_buf()), warnings: Vec::new() });
+    }
+    let (model, warnings) = load_model_with_warnings(path)?;
+    Ok(Opened { model, source: ModelSource::File(path.to_path_buf()), warnings })
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ fn targets() -> Vec<Target> {
             image: false,
         },
         t("native", |b| native::from_bytes(b, p()).is_ok()),
-        t("checkpoint", |b| convnet::checkpoint::checkpoint_from_bytes(b, p()).is_ok()),
+        t("checkpoint", |b| convnet::train::checkpoint::checkpoint_from_bytes(b, p()).is_ok()),
         t("load-model", |b| convnet::io::model_from_bytes(b.to_vec(), p()).is_ok()),
         Target {
             name: "toml-model",
@@ -139,7 +139,7 @@ fn targets() -> Vec<Target> {
         },
         Target {
             name: "kernel",
-            read: |b| convnet::visual::Kernel2d::from_text(&String::from_utf8_lossy(b), p()).is_ok(),
+            read: |b| convnet::viz::pictures::Kernel2d::from_text(&String::from_utf8_lossy(b), p()).is_ok(),
             text: true,
             image: false,
         },
@@ -276,10 +276,10 @@ fn make_seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "native" => vec![("small.safetensors".into(), save("small.safetensors"))],
         "checkpoint" => {
             let path = dir.path().join("c.ckpt");
-            let mut st = convnet::checkpoint::TrainState::at_epoch(1, 2, small.rng().clone());
+            let mut st = convnet::train::checkpoint::TrainState::at_epoch(1, 2, small.rng().clone());
             st.batch = 1;
             st.order = vec![2, 0, 3, 1];
-            convnet::checkpoint::save_checkpoint(&small, &st, &path).unwrap();
+            convnet::train::checkpoint::save_checkpoint(&small, &st, &path).unwrap();
             vec![("small.ckpt".into(), std::fs::read(&path).unwrap())]
         }
         "load-model" => vec![

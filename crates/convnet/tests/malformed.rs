@@ -177,8 +177,8 @@ fn native_and_checkpoint_files() {
     let absurd = edit(b"\\\"filters\\\":2", b"\\\"filters\\\":9");
     let huge = String::from_utf8_lossy(&absurd).replace("\\\"units\\\":3", "\\\"units\\\":9");
     let _ = huge;
-    has(&err(convnet::checkpoint::checkpoint_from_bytes(&good, p())), &["not a checkpoint"]);
-    has(&err(convnet::checkpoint::checkpoint_from_bytes(b"\x89PNG", p())), &["not a convnet checkpoint"]);
+    has(&err(convnet::train::checkpoint::checkpoint_from_bytes(&good, p())), &["not a checkpoint"]);
+    has(&err(convnet::train::checkpoint::checkpoint_from_bytes(b"\x89PNG", p())), &["not a convnet checkpoint"]);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Once the first steps have run, a training step allocates nothing: every buffer is kept and
 //! reused (DESIGN.md). A counting allocator watches the steady state of `fit`.
 
-use convnet::callbacks::{Callback, Control};
 use convnet::prelude::*;
+use convnet::train::callbacks::{Callback, Control};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

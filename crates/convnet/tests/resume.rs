@@ -1,10 +1,10 @@
 //! Never losing work: checkpoints, interrupts and resuming give exactly the weights of a run
 //! that was never stopped; a NaN never reaches a checkpoint.
 
-use convnet::callbacks::{EarlyStopping, ReduceLROnPlateau};
-use convnet::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 use convnet::data::augment::ImageDataGenerator;
 use convnet::prelude::*;
+use convnet::train::callbacks::{EarlyStopping, ReduceLROnPlateau};
+use convnet::train::checkpoint::{load_checkpoint, save_checkpoint, TrainState};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 fn digits(n: usize) -> (Tensor, Tensor, Tensor, Tensor) {

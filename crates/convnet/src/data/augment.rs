@@ -9,8 +9,8 @@
 //! sampling follows `scipy.ndimage` with `order=1` and its `nearest`, `constant`, `reflect`
 //! and `wrap` modes. Fixed transforms are checked against Keras' outputs in the tests.
 
+use crate::data::source::TrainData;
 use crate::error::{Error, Result};
-use crate::fit::TrainData;
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -540,41 +540,6 @@ impl TrainData for Flow<'_> {
     fn set_rng_state(&mut self, rng: Rng) {
         self.rng = rng;
     }
-}
-
-/// The lecture's augmentation figure as a PNG: the images of `set` with their class names,
-/// then `trials` batches of `trial_size` drawn from a generator over them.
-pub fn preview_png(
-    gen: &ImageDataGenerator,
-    set: &super::ImageSet,
-    class_names: &[&str],
-    trial_size: usize,
-    trials: usize,
-    seed: u64,
-) -> Result<Vec<u8>> {
-    use crate::plot::{grid_png, GridImage, GridSection};
-    let (h, w, c) = (set.height, set.width, set.channels);
-    let x = set.x_scaled(1.0);
-    let y = set.y_sparse();
-    let name = |label: f32| class_names.get(label as usize).map(|s| s.to_string());
-    let to_cell = |img: &[f32], label: f32| {
-        let v: Vec<f32> = img.iter().map(|p| p / 255.0).collect();
-        (GridImage::new(&v, h, w, c), name(label))
-    };
-    let mut sections = vec![GridSection {
-        title: Some(format!("First {} images in the train set", set.count)),
-        cells: (0..set.count).map(|i| to_cell(x.sample(i), y.data()[i])).collect(),
-    }];
-    let mut flow = gen.flow(&x, &y, trial_size.max(1), true, seed)?;
-    for t in 0..trials {
-        let (bx, by) = flow.next_batch();
-        sections.push(GridSection {
-            title: Some(format!("Generator trial {}", t + 1)),
-            cells: (0..bx.batch()).map(|i| to_cell(bx.sample(i), by.data()[i])).collect(),
-        });
-    }
-    let cell = if h <= 32 { 96 } else { 128 };
-    grid_png(&sections, cell, set.count.max(trial_size).clamp(1, 12))
 }
 
 #[cfg(test)]

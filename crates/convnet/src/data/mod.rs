@@ -12,6 +12,7 @@ pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod images;
+pub mod source;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

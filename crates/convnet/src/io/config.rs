@@ -5,11 +5,11 @@
 //! Keras 3 read, and reads both forms.
 
 use crate::error::{Error, Result};
-use crate::layers::{registry, shape_list};
-use crate::losses::Loss;
-use crate::metrics::Metric;
-use crate::model::Sequential;
-use crate::optimizers::Optimizer;
+use crate::nn::layers::{registry, shape_list};
+use crate::nn::losses::Loss;
+use crate::nn::metrics::Metric;
+use crate::nn::model::Sequential;
+use crate::nn::optimizers::Optimizer;
 use serde_json::{json, Map, Value};
 
 /// `{"class_name": "Sequential", "config": {"name", "layers": [InputLayer, …]}}`.

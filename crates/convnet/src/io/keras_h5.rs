@@ -24,9 +24,9 @@
 
 use super::config;
 use crate::error::{Error, Result};
-use crate::layers::with_weight_budget;
-use crate::model::Sequential;
-use crate::optimizers::{Optimizer, OptimizerState};
+use crate::nn::layers::with_weight_budget;
+use crate::nn::model::Sequential;
+use crate::nn::optimizers::{Optimizer, OptimizerState};
 use crate::tensor::Tensor;
 use hdf5_pure::{AttrValue, File as H5File, FileBuilder, FinishedGroup, GroupBuilder};
 use std::collections::HashMap;

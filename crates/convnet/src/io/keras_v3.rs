@@ -3,7 +3,7 @@
 
 use super::{config, keras_h5};
 use crate::error::{Error, Result};
-use crate::model::Sequential;
+use crate::nn::model::Sequential;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -78,7 +78,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<(Sequential, Vec<String>)
     // The weights member holds every weight (at least 2 bytes a value): that bounds what the
     // config may make us allocate.
     let weights_len = archive.by_name("model.weights.h5").map(|f| f.size()).unwrap_or(0) as usize;
-    let mut model = crate::layers::with_weight_budget(weights_len.min(MAX_MEMBER as usize) / 2 + 1024, || {
+    let mut model = crate::nn::layers::with_weight_budget(weights_len.min(MAX_MEMBER as usize) / 2 + 1024, || {
         let mut m = config::model_from_config(&cfg)?;
         m.build()?;
         Ok(m)

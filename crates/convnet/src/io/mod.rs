@@ -1,16 +1,20 @@
-//! Model files: save and load by format, chosen from the extension when saving and from the
-//! file's first bytes when loading; every write is atomic.
+//! Files: models saved and loaded by format — chosen from the extension when saving and from
+//! the file's first bytes when loading — one file per format (Keras HDF5, Keras 3 archive,
+//! convnet's safetensors, TOML model descriptions, Keras' model and training configs), and the
+//! atomic write that every file convnet writes goes through.
 
+pub mod atomic;
 pub mod config;
 pub mod keras_h5;
 pub mod keras_v3;
 pub mod native;
 pub mod toml_model;
 
+pub use atomic::{atomic_write, atomic_write_with};
+
 use crate::error::{Error, Result};
-use crate::model::Sequential;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use crate::nn::model::Sequential;
+use std::path::Path;
 
 /// A model file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,91 +131,12 @@ pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
     keras_h5::load_weights_bytes(model, bytes, path)
 }
 
-/// Where a model named on a command line came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ModelSource {
-    /// A built-in preset (`lenet5`, `mnist-cnn`, `cifar10-cnn`).
-    Preset(String),
-    /// A TOML model description (untrained).
-    Toml(PathBuf),
-    /// A saved model (trained weights).
-    File(PathBuf),
-}
-
-/// A model opened by [`open_model`].
-#[derive(Debug)]
-pub struct Opened {
-    /// The model.
-    pub model: Sequential,
-    /// Where it came from.
-    pub source: ModelSource,
-    /// Things the user should know (for example an optimizer state that was not restored).
-    pub warnings: Vec<String>,
-}
-
-/// Opens a model named by `spec`: a preset name, a `.toml` model description, or a saved
-/// model file of any supported format.
-pub fn open_model(spec: &str) -> Result<Opened> {
-    let path = Path::new(spec);
-    if !path.exists() {
-        if let Ok(model) = crate::presets::preset(spec) {
-            let source = ModelSource::Preset(spec.to_ascii_lowercase().replace('_', "-"));
-            return Ok(Opened { model, source, warnings: Vec::new() });
-        }
-        return Err(Error::config(format!(
-            "{spec:?} is neither a preset ({}) nor an existing file",
-            crate::presets::NAMES.join(", ")
-        )));
-    }
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let model = toml_model::model_from_toml(&text, path)?;
-        return Ok(Opened { model, source: ModelSource::Toml(path.to_path_buf()), warnings: Vec::new() });
-    }
-    let (model, warnings) = load_model_with_warnings(path)?;
-    Ok(Opened { model, source: ModelSource::File(path.to_path_buf()), warnings })
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed to
-/// disk, then renamed over the target. A crash or a full disk never leaves a partial file
-/// where the old one was.
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    atomic_write_with(path, |f| f.write_all(bytes))
-}
-
-/// Like [`atomic_write`], with the content produced by `write`.
-pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        write(&mut f)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        let kept = if path.exists() { "the previous file is unchanged" } else { "nothing was written" };
-        Error::io(path, std::io::Error::new(e.kind(), format!("{e} ({kept})")))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::presets;
     use crate::tensor::Tensor;
+    use std::io::Write;
 
     #[test]
     fn native_round_trip_predicts_bit_identically_for_every_preset() {
@@ -246,7 +171,7 @@ mod tests {
 
     /// A small model whose layers carry custom names, permuted against their positions.
     fn renamed_model() -> Sequential {
-        use crate::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+        use crate::nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
         let mut m = Sequential::new().seed(11);
         m.add(Conv2D::new(2, 3).name("c1").activation(crate::Activation::Relu).input_shape([6, 6, 1]));
         m.add(MaxPooling2D::new(2).name("pool"));
@@ -291,12 +216,12 @@ mod tests {
 
         // Weights that do not fit are refused, naming the layer; never matched by a guess.
         let mut other = renamed_model();
-        other.layers_mut()[0] = Box::new(crate::layers::Conv2D::new(4, 3).name("c1").input_shape([6, 6, 1]));
+        other.layers_mut()[0] = Box::new(crate::nn::layers::Conv2D::new(4, 3).name("c1").input_shape([6, 6, 1]));
         let e = load_weights(&mut other, &p).unwrap_err().to_string();
         assert!(e.contains("c1/kernel") && e.contains("[3, 3, 1, 2]"), "{e}");
         let mut shorter = Sequential::new();
-        shorter.add(crate::layers::Flatten::new().input_shape([6, 6, 1]));
-        shorter.add(crate::layers::Dense::new(3));
+        shorter.add(crate::nn::layers::Flatten::new().input_shape([6, 6, 1]));
+        shorter.add(crate::nn::layers::Dense::new(3));
         let e = load_weights(&mut shorter, &p).unwrap_err().to_string();
         assert!(e.contains("does not have") && e.contains("conv2d"), "{e}");
     }
@@ -348,20 +273,6 @@ mod tests {
             back.train_on_batch(&x, &y).unwrap();
             assert_eq!(back.get_weights(), m.get_weights(), "{ext}");
         }
-    }
-
-    #[test]
-    fn atomic_write_keeps_the_old_file_on_failure() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("m.bin");
-        atomic_write(&p, b"old").unwrap();
-        let e = atomic_write_with(&p, |f| {
-            f.write_all(b"partial")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(e.is_err());
-        assert_eq!(std::fs::read(&p).unwrap(), b"old");
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
     }
 
     /// A writer that dies between its steps (here: a panic after half the model is written)

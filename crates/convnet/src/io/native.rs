@@ -7,8 +7,8 @@
 
 use super::config;
 use crate::error::{Error, Result};
-use crate::model::Sequential;
-use crate::optimizers::OptimizerState;
+use crate::nn::model::Sequential;
+use crate::nn::optimizers::OptimizerState;
 use crate::tensor::Tensor;
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
@@ -112,7 +112,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
     };
     let mc = json("model_config")?.ok_or_else(|| Error::format(path, "no model_config in the file"))?;
     // Every weight is a tensor in the file: that bounds what the config may make us allocate.
-    let mut model = crate::layers::with_weight_budget(bytes.len() / 4 + 1024, || {
+    let mut model = crate::nn::layers::with_weight_budget(bytes.len() / 4 + 1024, || {
         let mut m = config::model_from_config(&mc)?;
         m.build()?;
         Ok(m)

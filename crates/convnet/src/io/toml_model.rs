@@ -25,8 +25,8 @@
 
 use super::config;
 use crate::error::{Error, Result};
-use crate::layers::{registry, shape_list};
-use crate::model::Sequential;
+use crate::nn::layers::{registry, shape_list};
+use crate::nn::model::Sequential;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 

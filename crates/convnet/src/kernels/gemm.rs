@@ -228,7 +228,7 @@ fn transpose_block(src: &[f32], rows: usize, cols: usize, lds: usize, dst: &mut 
 mod own {
     use super::GemmShape;
     use crate::kernels::avx512;
-    use crate::kernels::implicit::{blocks, tiles};
+    use crate::kernels::tiling::{blocks, tiles};
     use crate::parallel::{self, SharedMut};
     use std::cell::RefCell;
 

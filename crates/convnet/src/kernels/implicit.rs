@@ -14,6 +14,7 @@
 use super::avx512::{self, FwdArgs, WgradArgs};
 use super::conv::Window;
 use super::simd::{level, Level};
+use super::tiling::{blocks, tiles};
 use super::winograd::{self, Source, WinogradScratch};
 use crate::tensor::AlignedVec;
 
@@ -105,35 +106,6 @@ pub fn winograd_suits(w: &Window, cin: usize) -> bool {
     available() && (w.kh, w.kw, w.sh, w.sw) == (3, 3, 1, 1) && cin >= winograd::MIN_CHANNELS
 }
 
-/// Near-equal tiles `(start, len)` of at most `max` covering `0..n`.
-pub(crate) fn tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
-    let count = n.div_ceil(max.max(1)).max(1);
-    let (base, extra) = (n / count, n % count);
-    (0..count).scan(0, move |start, t| {
-        let len = base + (t < extra) as usize;
-        let s = *start;
-        *start += len;
-        Some((s, len))
-    })
-}
-
-/// Filter blocks `(first filter, vectors, mask of the last vector)` covering `f` filters.
-pub(crate) fn blocks(f: usize) -> impl Iterator<Item = (usize, usize, u16)> {
-    let mut f0 = 0;
-    std::iter::from_fn(move || {
-        if f0 >= f {
-            return None;
-        }
-        let rem = f - f0;
-        let v = if rem > 16 { 2 } else { 1 };
-        let lanes = rem.min(16 * v) - 16 * (v - 1);
-        let mask = if lanes == 16 { u16::MAX } else { (1u16 << lanes) - 1 };
-        let b = (f0, v, mask);
-        f0 += 16 * v;
-        Some(b)
-    })
-}
-
 /// The input as the kernels read it: the samples themselves when no padding is needed, else
 /// zero-padded copies in `pad`. Returns (data, sample stride, row stride).
 fn source<'a>(w: &Window, x: &'a [f32], n: usize, pad: &'a mut AlignedVec) -> (&'a [f32], usize, usize) {
@@ -215,7 +187,7 @@ pub fn forward(
 }
 
 /// [`forward`], through Winograd where it suits only when `allow_winograd`.
-pub(crate) fn forward_with(
+pub fn forward_with(
     w: &Window,
     x: &[f32],
     n: usize,
@@ -303,7 +275,7 @@ pub fn weight_grad(
 }
 
 /// [`weight_grad`], through Winograd where it suits only when `allow_winograd`.
-pub(crate) fn weight_grad_with(
+pub fn weight_grad_with(
     w: &Window,
     x: &[f32],
     n: usize,
@@ -374,7 +346,7 @@ pub fn backward_data(
 }
 
 /// [`backward_data`], through Winograd where it suits only when `allow_winograd`.
-pub(crate) fn backward_data_with(
+pub fn backward_data_with(
     w: &Window,
     dz: &mut [f32],
     n: usize,
@@ -449,22 +421,6 @@ mod tests {
     use crate::kernels::conv::{conv2d_backward_naive, conv2d_naive, Padding};
     use crate::kernels::testing::{assert_close, random_vec};
     use crate::rng::Rng;
-
-    #[test]
-    fn tiles_and_blocks_cover_exactly() {
-        for n in [1, 5, 14, 15, 26, 30, 100] {
-            let t: Vec<_> = tiles(n, 14).collect();
-            assert_eq!(t.iter().map(|x| x.1).sum::<usize>(), n);
-            assert!(t.iter().all(|x| x.1 <= 14 && x.1 >= 1));
-            assert!(t.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0));
-        }
-        let b: Vec<_> = blocks(6).collect();
-        assert_eq!(b, vec![(0, 1, 0b11_1111)]);
-        let b: Vec<_> = blocks(120).collect();
-        assert_eq!(b, vec![(0, 2, 0xFFFF), (32, 2, 0xFFFF), (64, 2, 0xFFFF), (96, 2, 0x00FF)]);
-        let b: Vec<_> = blocks(48).collect();
-        assert_eq!(b, vec![(0, 2, 0xFFFF), (32, 1, 0xFFFF)]);
-    }
 
     #[test]
     fn winograd_matches_naive_references() {

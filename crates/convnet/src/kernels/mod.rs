@@ -14,6 +14,7 @@ pub mod implicit;
 pub mod implicit;
 pub mod pool;
 pub mod simd;
+pub mod tiling;
 #[cfg(target_arch = "x86_64")]
 pub mod winograd;
 

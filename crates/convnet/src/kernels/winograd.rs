@@ -16,7 +16,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use super::avx512;
-use super::implicit::{blocks, tiles};
+use super::tiling::{blocks, tiles};
 use crate::tensor::AlignedVec;
 use std::arch::x86_64::*;
 
@@ -91,7 +91,7 @@ impl Source<'_> {
     /// The tile grid (rows, columns) of an `out_h × out_w` output over this source, after
     /// checking that the source covers what the tiles read.
     fn tiles_for(&self, out_h: usize, out_w: usize) -> (usize, usize) {
-        assert!(super::implicit::available());
+        assert!(super::simd::level() == super::simd::Level::Avx512);
         let need = (input_extent(out_h) - 1) * self.row + input_extent(out_w) * self.cin;
         assert!(self.row >= input_extent(out_w) * self.cin);
         assert!(self.n == 0 || self.data.len() >= (self.n - 1) * self.sample + need);

@@ -1,79 +1,18 @@
 //! `fit`: the training loop with Keras' options (batch size, epochs, validation data or split,
-//! shuffling, verbosity, callbacks) and the `History` it returns.
+//! shuffling, verbosity, callbacks), checkpointing as it goes and resuming where a checkpoint
+//! stopped.
 
-use crate::callbacks::{Callback, Control, ProgbarLogger};
-use crate::checkpoint::{save_checkpoint, TrainState};
+use crate::data::source::{validation_cut, TensorData, TrainData};
 use crate::error::{Error, Result};
-use crate::model::{Logs, Sequential, Tally};
-use crate::rng::Rng;
+use crate::nn::model::{Logs, Sequential, Tally};
 use crate::tensor::Tensor;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::Path;
+use crate::train::callbacks::{Callback, Control, TrainParams};
+use crate::train::checkpoint::{save_checkpoint, TrainState};
+use crate::train::history::History;
+use crate::train::progress::ProgbarLogger;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// A source of training batches: plain tensors, or a generator that augments them. (Training
-/// runs on the engine's worker threads, so sources must be `Send`.)
-pub trait TrainData: Send {
-    /// Number of samples in an epoch.
-    fn len(&self) -> usize;
-    /// True when there are no samples.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Per-sample input shape.
-    fn input_shape(&self) -> &[usize];
-    /// Writes samples `indices` into `x` and their targets into `y` (both resized to fit).
-    fn fill(&mut self, indices: &[usize], x: &mut Tensor, y: &mut Tensor) -> Result<()>;
-    /// Checks the data against the model before training starts (default: nothing).
-    fn check(&self, _model: &mut Sequential) -> Result<()> {
-        Ok(())
-    }
-    /// The source's random generator, for checkpoints (default: it has none).
-    fn rng_state(&self) -> Option<Rng> {
-        None
-    }
-    /// Restores the generator saved by [`TrainData::rng_state`].
-    fn set_rng_state(&mut self, _rng: Rng) {}
-}
-
-/// Training data held in two tensors, `x` (inputs) and `y` (targets), optionally restricted
-/// to the first `len` samples (the part `validation_split` leaves for training).
-pub struct TensorData<'a> {
-    x: &'a Tensor,
-    y: &'a Tensor,
-    len: usize,
-}
-
-impl<'a> TensorData<'a> {
-    /// All samples of `x` and `y`.
-    pub fn new(x: &'a Tensor, y: &'a Tensor) -> Self {
-        TensorData { x, y, len: x.batch() }
-    }
-}
-
-impl TrainData for TensorData<'_> {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn input_shape(&self) -> &[usize] {
-        &self.x.shape()[1..]
-    }
-
-    fn fill(&mut self, indices: &[usize], x: &mut Tensor, y: &mut Tensor) -> Result<()> {
-        self.x.gather_into(indices, x);
-        self.y.gather_into(indices, y);
-        Ok(())
-    }
-
-    fn check(&self, model: &mut Sequential) -> Result<()> {
-        let n = model.check_input(self.x)?;
-        model.check_targets(self.y, n)
-    }
-}
 
 /// Keras' `fit` arguments, with Keras' defaults.
 pub struct FitOptions<'a> {
@@ -106,7 +45,7 @@ pub struct FitOptions<'a> {
     pub checkpoint: Option<PathBuf>,
     /// Write `checkpoint` after every epoch too (default), not only on interrupt.
     pub checkpoint_each_epoch: bool,
-    /// Continue from this state (read with [`crate::checkpoint::load_checkpoint`]) instead
+    /// Continue from this state (read with [`crate::train::checkpoint::load_checkpoint`]) instead
     /// of starting at `initial_epoch`.
     pub resume: Option<TrainState>,
     /// Stored in every checkpoint's state as `settings` (the command line keeps its
@@ -136,155 +75,21 @@ impl Default for FitOptions<'_> {
     }
 }
 
-/// Per-epoch metrics of a `fit` (Keras' `History.history`), plus seconds per epoch.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct History {
-    /// Epoch numbers, 0-based as Keras counts them.
-    pub epoch: Vec<usize>,
-    /// Metric name → one value per epoch (`loss`, `accuracy`, `val_loss`, …).
-    pub history: std::collections::BTreeMap<String, Vec<f64>>,
-    /// Wall-clock seconds of each epoch (training and validation).
-    pub seconds: Vec<f64>,
-}
-
-impl History {
-    /// Values of metric `name`, one per epoch.
-    pub fn get(&self, name: &str) -> Option<&[f64]> {
-        self.history.get(name).map(Vec::as_slice)
-    }
-
-    /// The last value of metric `name`.
-    pub fn last(&self, name: &str) -> Option<f64> {
-        self.get(name).and_then(|v| v.last().copied())
-    }
-
-    /// Appends one epoch's logs.
-    pub fn push(&mut self, epoch: usize, logs: &Logs, seconds: f64) {
-        self.epoch.push(epoch);
-        self.seconds.push(seconds);
-        for (k, v) in logs {
-            self.history.entry(k.clone()).or_default().push(*v);
-        }
-    }
-
-    /// CSV with a header `epoch,<metrics…>` and one row per epoch (Keras' CSVLogger layout).
-    pub fn to_csv(&self) -> String {
-        let keys: Vec<&String> = self.history.keys().collect();
-        let mut s = String::from("epoch");
-        for k in &keys {
-            s.push(',');
-            s.push_str(k);
-        }
-        s.push('\n');
-        for (i, e) in self.epoch.iter().enumerate() {
-            s.push_str(&e.to_string());
-            for k in &keys {
-                s.push(',');
-                if let Some(v) = self.history[*k].get(i) {
-                    s.push_str(&format!("{v}"));
-                }
-            }
-            s.push('\n');
-        }
-        s
-    }
-
-    /// Parses the CSV written by [`History::to_csv`] (or Keras' CSVLogger).
-    pub fn from_csv(text: &str, path: &Path) -> Result<Self> {
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> =
-            lines.next().ok_or_else(|| Error::format(path, "empty history file"))?.split(',').map(str::trim).collect();
-        if header.first() != Some(&"epoch") {
-            return Err(Error::format(path, "a history CSV starts with an `epoch` column"));
-        }
-        let mut h = History::default();
-        for (ln, line) in lines.enumerate() {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            if cells.len() != header.len() {
-                return Err(Error::format(
-                    path,
-                    format!("row {} has {} cells, the header {}", ln + 2, cells.len(), header.len()),
-                ));
-            }
-            let epoch: usize = cells[0]
-                .parse()
-                .map_err(|_| Error::format(path, format!("row {}: epoch {:?} is not a number", ln + 2, cells[0])))?;
-            h.epoch.push(epoch);
-            for (k, c) in header.iter().zip(&cells).skip(1) {
-                let v: f64 = c
-                    .parse()
-                    .map_err(|_| Error::format(path, format!("row {}: {k} = {c:?} is not a number", ln + 2)))?;
-                h.history.entry(k.to_string()).or_default().push(v);
-            }
-        }
-        Ok(h)
-    }
-
-    /// JSON `{"epoch": [...], "history": {...}, "seconds": [...]}`.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Parses the JSON written by [`History::to_json`], or a bare Keras `history` dict.
-    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::format(path, format!("not JSON: {e}")))?;
-        let hist = v.get("history").unwrap_or(&v);
-        let obj = hist.as_object().ok_or_else(|| Error::format(path, "a history JSON is an object of metric lists"))?;
-        let mut h = History::default();
-        for (k, vals) in obj {
-            let list = vals
-                .as_array()
-                .ok_or_else(|| Error::format(path, format!("{k} is not a list")))?
-                .iter()
-                .map(|x| x.as_f64().ok_or_else(|| Error::format(path, format!("{k} holds a non-number"))))
-                .collect::<Result<Vec<f64>>>()?;
-            h.history.insert(k.clone(), list);
-        }
-        let n = h.history.values().map(Vec::len).max().unwrap_or(0);
-        h.epoch = match v.get("epoch").and_then(|e| e.as_array()) {
-            Some(e) => e.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect(),
-            None => (0..n).collect(),
-        };
-        h.seconds = v
-            .get("seconds")
-            .and_then(|s| s.as_array())
-            .map(|s| s.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default();
-        Ok(h)
-    }
-}
-
 impl Sequential {
     /// Trains on `x` and `y` (Keras' `fit`); returns the per-epoch history.
     pub fn fit(&mut self, x: &Tensor, y: &Tensor, opts: FitOptions<'_>) -> Result<History> {
         let n = self.check_input(x)?;
         self.check_targets(y, n)?;
         let mut opts = opts;
-        let mut held_out = None;
-        let mut data = TensorData::new(x, y);
-        if opts.validation_data.is_none() && opts.validation_split > 0.0 {
-            if !(0.0..1.0).contains(&opts.validation_split) {
-                return Err(Error::config("validation_split must be in [0, 1)"));
-            }
-            // Keras holds out the last samples, before any shuffling.
-            let split = (n as f64 * (1.0 - opts.validation_split as f64)) as usize;
-            if split == 0 || split == n {
-                return Err(Error::config(format!(
-                    "validation_split {} of {n} samples leaves an empty training or validation set",
-                    opts.validation_split
-                )));
-            }
-            held_out = Some((x.slice_batch(split, n), y.slice_batch(split, n)));
-            data.len = split;
+        if let Some(v) = opts.validation_data.take() {
+            return self.fit_data(&mut TensorData::new(x, y), Some(v), opts);
         }
-        let val = held_out.as_ref().map(|(a, b)| (a, b));
-        if let Some(v) = val {
-            opts.validation_data = None;
-            return self.fit_data(&mut data, Some(v), opts);
+        let cut = validation_cut(n, opts.validation_split)?;
+        if cut == n {
+            return self.fit_data(&mut TensorData::new(x, y), None, opts);
         }
-        let v = opts.validation_data.take();
-        self.fit_data(&mut data, v, opts)
+        let (vx, vy) = (x.slice_batch(cut, n), y.slice_batch(cut, n));
+        self.fit_data(&mut TensorData::first(x, y, cut), Some((&vx, &vy)), opts)
     }
 
     /// Trains on any [`TrainData`] source (plain tensors or an augmenting generator).
@@ -382,7 +187,7 @@ impl EpochRunner<'_, '_, '_> {
         let bs = self.bs;
         let steps = n.div_ceil(bs);
         let epochs = self.opts.epochs;
-        let params = crate::callbacks::TrainParams { epochs, steps, samples: n, batch_size: bs };
+        let params = TrainParams { epochs, steps, samples: n, batch_size: bs };
         for cb in self.callbacks.iter_mut() {
             cb.on_train_begin(&params, model)?;
         }
@@ -538,71 +343,5 @@ impl EpochRunner<'_, '_, '_> {
         }
         self.end(model);
         Ok(history)
-    }
-}
-
-/// Formats a metric value as Keras' progress bar does: 4 decimals, or scientific below 1e-3.
-pub fn keras_value(v: f64) -> String {
-    if v.abs() > 1e-3 {
-        format!("{v:.4}")
-    } else {
-        // Python's `{:.4e}`: mantissa, 'e', sign, at least two exponent digits.
-        let s = format!("{v:.4e}");
-        match s.split_once('e') {
-            Some((m, e)) => {
-                let (sign, digits) = match e.strip_prefix('-') {
-                    Some(d) => ('-', d),
-                    None => ('+', e),
-                };
-                format!("{m}e{sign}{digits:0>2}")
-            }
-            None => s,
-        }
-    }
-}
-
-/// Writes `text` followed by a flush, ignoring broken pipes.
-pub(crate) fn emit(to_stderr: bool, text: &str) {
-    if to_stderr {
-        let mut e = std::io::stderr().lock();
-        let _ = e.write_all(text.as_bytes());
-        let _ = e.flush();
-    } else {
-        let mut o = std::io::stdout().lock();
-        let _ = o.write_all(text.as_bytes());
-        let _ = o.flush();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keras_number_format() {
-        assert_eq!(keras_value(0.912345), "0.9123");
-        assert_eq!(keras_value(2.5), "2.5000");
-        assert_eq!(keras_value(0.0001234), "1.2340e-04");
-        assert_eq!(keras_value(0.0), "0.0000e+00");
-    }
-
-    #[test]
-    fn history_csv_and_json_round_trip() {
-        let mut h = History::default();
-        let mut l = Logs::new();
-        l.insert("loss".into(), 0.5);
-        l.insert("accuracy".into(), 0.8);
-        h.push(0, &l, 1.0);
-        l.insert("loss".into(), 0.25);
-        l.insert("accuracy".into(), 0.875);
-        h.push(1, &l, 1.0);
-        let csv = h.to_csv();
-        assert_eq!(csv, "epoch,accuracy,loss\n0,0.8,0.5\n1,0.875,0.25\n");
-        let back = History::from_csv(&csv, Path::new("h.csv")).unwrap();
-        assert_eq!(back.history, h.history);
-        let back = History::from_json(&h.to_json(), Path::new("h.json")).unwrap();
-        assert_eq!(back.history, h.history);
-        assert!(History::from_csv("epoch,loss\n0,abc\n", Path::new("x")).is_err());
-        assert!(History::from_csv("", Path::new("x")).is_err());
     }
 }

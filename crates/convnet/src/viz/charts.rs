@@ -5,8 +5,8 @@
 //! or installed fonts. Every file is written atomically.
 
 use crate::error::{Error, Result};
-use crate::fit::History;
 use crate::io::atomic_write;
+use crate::train::history::History;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 /// matplotlib's second colour (tab:orange), for the validation series.
 pub const VALIDATION_COLOR: RGBColor = RGBColor(255, 127, 14);
 
-const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Registers the embedded font once as "sans-serif".
 fn ensure_font() {

@@ -1,8 +1,8 @@
 //! `Activation`: applies an activation function as a layer of its own.
 
 use super::{ForwardCtx, Layer, Meta};
-use crate::activations::Activation;
 use crate::error::Result;
+use crate::nn::activations::Activation;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
@@ -95,7 +95,7 @@ impl Layer for ActivationLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::gradcheck::check_layer;
+    use crate::nn::layers::gradcheck::check_layer;
 
     #[test]
     fn gradients_match_finite_differences() {

@@ -4,12 +4,12 @@
 //! The model owns one activation buffer and one gradient buffer per layer boundary, sized to
 //! the largest batch seen; after the first step a training step allocates nothing.
 
-use crate::activations::Activation;
 use crate::error::{Error, Result};
-use crate::layers::{ForwardCtx, Layer, Param};
-use crate::losses::Loss;
-use crate::metrics::Metric;
-use crate::optimizers::{Optimizer, OptimizerState};
+use crate::nn::activations::Activation;
+use crate::nn::layers::{ForwardCtx, Layer, Param};
+use crate::nn::losses::Loss;
+use crate::nn::metrics::Metric;
+use crate::nn::optimizers::{Optimizer, OptimizerState};
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -232,7 +232,7 @@ impl Sequential {
             })?;
             weights += self.layers[i].count_params();
             let values = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            if values.is_none_or(|v| v > MAX_SAMPLE_VALUES) || weights > crate::layers::MAX_WEIGHT_VALUES {
+            if values.is_none_or(|v| v > MAX_SAMPLE_VALUES) || weights > crate::nn::layers::MAX_WEIGHT_VALUES {
                 return Err(Error::config(format!(
                     "layer {} ({}) makes the model too large (output {:?}, {} weights so far)",
                     i,
@@ -417,7 +417,7 @@ impl Sequential {
             .map(|l| {
                 (
                     format!("{} ({})", l.name(), l.class_name()),
-                    crate::layers::shape_str(l.output_shape()),
+                    crate::nn::layers::shape_str(l.output_shape()),
                     group_thousands(l.count_params()),
                 )
             })
@@ -469,8 +469,8 @@ impl Sequential {
         if !same_up_to_unit_axes(got, &want) {
             return Err(Error::shape(format!(
                 "the model expects input of shape {} but got {}",
-                crate::layers::shape_str(&want),
-                crate::layers::shape_str(got)
+                crate::nn::layers::shape_str(&want),
+                crate::nn::layers::shape_str(got)
             )));
         }
         Ok(x.batch())
@@ -862,8 +862,8 @@ fn human_bytes(bytes: usize) -> String {
 mod tests {
     use super::*;
     use crate::kernels::conv::Padding;
-    use crate::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
-    use crate::optimizers::Adam;
+    use crate::nn::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    use crate::nn::optimizers::Adam;
 
     fn tiny() -> Sequential {
         let mut m = Sequential::new().seed(3);
@@ -898,7 +898,7 @@ mod tests {
         let mut m = Sequential::new().seed(5);
         m.add(Conv2D::new(3, 3).activation(Activation::Relu).input_shape([6, 6, 1]));
         m.add(Flatten::new());
-        m.add(Dense::new(5).activation(Activation::Tanh).kernel_regularizer(crate::regularizers::l2(0.5)));
+        m.add(Dense::new(5).activation(Activation::Tanh).kernel_regularizer(crate::nn::regularizers::l2(0.5)));
         m.add(Dense::new(3).activation(Activation::Softmax));
         m.build().unwrap();
         m.layers_mut()[2].set_trainable(false);
@@ -953,11 +953,11 @@ mod tests {
         m.add(
             Conv2D::new(2, 3)
                 .activation(Activation::Tanh)
-                .kernel_regularizer(crate::regularizers::l2(0.05))
+                .kernel_regularizer(crate::nn::regularizers::l2(0.05))
                 .input_shape([5, 5, 2]),
         );
         m.add(Flatten::new());
-        m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::regularizers::l1(0.01)));
+        m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::nn::regularizers::l1(0.01)));
         check_model_gradient(m, &[5, 5, 2]);
         // ReLU convolutions followed by max pooling: the pooling folds in relu'.
         let mut m = Sequential::new().seed(6);
@@ -973,7 +973,7 @@ mod tests {
     fn check_model_gradient(mut m: Sequential, shape: &[usize]) {
         m.compile(
             Loss::CategoricalCrossentropy,
-            crate::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
+            crate::nn::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
             &[],
         )
         .unwrap();

@@ -306,7 +306,7 @@ impl Layer for AveragePooling2D {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::gradcheck::check_layer;
+    use crate::nn::layers::gradcheck::check_layer;
 
     #[test]
     fn shapes_and_default_strides() {

@@ -17,9 +17,9 @@ pub use dropout::Dropout;
 pub use flatten::Flatten;
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 
-use crate::activations::Activation;
 use crate::error::{Error, Result};
-use crate::regularizers::Regularizer;
+use crate::nn::activations::Activation;
+use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};

@@ -1,12 +1,14 @@
-//! Seeing the network: the lecture's edge kernels applied to a picture, feature maps of every
-//! convolution layer, learned first-layer filters, and the confusion matrix with per-class
-//! precision and recall.
+//! Seeing the network: classic edge kernels applied to a picture, feature maps of every
+//! convolution layer, learned first-layer filters, the confusion matrix with per-class
+//! precision and recall, and a preview of what an augmenting generator makes of a data set.
 
+use crate::data::augment::ImageDataGenerator;
+use crate::data::ImageSet;
 use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_naive, Padding, Window};
-use crate::model::Sequential;
-use crate::plot::{GridImage, GridSection};
+use crate::nn::model::Sequential;
 use crate::tensor::Tensor;
+use crate::viz::charts::{grid_png, GridImage, GridSection};
 use std::path::Path;
 
 /// A 2-D kernel (single channel), row-major.
@@ -166,6 +168,40 @@ pub fn precision_recall(m: &[Vec<usize>]) -> Vec<(f64, f64, usize)> {
             (p, r, actual)
         })
         .collect()
+}
+
+/// The augmentation figure as a PNG: the images of `set` with their class names, then
+/// `trials` batches of `trial_size` drawn from a generator over them.
+pub fn preview_png(
+    gen: &ImageDataGenerator,
+    set: &ImageSet,
+    class_names: &[&str],
+    trial_size: usize,
+    trials: usize,
+    seed: u64,
+) -> Result<Vec<u8>> {
+    let (h, w, c) = (set.height, set.width, set.channels);
+    let x = set.x_scaled(1.0);
+    let y = set.y_sparse();
+    let name = |label: f32| class_names.get(label as usize).map(|s| s.to_string());
+    let to_cell = |img: &[f32], label: f32| {
+        let v: Vec<f32> = img.iter().map(|p| p / 255.0).collect();
+        (GridImage::new(&v, h, w, c), name(label))
+    };
+    let mut sections = vec![GridSection {
+        title: Some(format!("First {} images in the train set", set.count)),
+        cells: (0..set.count).map(|i| to_cell(x.sample(i), y.data()[i])).collect(),
+    }];
+    let mut flow = gen.flow(&x, &y, trial_size.max(1), true, seed)?;
+    for t in 0..trials {
+        let (bx, by) = flow.next_batch();
+        sections.push(GridSection {
+            title: Some(format!("Generator trial {}", t + 1)),
+            cells: (0..bx.batch()).map(|i| to_cell(bx.sample(i), by.data()[i])).collect(),
+        });
+    }
+    let cell = if h <= 32 { 96 } else { 128 };
+    grid_png(&sections, cell, set.count.max(trial_size).clamp(1, 12))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! activation (softmax for the categorical losses, sigmoid for binary cross-entropy), the
 //! gradient is taken directly w.r.t. the pre-activation: `p − t`, stable and exact.
 
-use crate::activations::Activation;
 use crate::error::{Error, Result};
+use crate::nn::activations::Activation;
 
 /// Keras' `epsilon()`.
 pub const EPSILON: f32 = 1e-7;

@@ -7,10 +7,10 @@
 //! weights bit-identical to a run that was never stopped.
 
 use crate::error::{Error, Result};
-use crate::fit::History;
 use crate::io::{atomic_write, native};
-use crate::model::Sequential;
+use crate::nn::model::Sequential;
 use crate::rng::Rng;
+use crate::train::history::History;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::Path;

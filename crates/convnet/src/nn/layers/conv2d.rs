@@ -9,16 +9,16 @@
 //! weight gradients, summed in worker order so results are reproducible.
 
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
-use crate::activations::Activation;
 use crate::error::{Error, Result};
-use crate::initializers::Initializer;
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
 use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::implicit::{self, ImplicitScratch, PreparedKernel};
 use crate::kernels::simd::add_rows;
+use crate::nn::activations::Activation;
+use crate::nn::initializers::Initializer;
+use crate::nn::regularizers::Regularizer;
 use crate::parallel::{self, SharedMut};
-use crate::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
@@ -488,7 +488,7 @@ impl Layer for Conv2D {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::gradcheck::check_layer;
+    use crate::nn::layers::gradcheck::check_layer;
 
     #[test]
     fn output_shapes_follow_keras() {
@@ -545,7 +545,7 @@ mod tests {
             .padding(Padding::Same)
             .activation(Activation::Relu)
             .kernel_initializer(Initializer::HeNormal)
-            .kernel_regularizer(crate::regularizers::l2(0.01))
+            .kernel_regularizer(crate::nn::regularizers::l2(0.01))
             .name("c1")
             .input_shape([32, 32, 3]);
         let c = l.config();

@@ -1,7 +1,7 @@
 //! Accuracy metrics with Keras' names; `"accuracy"` resolves by the loss, as in Keras.
 
 use crate::error::{Error, Result};
-use crate::losses::Loss;
+use crate::nn::losses::Loss;
 use crate::tensor::argmax;
 
 /// A metric requested in `compile` (Keras' `metrics=[…]`).

@@ -4,11 +4,11 @@
 //! Each product is split over the worker threads by rows or columns of its result.
 
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
-use crate::activations::Activation;
 use crate::error::{Error, Result};
-use crate::initializers::Initializer;
 use crate::kernels::gemm::{par_gemm, par_gemm_with, GemmShape};
-use crate::regularizers::Regularizer;
+use crate::nn::activations::Activation;
+use crate::nn::initializers::Initializer;
+use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
@@ -242,7 +242,7 @@ impl Layer for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::gradcheck::check_layer;
+    use crate::nn::layers::gradcheck::check_layer;
 
     #[test]
     fn gradients_match_finite_differences() {

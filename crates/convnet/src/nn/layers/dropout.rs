@@ -150,7 +150,7 @@ impl Layer for Dropout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layers::gradcheck::check_layer;
+    use crate::nn::layers::gradcheck::check_layer;
 
     fn run(rate: f32, training: bool, n: usize) -> (Tensor, Tensor) {
         let mut l = Dropout::new(rate);
