@@ -4,7 +4,7 @@
 
 use crate::data::source::{validation_cut, TensorData, TrainData};
 use crate::error::{Error, Result};
-use crate::nn::model::{Logs, Sequential, Tally};
+use crate::nn::model::{Logs, Sequential, Tally, Totals};
 use crate::tensor::Tensor;
 use crate::train::callbacks::{Callback, Control, TrainParams};
 use crate::train::checkpoint::{save_checkpoint, TrainState};
@@ -138,26 +138,209 @@ struct EpochRunner<'r, 'a, 'd> {
     opts: &'r mut FitOptions<'a>,
 }
 
-/// Progress inside one epoch.
+/// Progress inside one epoch: what a checkpoint taken mid-epoch must hold to resume it.
 struct EpochProgress {
     epoch: usize,
+    /// Batches done.
     batch: usize,
-    loss_sum: f64,
-    seen: usize,
-    tallies: [Tally; 4],
+    totals: Totals,
+    /// Seconds spent in this epoch before the current run (when resumed mid-epoch).
     seconds_before: f64,
 }
 
+impl EpochProgress {
+    fn fresh(epoch: usize) -> Self {
+        EpochProgress { epoch, batch: 0, totals: Totals::default(), seconds_before: 0.0 }
+    }
+
+    /// Where a mid-epoch checkpoint stopped.
+    fn resumed(st: &TrainState) -> Self {
+        let mut totals = Totals { loss_sum: st.loss_sum(), seen: st.seen, ..Default::default() };
+        for (t, (c, k)) in totals.tallies.iter_mut().zip(&st.tallies) {
+            *t = Tally { correct: *c, count: *k };
+        }
+        EpochProgress { epoch: st.epoch, batch: st.batch, totals, seconds_before: st.epoch_seconds }
+    }
+}
+
+/// How the batches of an epoch ended.
+enum BatchesEnd {
+    /// All batches ran.
+    Done,
+    /// A callback asked to stop.
+    Stopped,
+}
+
 impl EpochRunner<'_, '_, '_> {
+    /// The whole run: restore a resumed state, then epoch after epoch until the last one or
+    /// until a callback stops training.
+    fn run(&mut self, model: &mut Sequential) -> Result<History> {
+        let n = self.data.len();
+        let steps = n.div_ceil(self.bs);
+        let params = TrainParams { epochs: self.opts.epochs, steps, samples: n, batch_size: self.bs };
+        for cb in self.callbacks.iter_mut() {
+            cb.on_train_begin(&params, model)?;
+        }
+        let (mut history, first_epoch, mut resume_mid) = self.restore(model, steps)?;
+        let mut order: Vec<usize> = Vec::with_capacity(n);
+        let mut idx: Vec<usize> = Vec::with_capacity(self.bs);
+        // The running logs keep their keys for the whole run: updating values allocates nothing.
+        let mut batch_logs = Logs::new();
+        Totals::default().write_logs(&mut batch_logs, &metrics_of(model));
+        for epoch in first_epoch..self.opts.epochs {
+            let start = Instant::now();
+            for cb in self.callbacks.iter_mut() {
+                cb.on_epoch_begin(epoch, model)?;
+            }
+            let mut p = match resume_mid.take() {
+                Some(st) => {
+                    order.clear();
+                    order.extend_from_slice(&st.order);
+                    EpochProgress::resumed(&st)
+                }
+                None => {
+                    self.shuffle(model, &mut order);
+                    EpochProgress::fresh(epoch)
+                }
+            };
+            let end = self.run_batches(model, &mut p, &order, &mut idx, &mut batch_logs, &history, start)?;
+            let stop = self.end_epoch(model, &p, &batch_logs, &mut history, start)?;
+            if stop || matches!(end, BatchesEnd::Stopped) {
+                break;
+            }
+        }
+        self.end(model);
+        Ok(history)
+    }
+
+    /// Takes over a checkpoint's state, if resuming: generators, callbacks and history.
+    /// Returns the history so far, the first epoch to run and, when the checkpoint stopped
+    /// inside an epoch, its state.
+    fn restore(&mut self, model: &mut Sequential, steps: usize) -> Result<(History, usize, Option<TrainState>)> {
+        let Some(st) = self.opts.resume.take() else {
+            return Ok((History::default(), self.opts.initial_epoch, None));
+        };
+        let (n, bs) = (self.data.len(), self.bs);
+        if st.batch > 0 && (st.batch_size != bs || st.order.len() != n || st.batch > steps) {
+            return Err(Error::config(format!(
+                "the checkpoint stopped inside an epoch of {} samples in batches of {}; \
+                 this run has {n} samples in batches of {bs}",
+                st.order.len(),
+                st.batch_size
+            )));
+        }
+        model.set_rng(st.model_rng.clone());
+        if let Some(r) = &st.data_rng {
+            self.data.set_rng_state(r.clone());
+        }
+        for (cb, s) in self.callbacks.iter_mut().zip(&st.callbacks) {
+            if let Some(s) = s {
+                cb.set_state(s)?;
+            }
+        }
+        let history = st.history.clone();
+        let first = st.epoch;
+        Ok((history, first, (st.batch > 0).then_some(st)))
+    }
+
+    /// A fresh epoch's sample order. Every epoch draws a new permutation, so an epoch's order
+    /// depends only on the generator's state at its start (what a checkpoint keeps).
+    fn shuffle(&self, model: &mut Sequential, order: &mut Vec<usize>) {
+        order.clear();
+        order.extend(0..self.data.len());
+        if self.opts.shuffle {
+            model.rng_mut().shuffle(order);
+        }
+    }
+
+    /// Trains the epoch's remaining batches, updating the running logs after each; on an
+    /// interrupt, writes a checkpoint and returns [`Error::Interrupted`].
+    #[allow(clippy::too_many_arguments)]
+    fn run_batches(
+        &mut self,
+        model: &mut Sequential,
+        p: &mut EpochProgress,
+        order: &[usize],
+        idx: &mut Vec<usize>,
+        batch_logs: &mut Logs,
+        history: &History,
+        start: Instant,
+    ) -> Result<BatchesEnd> {
+        let (n, bs) = (order.len(), self.bs);
+        for b in p.batch..n.div_ceil(bs) {
+            idx.clear();
+            idx.extend_from_slice(&order[b * bs..((b + 1) * bs).min(n)]);
+            {
+                let (xb, yb) = model.batch_buffers();
+                self.data.fill(idx, xb, yb)?;
+            }
+            let r = model.train_loaded()?;
+            if !r.loss.is_finite() && self.opts.stop_on_non_finite {
+                self.end(model);
+                return Err(Error::NonFinite { epoch: p.epoch + 1, batch: b + 1, value: r.loss });
+            }
+            p.batch = b + 1;
+            p.totals.add(&r, idx.len());
+            p.totals.write_logs(batch_logs, &metrics_of(model));
+            let mut stop = false;
+            for cb in self.callbacks.iter_mut() {
+                stop |= cb.on_train_batch_end(b, batch_logs, model)? == Control::Stop;
+            }
+            if stop {
+                return Ok(BatchesEnd::Stopped);
+            }
+            if self.opts.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                p.seconds_before += start.elapsed().as_secs_f64();
+                let st = self.state(model, p, order, history);
+                let written = self.write_checkpoint(model, &st)?;
+                self.end(model);
+                return Err(Error::Interrupted {
+                    epoch: p.epoch + 1,
+                    batch: p.batch,
+                    checkpoint: if written { self.opts.checkpoint.clone() } else { None },
+                });
+            }
+        }
+        Ok(BatchesEnd::Done)
+    }
+
+    /// Validation, the history's new row, the callbacks' epoch end and the epoch's
+    /// checkpoint. Returns whether a callback asked to stop.
+    fn end_epoch(
+        &mut self,
+        model: &mut Sequential,
+        p: &EpochProgress,
+        batch_logs: &Logs,
+        history: &mut History,
+        start: Instant,
+    ) -> Result<bool> {
+        let mut logs = batch_logs.clone();
+        if let Some((vx, vy)) = self.validation {
+            for (k, val) in model.evaluate(vx, vy, self.bs)? {
+                logs.insert(format!("val_{k}"), val);
+            }
+        }
+        history.push(p.epoch, &logs, p.seconds_before + start.elapsed().as_secs_f64());
+        let mut stop = false;
+        for cb in self.callbacks.iter_mut() {
+            stop |= cb.on_epoch_end(p.epoch, &logs, model)? == Control::Stop;
+        }
+        if self.opts.checkpoint.is_some() && self.opts.checkpoint_each_epoch {
+            let st = self.state(model, &EpochProgress::fresh(p.epoch + 1), &[], history);
+            self.write_checkpoint(model, &st)?;
+        }
+        Ok(stop)
+    }
+
     /// A checkpoint state for `model` at `p` (with `order` when mid-epoch).
     fn state(&self, model: &Sequential, p: &EpochProgress, order: &[usize], history: &History) -> TrainState {
         let mid = p.batch > 0;
         let mut st = TrainState::at_epoch(p.epoch, self.bs, model.rng().clone());
         st.batch = p.batch;
         st.order = if mid { order.to_vec() } else { Vec::new() };
-        st.loss_sum_bits = p.loss_sum.to_bits();
-        st.seen = p.seen;
-        st.tallies = p.tallies.iter().map(|t| (t.correct, t.count)).collect();
+        st.loss_sum_bits = p.totals.loss_sum.to_bits();
+        st.seen = p.totals.seen;
+        st.tallies = p.totals.tallies.iter().map(|t| (t.correct, t.count)).collect();
         st.epoch_seconds = p.seconds_before;
         st.data_rng = self.data.rng_state();
         st.history = history.clone();
@@ -181,167 +364,9 @@ impl EpochRunner<'_, '_, '_> {
             cb.on_train_end(model);
         }
     }
+}
 
-    fn run(&mut self, model: &mut Sequential) -> Result<History> {
-        let n = self.data.len();
-        let bs = self.bs;
-        let steps = n.div_ceil(bs);
-        let epochs = self.opts.epochs;
-        let params = TrainParams { epochs, steps, samples: n, batch_size: bs };
-        for cb in self.callbacks.iter_mut() {
-            cb.on_train_begin(&params, model)?;
-        }
-        let metric_names: Vec<&'static str> =
-            model.compiled().map(|c| c.metrics.iter().map(|m| m.name()).collect()).unwrap_or_default();
-        let mut history = History::default();
-        let mut order: Vec<usize> = Vec::with_capacity(n);
-        let mut first_epoch = self.opts.initial_epoch;
-        let mut resume_mid = None;
-        if let Some(st) = self.opts.resume.take() {
-            if st.batch > 0 && (st.batch_size != bs || st.order.len() != n || st.batch > steps) {
-                return Err(Error::config(format!(
-                    "the checkpoint stopped inside an epoch of {} samples in batches of {}; \
-                     this run has {n} samples in batches of {bs}",
-                    st.order.len(),
-                    st.batch_size
-                )));
-            }
-            model.set_rng(st.model_rng.clone());
-            if let Some(r) = &st.data_rng {
-                self.data.set_rng_state(r.clone());
-            }
-            for (cb, s) in self.callbacks.iter_mut().zip(&st.callbacks) {
-                if let Some(s) = s {
-                    cb.set_state(s)?;
-                }
-            }
-            history = st.history.clone();
-            first_epoch = st.epoch;
-            if st.batch > 0 {
-                resume_mid = Some(st);
-            }
-        }
-        let mut idx: Vec<usize> = Vec::with_capacity(bs);
-        // The running logs keep their keys for the whole run: updating values allocates nothing.
-        let mut batch_logs = Logs::new();
-        batch_logs.insert("loss".into(), 0.0);
-        for name in &metric_names {
-            batch_logs.insert((*name).into(), 0.0);
-        }
-        let mut stop = false;
-        for epoch in first_epoch..epochs {
-            let start = Instant::now();
-            for cb in self.callbacks.iter_mut() {
-                cb.on_epoch_begin(epoch, model)?;
-            }
-            let mut p = EpochProgress {
-                epoch,
-                batch: 0,
-                loss_sum: 0.0,
-                seen: 0,
-                tallies: [Tally::default(); 4],
-                seconds_before: 0.0,
-            };
-            order.clear();
-            match resume_mid.take() {
-                Some(st) => {
-                    order.extend_from_slice(&st.order);
-                    p.batch = st.batch;
-                    p.loss_sum = st.loss_sum();
-                    p.seen = st.seen;
-                    for (t, (c, k)) in p.tallies.iter_mut().zip(&st.tallies) {
-                        t.correct = *c;
-                        t.count = *k;
-                    }
-                    p.seconds_before = st.epoch_seconds;
-                }
-                None => {
-                    // Every epoch draws a fresh permutation, so an epoch's order depends only
-                    // on the generator's state at its start (what a checkpoint keeps).
-                    order.extend(0..n);
-                    if self.opts.shuffle {
-                        model.rng_mut().shuffle(&mut order);
-                    }
-                }
-            }
-            for b in p.batch..steps {
-                idx.clear();
-                idx.extend_from_slice(&order[b * bs..((b + 1) * bs).min(n)]);
-                {
-                    let (xb, yb) = model.batch_buffers();
-                    self.data.fill(&idx, xb, yb)?;
-                }
-                let r = model.train_loaded()?;
-                if !r.loss.is_finite() && self.opts.stop_on_non_finite {
-                    self.end(model);
-                    return Err(Error::NonFinite { epoch: epoch + 1, batch: b + 1, value: r.loss });
-                }
-                p.batch = b + 1;
-                p.loss_sum += r.loss as f64 * idx.len() as f64;
-                p.seen += idx.len();
-                for (t, rt) in p.tallies.iter_mut().zip(&r.tallies) {
-                    t.correct += rt.correct;
-                    t.count += rt.count;
-                }
-                if let Some(v) = batch_logs.get_mut("loss") {
-                    *v = p.loss_sum / p.seen as f64;
-                }
-                for (i, name) in metric_names.iter().enumerate() {
-                    if let Some(v) = batch_logs.get_mut(*name) {
-                        *v = p.tallies[i].correct as f64 / p.tallies[i].count.max(1) as f64;
-                    }
-                }
-                for cb in self.callbacks.iter_mut() {
-                    if cb.on_train_batch_end(b, &batch_logs, model)? == Control::Stop {
-                        stop = true;
-                    }
-                }
-                if stop {
-                    break;
-                }
-                if self.opts.interrupt.is_some_and(|f| f.load(Ordering::Relaxed)) {
-                    p.seconds_before += start.elapsed().as_secs_f64();
-                    let st = self.state(model, &p, &order, &history);
-                    let written = self.write_checkpoint(model, &st)?;
-                    self.end(model);
-                    return Err(Error::Interrupted {
-                        epoch: epoch + 1,
-                        batch: p.batch,
-                        checkpoint: if written { self.opts.checkpoint.clone() } else { None },
-                    });
-                }
-            }
-            let mut logs = batch_logs.clone();
-            if let Some((vx, vy)) = self.validation {
-                let v = model.evaluate(vx, vy, bs)?;
-                for (k, val) in v {
-                    logs.insert(format!("val_{k}"), val);
-                }
-            }
-            let secs = p.seconds_before + start.elapsed().as_secs_f64();
-            history.push(epoch, &logs, secs);
-            for cb in self.callbacks.iter_mut() {
-                if cb.on_epoch_end(epoch, &logs, model)? == Control::Stop {
-                    stop = true;
-                }
-            }
-            if self.opts.checkpoint.is_some() && self.opts.checkpoint_each_epoch {
-                let next = EpochProgress {
-                    epoch: epoch + 1,
-                    batch: 0,
-                    loss_sum: 0.0,
-                    seen: 0,
-                    tallies: [Tally::default(); 4],
-                    seconds_before: 0.0,
-                };
-                let st = self.state(model, &next, &[], &history);
-                self.write_checkpoint(model, &st)?;
-            }
-            if stop {
-                break;
-            }
-        }
-        self.end(model);
-        Ok(history)
-    }
+/// The compiled metrics (none if not compiled).
+fn metrics_of(model: &Sequential) -> &[crate::nn::metrics::Metric] {
+    model.compiled().map_or(&[], |c| c.metrics.as_slice())
 }

@@ -1,16 +1,20 @@
 //! `Sequential`: a stack of layers with Keras' workflow — add, compile, fit, evaluate, predict,
-//! summary — and the training step at its heart.
-//!
-//! The model owns one activation buffer and one gradient buffer per layer boundary, sized to
-//! the largest batch seen; after the first step a training step allocates nothing.
+//! summary. This file holds the stack itself (adding, naming, building, compiling, weights);
+//! the training step is in [`step`](self::step), inference in [`infer`](self::infer), the
+//! summary table in [`summary`](self::summary).
+
+mod infer;
+mod step;
+mod summary;
+
+pub use summary::group_thousands;
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
-use crate::nn::layers::{ForwardCtx, Layer, Param};
+use crate::nn::layers::{Layer, Param};
 use crate::nn::losses::Loss;
 use crate::nn::metrics::Metric;
 use crate::nn::optimizers::{Optimizer, OptimizerState};
-use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
@@ -47,6 +51,45 @@ pub struct Compiled {
 pub(crate) struct Tally {
     pub correct: usize,
     pub count: usize,
+}
+
+/// Running sums over the batches of a pass (an epoch, an evaluation): the loss weighted by
+/// batch size and each metric's tally. The one place where logs are made from tallies.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Totals {
+    /// Sum of batch losses, each times its batch size.
+    pub loss_sum: f64,
+    /// Samples seen.
+    pub seen: usize,
+    /// One tally per compiled metric.
+    pub tallies: [Tally; 4],
+}
+
+impl Totals {
+    /// Adds a step's results over a batch of `n` samples.
+    pub fn add(&mut self, r: &StepResult, n: usize) {
+        self.loss_sum += r.loss as f64 * n as f64;
+        self.seen += n;
+        for (t, rt) in self.tallies.iter_mut().zip(&r.tallies) {
+            t.correct += rt.correct;
+            t.count += rt.count;
+        }
+    }
+
+    /// Writes `loss` and each metric's mean into `logs`, in place: once the keys exist, this
+    /// allocates nothing (the fit loop calls it after every batch).
+    pub fn write_logs(&self, logs: &mut Logs, metrics: &[Metric]) {
+        let mut set = |key: &str, v: f64| match logs.get_mut(key) {
+            Some(slot) => *slot = v,
+            None => {
+                logs.insert(key.to_string(), v);
+            }
+        };
+        set("loss", self.loss_sum / self.seen.max(1) as f64);
+        for (m, t) in metrics.iter().zip(&self.tallies) {
+            set(m.name(), t.correct as f64 / t.count.max(1) as f64);
+        }
+    }
 }
 
 /// Result of one training or test step.
@@ -408,59 +451,6 @@ impl Sequential {
         Ok(())
     }
 
-    /// Keras' `summary()` table: each layer with its output shape and parameter count.
-    pub fn summary(&mut self) -> Result<String> {
-        self.build()?;
-        let rows: Vec<(String, String, String)> = self
-            .layers
-            .iter()
-            .map(|l| {
-                (
-                    format!("{} ({})", l.name(), l.class_name()),
-                    crate::nn::layers::shape_str(l.output_shape()),
-                    group_thousands(l.count_params()),
-                )
-            })
-            .collect();
-        let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0).max(29) + 2;
-        let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(20) + 2;
-        let w2 = 15;
-        let line = |l: char, m: char, r: char, h: char| {
-            format!(
-                "{l}{}{m}{}{m}{}{r}\n",
-                h.to_string().repeat(w0),
-                h.to_string().repeat(w1),
-                h.to_string().repeat(w2)
-            )
-        };
-        let mut s = format!("Model: \"{}\"\n", self.name);
-        s += &line('┏', '┳', '┓', '━');
-        s += &format!(
-            "┃ {:<a$}┃ {:<b$}┃ {:>c$} ┃\n",
-            "Layer (type)",
-            "Output Shape",
-            "Param #",
-            a = w0 - 1,
-            b = w1 - 1,
-            c = w2 - 2
-        );
-        s += &line('┡', '╇', '┩', '━');
-        for (i, r) in rows.iter().enumerate() {
-            s += &format!("│ {:<a$}│ {:<b$}│ {:>c$} │\n", r.0, r.1, r.2, a = w0 - 1, b = w1 - 1, c = w2 - 2);
-            if i + 1 < rows.len() {
-                s += &line('├', '┼', '┤', '─');
-            }
-        }
-        s += &line('└', '┴', '┘', '─');
-        let total = self.count_params();
-        let trainable = self.count_trainable_params();
-        let frozen = total - trainable;
-        s += &format!(" Total params: {} ({})\n", group_thousands(total), human_bytes(total * 4));
-        s += &format!(" Trainable params: {} ({})\n", group_thousands(trainable), human_bytes(trainable * 4));
-        s += &format!(" Non-trainable params: {} ({})\n", group_thousands(frozen), human_bytes(frozen * 4));
-        Ok(s)
-    }
-
     /// Builds and checks that `x` fits the input shape; returns the batch size.
     pub(crate) fn check_input(&mut self, x: &Tensor) -> Result<usize> {
         self.build()?;
@@ -492,336 +482,6 @@ impl Sequential {
         let per_sample: usize = out.iter().product();
         loss.check_targets(per_sample, width, y.sample_len())
     }
-
-    /// Runs the forward pass on `acts[0]`, which holds `n` samples. With `alias`, layers that
-    /// pass their input through unchanged (Flatten, Dropout outside training) swap buffers
-    /// instead of copying: their output buffer takes the input's data and the input buffer
-    /// is left stale until the backward pass swaps it back.
-    fn forward(&mut self, n: usize, training: bool, alias: bool) {
-        let mut ctx = ForwardCtx { training, rng: &mut self.rng };
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            if alias && layer.is_passthrough(training) {
-                self.acts.swap(i, i + 1);
-                self.acts[i + 1].resize_batch(n, layer.output_shape());
-                continue;
-            }
-            let (xs, ys) = self.acts.split_at_mut(i + 1);
-            ys[0].resize_batch(n, layer.output_shape());
-            layer.forward(&xs[i], &mut ys[0], &mut ctx);
-        }
-    }
-
-    /// Sum of weight and activity penalties for the current batch of `n` samples.
-    fn penalty(&self, n: usize) -> f32 {
-        let mut total = 0.0f32;
-        for (i, l) in self.layers.iter().enumerate() {
-            // Keras counts the weight penalties of trainable weights only.
-            for p in l.params().iter().filter(|_| l.trainable()) {
-                if let Some(r) = p.regularizer {
-                    total += r.penalty(&p.value);
-                }
-            }
-            if let Some(r) = l.activity_regularizer() {
-                total += r.penalty(self.acts[i + 1].data()) / n as f32;
-            }
-        }
-        total
-    }
-
-    /// Metric tallies of the current output against the current targets.
-    fn tally(&self) -> [Tally; 4] {
-        let mut t = [Tally::default(); 4];
-        let Some(c) = &self.compiled else { return t };
-        let out = &self.acts[self.layers.len()];
-        let width = self.out_shape().last().copied().unwrap_or(1);
-        for (i, m) in c.metrics.iter().enumerate() {
-            let (correct, count) = m.resolve(c.loss).count(out.data(), self.targets.data(), width);
-            t[i] = Tally { correct, count };
-        }
-        t
-    }
-
-    /// One step of training on the batch in `acts[0]` / `targets`: forward, loss, backward,
-    /// penalties, optimizer update. With `times`, records each layer's forward and backward
-    /// seconds and returns the optimizer's in the result.
-    pub(crate) fn train_step(&mut self) -> Result<StepResult> {
-        self.train_step_timed(None)
-    }
-
-    fn train_step_timed(&mut self, mut times: Option<&mut [(f64, f64)]>) -> Result<StepResult> {
-        use std::time::Instant;
-        let (loss_fn, optimizer, fused) = {
-            let c = self.require_compiled()?;
-            (c.loss, c.optimizer, c.fused)
-        };
-        let n = self.acts[0].batch();
-        let l = self.layers.len();
-        let clock = |on: bool| on.then(Instant::now);
-        {
-            let mut ctx = ForwardCtx { training: true, rng: &mut self.rng };
-            for (i, layer) in self.layers.iter_mut().enumerate() {
-                let t = clock(times.is_some());
-                if layer.is_passthrough(true) {
-                    self.acts.swap(i, i + 1);
-                    self.acts[i + 1].resize_batch(n, layer.output_shape());
-                } else {
-                    let (xs, ys) = self.acts.split_at_mut(i + 1);
-                    ys[0].resize_batch(n, layer.output_shape());
-                    layer.forward(&xs[i], &mut ys[0], &mut ctx);
-                }
-                if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
-                    times[i].0 = t.elapsed().as_secs_f64();
-                }
-            }
-        }
-        let width = self.out_shape().last().copied().unwrap_or(1);
-        let out_shape = self.layers.last().map_or(&[][..], |x| x.output_shape());
-        self.grads[l].resize_batch(n, out_shape);
-        let mut loss =
-            loss_fn.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), fused);
-        loss += self.penalty(n);
-        for i in (0..l).rev() {
-            let t = clock(times.is_some());
-            if self.layers[i].is_passthrough(true) {
-                // Undo the forward swap: the input buffer gets its data back, and the output
-                // gradient becomes the input gradient as it is.
-                self.acts.swap(i, i + 1);
-                self.grads.swap(i, i + 1);
-                let in_shape =
-                    if i == 0 { self.input_shape.as_deref().unwrap_or(&[]) } else { self.layers[i - 1].output_shape() };
-                self.acts[i].resize_batch(n, in_shape);
-                self.grads[i].resize_batch(n, in_shape);
-            } else {
-                if let Some(r) = self.layers[i].activity_regularizer() {
-                    r.add_gradient(self.acts[i + 1].data(), self.grads[i + 1].data_mut(), 1.0 / n as f32);
-                }
-                let (ga, gb) = self.grads.split_at_mut(i + 1);
-                let dx = if i > 0 {
-                    ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
-                    Some(&mut ga[i])
-                } else {
-                    None
-                };
-                self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
-            }
-            if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
-                times[i].1 = t.elapsed().as_secs_f64();
-            }
-        }
-        let tallies = self.tally();
-        let t = clock(times.is_some());
-        self.apply_gradients(&optimizer);
-        let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
-    }
-
-    /// Adds weight penalties' gradients and applies one optimizer step to every trainable
-    /// weight; frozen layers keep their weights.
-    fn apply_gradients(&mut self, opt: &Optimizer) {
-        let nslots = opt.slot_names().len();
-        // Slots are created on the first step, and again when the trainable weights changed
-        // since (a layer frozen or unfrozen without compiling again).
-        let fits = self.opt_state.slots.len() == self.trainable_params().count()
-            && self
-                .opt_state
-                .slots
-                .iter()
-                .zip(self.trainable_params())
-                .all(|(s, p)| s.len() == nslots && s.iter().all(|v| v.len() == p.len()));
-        if !fits {
-            self.opt_state.slots = self.trainable_params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
-        }
-        self.opt_state.iterations += 1;
-        let step = self.opt_state.iterations;
-        let mut pi = 0;
-        for layer in self.layers.iter_mut().filter(|l| l.trainable()) {
-            for p in layer.params_mut() {
-                if let Some(r) = p.regularizer {
-                    r.add_gradient(&p.value, &mut p.grad, 1.0);
-                }
-                update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
-                pi += 1;
-            }
-        }
-    }
-
-    /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
-    fn test_step(&mut self) -> Result<StepResult> {
-        let loss_fn = self.require_compiled()?.loss;
-        let n = self.acts[0].batch();
-        self.forward(n, false, true);
-        let l = self.layers.len();
-        let width = self.out_shape().last().copied().unwrap_or(1);
-        let loss = loss_fn.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
-        Ok(StepResult { loss, tallies: self.tally(), optimizer_seconds: 0.0 })
-    }
-
-    /// Loads samples `indices` of `x` and `y` as the current batch.
-    pub(crate) fn load_batch(&mut self, x: &Tensor, y: Option<&Tensor>, indices: &[usize]) {
-        self.build().expect("checked by the caller");
-        x.gather_into(indices, &mut self.acts[0]);
-        self.acts[0].resize_batch(indices.len(), self.input_shape.as_deref().unwrap_or(&[]));
-        if let Some(y) = y {
-            y.gather_into(indices, &mut self.targets);
-        }
-    }
-
-    /// The input and target buffers of the current batch, for data sources that fill them.
-    pub(crate) fn batch_buffers(&mut self) -> (&mut Tensor, &mut Tensor) {
-        let (a, _) = self.acts.split_at_mut(1);
-        (&mut a[0], &mut self.targets)
-    }
-
-    /// Runs the current batch (already in the buffers) through a training step.
-    pub(crate) fn train_loaded(&mut self) -> Result<StepResult> {
-        let n = self.acts[0].batch();
-        self.acts[0].resize_batch(n, self.input_shape.as_deref().unwrap_or(&[]));
-        self.train_step()
-    }
-
-    /// Trains on one batch (Keras' `train_on_batch`); returns the logs of that step.
-    pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<Logs> {
-        let n = self.check_input(x)?;
-        self.check_targets(y, n)?;
-        let idx: Vec<usize> = (0..n).collect();
-        self.load_batch(x, Some(y), &idx);
-        let r = self.train_step()?;
-        Ok(self.step_logs(&r, n))
-    }
-
-    fn step_logs(&self, r: &StepResult, _n: usize) -> Logs {
-        let c = self.compiled.as_ref().expect("compiled");
-        let mut logs = Logs::new();
-        logs.insert("loss".into(), r.loss as f64);
-        for (i, m) in c.metrics.iter().enumerate() {
-            let t = r.tallies[i];
-            logs.insert(m.name().into(), t.correct as f64 / t.count.max(1) as f64);
-        }
-        logs
-    }
-
-    /// Loss and metrics over `x`, `y` in batches of `batch_size` (Keras' `evaluate`).
-    pub fn evaluate(&mut self, x: &Tensor, y: &Tensor, batch_size: usize) -> Result<Logs> {
-        let n = self.check_input(x)?;
-        self.check_targets(y, n)?;
-        self.evaluate_with(x, y, batch_size, &mut |_, _| {})
-    }
-
-    /// [`Sequential::evaluate`] with a hook called after each batch with (done, total) batches.
-    pub fn evaluate_with(
-        &mut self,
-        x: &Tensor,
-        y: &Tensor,
-        batch_size: usize,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Logs> {
-        let n = self.check_input(x)?;
-        self.check_targets(y, n)?;
-        let bs = batch_size.clamp(1, MAX_INFERENCE_BATCH);
-        let steps = n.div_ceil(bs);
-        let nmetrics = self.require_compiled()?.metrics.len();
-        let mut loss_sum = 0.0f64;
-        let mut tallies = [Tally::default(); 4];
-        let mut idx: Vec<usize> = Vec::with_capacity(bs);
-        for s in 0..steps {
-            idx.clear();
-            idx.extend(s * bs..((s + 1) * bs).min(n));
-            self.load_batch(x, Some(y), &idx);
-            let r = self.test_step()?;
-            loss_sum += r.loss as f64 * idx.len() as f64;
-            for (t, rt) in tallies.iter_mut().zip(&r.tallies).take(nmetrics) {
-                t.correct += rt.correct;
-                t.count += rt.count;
-            }
-            progress(s + 1, steps);
-        }
-        let c = self.require_compiled()?;
-        let mut logs = Logs::new();
-        logs.insert("loss".into(), loss_sum / n.max(1) as f64);
-        for (i, m) in c.metrics.iter().enumerate() {
-            logs.insert(m.name().into(), tallies[i].correct as f64 / tallies[i].count.max(1) as f64);
-        }
-        Ok(logs)
-    }
-
-    /// The model's outputs for `x`, computed in batches of `batch_size` (Keras' `predict`).
-    pub fn predict(&mut self, x: &Tensor, batch_size: usize) -> Result<Tensor> {
-        let n = self.check_input(x)?;
-        let out = self.out_shape().to_vec();
-        let per: usize = out.iter().product();
-        let mut shape = vec![n];
-        shape.extend_from_slice(&out);
-        let mut result = vec![0.0f32; n * per];
-        let bs = batch_size.clamp(1, MAX_INFERENCE_BATCH);
-        let mut idx: Vec<usize> = Vec::with_capacity(bs);
-        for s in 0..n.div_ceil(bs) {
-            idx.clear();
-            idx.extend(s * bs..((s + 1) * bs).min(n));
-            self.load_batch(x, None, &idx);
-            self.forward(idx.len(), false, true);
-            let o = &self.acts[self.layers.len()];
-            result[s * bs * per..s * bs * per + o.len()].copy_from_slice(o.data());
-        }
-        Tensor::from_vec(&shape, result)
-    }
-
-    /// Times one training step layer by layer on the batch in `x` / `y`: for each layer,
-    /// (forward seconds, backward seconds), plus the optimizer update's seconds. For
-    /// benchmarks; the step really trains.
-    pub fn profile_step(&mut self, x: &Tensor, y: &Tensor) -> Result<(Vec<(f64, f64)>, f64)> {
-        let n = self.check_input(x)?;
-        self.check_targets(y, n)?;
-        let idx: Vec<usize> = (0..n).collect();
-        self.load_batch(x, Some(y), &idx);
-        let mut times = vec![(0.0, 0.0); self.layers.len()];
-        let r = self.train_step_timed(Some(&mut times))?;
-        Ok((times, r.optimizer_seconds))
-    }
-
-    /// The outputs of every layer for `x` (for feature maps and layer-by-layer checks).
-    pub fn layer_outputs(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {
-        let n = self.check_input(x)?;
-        let idx: Vec<usize> = (0..n).collect();
-        self.load_batch(x, None, &idx);
-        self.forward(n, false, false);
-        Ok(self.acts[1..].to_vec())
-    }
-}
-
-/// Applies `opt` to one weight, splitting large weights over the worker threads (each value's
-/// update is independent, so the result does not depend on the split).
-fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
-    let n = value.len();
-    let k = slots.len();
-    let parts = if n >= 1 << 16 { parallel::workers() } else { 1 };
-    if parts <= 1 {
-        let mut refs: [&mut [f32]; 3] = [&mut [], &mut [], &mut []];
-        for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
-            *r = s.as_mut_slice();
-        }
-        opt.update(step, value, grad, &mut refs[..k]);
-        return;
-    }
-    let vs = SharedMut::new(value);
-    let mut it = slots.iter_mut();
-    let ss: [Option<SharedMut<f32>>; 3] = [
-        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
-        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
-        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
-    ];
-    parallel::run(parts, |p| {
-        let r = n * p / parts..n * (p + 1) / parts;
-        // SAFETY: each part touches a disjoint range of the weight and its slots.
-        unsafe {
-            let mut refs: [&mut [f32]; 3] = [&mut [], &mut [], &mut []];
-            for (dst, src) in refs.iter_mut().zip(ss.iter()) {
-                if let Some(s) = src {
-                    *dst = s.slice(r.clone());
-                }
-            }
-            opt.update(step, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
-        }
-    });
 }
 
 /// True when two shapes are equal once axes of size 1 are dropped (so a `[28, 28]` image fits
@@ -831,41 +491,17 @@ fn same_up_to_unit_axes(a: &[usize], b: &[usize]) -> bool {
     a == b || strip(a) == strip(b)
 }
 
-/// `1234567` → `"1,234,567"`.
-pub fn group_thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
-/// Keras' size string: `241.04 KB`, `0.00 B`.
-fn human_bytes(bytes: usize) -> String {
-    let b = bytes as f64;
-    if b < 1024.0 {
-        format!("{b:.2} B")
-    } else if b < 1024.0 * 1024.0 {
-        format!("{:.2} KB", b / 1024.0)
-    } else if b < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} MB", b / (1024.0 * 1024.0))
-    } else {
-        format!("{:.2} GB", b / (1024.0 * 1024.0 * 1024.0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::conv::Padding;
+    use crate::nn::activations::Activation;
     use crate::nn::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    use crate::nn::losses::Loss;
     use crate::nn::optimizers::Adam;
 
-    fn tiny() -> Sequential {
+    /// A small model with every kind of layer.
+    pub(crate) fn tiny() -> Sequential {
         let mut m = Sequential::new().seed(3);
         m.add(Conv2D::new(3, 3).padding(Padding::Same).activation(Activation::Tanh).input_shape([6, 6, 1]));
         m.add(MaxPooling2D::new(2));
@@ -888,167 +524,6 @@ mod tests {
         m.build().unwrap();
         let names: Vec<&str> = m.layers().iter().map(|l| l.name()).collect();
         assert_eq!(names, ["dense", "dense_1", "dense_2"]);
-    }
-
-    /// A frozen layer keeps its weights through training, is counted as non-trainable, gets
-    /// no optimizer slots and no weight penalty, and still passes gradients to the layers
-    /// before it.
-    #[test]
-    fn frozen_layers_are_not_trained() {
-        let mut m = Sequential::new().seed(5);
-        m.add(Conv2D::new(3, 3).activation(Activation::Relu).input_shape([6, 6, 1]));
-        m.add(Flatten::new());
-        m.add(Dense::new(5).activation(Activation::Tanh).kernel_regularizer(crate::nn::regularizers::l2(0.5)));
-        m.add(Dense::new(3).activation(Activation::Softmax));
-        m.build().unwrap();
-        m.layers_mut()[2].set_trainable(false);
-        m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();
-        let mut rng = Rng::new(1);
-        let x = Tensor::from_vec(&[4, 6, 6, 1], (0..144).map(|_| rng.uniform()).collect()).unwrap();
-        let y = crate::data::to_categorical(&[0, 1, 2, 1], 3);
-        let before = m.get_weights();
-        let loss_with_frozen_penalty_excluded = m.evaluate(&x, &y, 4).unwrap()["loss"];
-        for _ in 0..3 {
-            m.train_on_batch(&x, &y).unwrap();
-        }
-        let after = m.get_weights();
-        assert_eq!(before[2], after[2], "frozen kernel");
-        assert_eq!(before[3], after[3], "frozen bias");
-        assert_ne!(before[0], after[0], "the conv layer before the frozen one still learns");
-        assert_ne!(before[4], after[4]);
-        let shapes: Vec<usize> = m.optimizer_state().slots.iter().map(|s| s[0].len()).collect();
-        assert_eq!(shapes, [27, 3, 15, 3], "slots for the trainable weights only");
-        assert_eq!(m.count_trainable_params(), 48);
-        let summary = m.summary().unwrap();
-        assert!(
-            summary.contains("Trainable params: 48 ") && summary.contains("Non-trainable params: 245 "),
-            "{summary}"
-        );
-        // Keras leaves a frozen weight's regularizer out of the loss.
-        m.layers_mut()[2].set_trainable(true);
-        m.set_weights(&before).unwrap();
-        let with_penalty = m.evaluate(&x, &y, 4).unwrap()["loss"];
-        assert!(with_penalty > loss_with_frozen_penalty_excluded + 1e-3);
-        // Unfreezing without compiling again gives the optimizer fresh slots for every weight.
-        m.train_on_batch(&x, &y).unwrap();
-        assert_eq!(m.optimizer_state().slots.len(), 6);
-    }
-
-    #[test]
-    fn summary_counts_parameters() {
-        let mut m = tiny();
-        let s = m.summary().unwrap();
-        // conv 3*3*1*3 + 3 = 30; dense 27*4 + 4 = 112
-        assert!(s.contains("(None, 6, 6, 3)") && s.contains("│            30 │"), "{s}");
-        assert!(s.contains(" Total params: 142 (568.00 B)"), "{s}");
-        assert_eq!(group_thousands(61706), "61,706");
-        assert_eq!(group_thousands(100), "100");
-    }
-
-    #[test]
-    fn model_gradient_matches_finite_differences_of_the_loss() {
-        // Full train-step gradient (fused softmax + cross-entropy, penalties) against central
-        // differences of the evaluated loss, with dropout off for a deterministic loss.
-        let mut m = Sequential::new().seed(5);
-        m.add(
-            Conv2D::new(2, 3)
-                .activation(Activation::Tanh)
-                .kernel_regularizer(crate::nn::regularizers::l2(0.05))
-                .input_shape([5, 5, 2]),
-        );
-        m.add(Flatten::new());
-        m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::nn::regularizers::l1(0.01)));
-        check_model_gradient(m, &[5, 5, 2]);
-        // ReLU convolutions followed by max pooling: the pooling folds in relu'.
-        let mut m = Sequential::new().seed(6);
-        m.add(Conv2D::new(4, 3).activation(Activation::Relu).input_shape([9, 9, 2]));
-        m.add(MaxPooling2D::new(2));
-        m.add(Conv2D::new(3, 2).activation(Activation::Relu).padding(Padding::Same));
-        m.add(MaxPooling2D::new(2));
-        m.add(Flatten::new());
-        m.add(Dense::new(3).activation(Activation::Softmax));
-        check_model_gradient(m, &[9, 9, 2]);
-    }
-
-    fn check_model_gradient(mut m: Sequential, shape: &[usize]) {
-        m.compile(
-            Loss::CategoricalCrossentropy,
-            crate::nn::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
-            &[],
-        )
-        .unwrap();
-        let mut rng = Rng::new(1);
-        let per: usize = shape.iter().product();
-        let x = Tensor::from_vec(
-            &[4, shape[0], shape[1], shape[2]],
-            (0..4 * per).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
-        )
-        .unwrap();
-        let y = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 1., 0.]).unwrap();
-        let idx: Vec<usize> = (0..4).collect();
-        m.load_batch(&x, Some(&y), &idx);
-        m.train_step().unwrap(); // lr 0: weights unchanged, gradients (with penalties) stored
-        let grads: Vec<Vec<f32>> = m.params().map(|p| p.grad.clone()).collect();
-        let loss_at = |m: &mut Sequential| m.evaluate(&x, &y, 4).unwrap()["loss"];
-        let h = 1e-3f32;
-        for (pi, g) in grads.iter().enumerate() {
-            for i in (0..g.len()).step_by(3) {
-                let (li, wi) = locate(&m, pi);
-                let orig = m.layers[li].params()[wi].value[i];
-                m.layers[li].params_mut()[wi].value[i] = orig + h;
-                let lp = loss_at(&mut m);
-                m.layers[li].params_mut()[wi].value[i] = orig - h;
-                let lm = loss_at(&mut m);
-                m.layers[li].params_mut()[wi].value[i] = orig;
-                let fd = ((lp - lm) / (2.0 * h as f64)) as f32;
-                assert!((fd - g[i]).abs() < 2e-3 + 2e-2 * fd.abs(), "param {pi}[{i}]: fd {fd} vs {}", g[i]);
-            }
-        }
-    }
-
-    fn locate(m: &Sequential, mut pi: usize) -> (usize, usize) {
-        for (li, l) in m.layers.iter().enumerate() {
-            if pi < l.params().len() {
-                return (li, pi);
-            }
-            pi -= l.params().len();
-        }
-        panic!("no such parameter")
-    }
-
-    #[test]
-    fn training_reduces_the_loss_and_predict_matches_evaluate() {
-        let mut m = tiny();
-        m.compile(
-            Loss::CategoricalCrossentropy,
-            Adam { learning_rate: 0.01, ..Default::default() },
-            &[Metric::Accuracy],
-        )
-        .unwrap();
-        let mut rng = Rng::new(2);
-        let n = 64;
-        let mut xs = vec![0.0; n * 36];
-        let mut ys = vec![0.0; n * 4];
-        for i in 0..n {
-            let c = i % 4;
-            for j in 0..36 {
-                xs[i * 36 + j] = rng.uniform() * 0.3 + if j / 9 == c { 1.0 } else { 0.0 };
-            }
-            ys[i * 4 + c] = 1.0;
-        }
-        let x = Tensor::from_vec(&[n, 6, 6, 1], xs).unwrap();
-        let y = Tensor::from_vec(&[n, 4], ys).unwrap();
-        let before = m.evaluate(&x, &y, 16).unwrap()["loss"];
-        for _ in 0..60 {
-            m.train_on_batch(&x, &y).unwrap();
-        }
-        let after = m.evaluate(&x, &y, 16).unwrap();
-        assert!(after["loss"] < before * 0.5, "{before} -> {after:?}");
-        assert!(after["accuracy"] > 0.9);
-        let p = m.predict(&x, 7).unwrap();
-        assert_eq!(p.shape(), &[n, 4]);
-        let loss = Loss::CategoricalCrossentropy.compute(p.data(), y.data(), 4, None, false) as f64;
-        assert!((loss - after["loss"]).abs() < 1e-5);
     }
 
     #[test]

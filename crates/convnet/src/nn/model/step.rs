@@ -1,0 +1,367 @@
+//! The training step at the model's heart — forward through the layers, loss, backward,
+//! penalties, optimizer update — and the buffers a batch goes through.
+//!
+//! The model owns one activation buffer and one gradient buffer per layer boundary, sized to
+//! the largest batch seen; after the first step a training step allocates nothing.
+
+use super::{Sequential, StepResult, Tally, Totals};
+use crate::error::Result;
+use crate::nn::layers::ForwardCtx;
+use crate::nn::model::Logs;
+use crate::nn::optimizers::Optimizer;
+use crate::parallel::{self, SharedMut};
+use crate::tensor::Tensor;
+use std::time::Instant;
+
+impl Sequential {
+    /// Runs the forward pass on `acts[0]`, which holds `n` samples. With `alias`, layers that
+    /// pass their input through unchanged (Flatten, Dropout outside training) swap buffers
+    /// instead of copying: their output buffer takes the input's data and the input buffer
+    /// is left stale until the backward pass swaps it back. With `times`, each layer's
+    /// seconds go to `times[i].0`.
+    pub(super) fn forward(&mut self, n: usize, training: bool, alias: bool, mut times: Option<&mut [(f64, f64)]>) {
+        let mut ctx = ForwardCtx { training, rng: &mut self.rng };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let t = times.is_some().then(Instant::now);
+            if alias && layer.is_passthrough(training) {
+                self.acts.swap(i, i + 1);
+                self.acts[i + 1].resize_batch(n, layer.output_shape());
+            } else {
+                let (xs, ys) = self.acts.split_at_mut(i + 1);
+                ys[0].resize_batch(n, layer.output_shape());
+                layer.forward(&xs[i], &mut ys[0], &mut ctx);
+            }
+            if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
+                times[i].0 = t.elapsed().as_secs_f64();
+            }
+        }
+    }
+
+    /// Sum of weight and activity penalties for the current batch of `n` samples.
+    fn penalty(&self, n: usize) -> f32 {
+        let mut total = 0.0f32;
+        for (i, l) in self.layers.iter().enumerate() {
+            // Keras counts the weight penalties of trainable weights only.
+            for p in l.params().iter().filter(|_| l.trainable()) {
+                if let Some(r) = p.regularizer {
+                    total += r.penalty(&p.value);
+                }
+            }
+            if let Some(r) = l.activity_regularizer() {
+                total += r.penalty(self.acts[i + 1].data()) / n as f32;
+            }
+        }
+        total
+    }
+
+    /// Metric tallies of the current output against the current targets.
+    fn tally(&self) -> [Tally; 4] {
+        let mut t = [Tally::default(); 4];
+        let Some(c) = &self.compiled else { return t };
+        let out = &self.acts[self.layers.len()];
+        let width = self.out_shape().last().copied().unwrap_or(1);
+        for (i, m) in c.metrics.iter().enumerate() {
+            let (correct, count) = m.resolve(c.loss).count(out.data(), self.targets.data(), width);
+            t[i] = Tally { correct, count };
+        }
+        t
+    }
+
+    /// One step of training on the batch in `acts[0]` / `targets`: forward, loss, backward,
+    /// penalties, optimizer update.
+    pub(crate) fn train_step(&mut self) -> Result<StepResult> {
+        self.train_step_timed(None)
+    }
+
+    /// [`Sequential::train_step`], recording each layer's forward and backward seconds in
+    /// `times` when given, and the optimizer's in the result.
+    pub(super) fn train_step_timed(&mut self, mut times: Option<&mut [(f64, f64)]>) -> Result<StepResult> {
+        let (loss_fn, optimizer, fused) = {
+            let c = self.require_compiled()?;
+            (c.loss, c.optimizer, c.fused)
+        };
+        let clock = |on: bool| on.then(Instant::now);
+        let n = self.acts[0].batch();
+        let l = self.layers.len();
+        self.forward(n, true, true, times.as_deref_mut());
+        let width = self.out_shape().last().copied().unwrap_or(1);
+        let out_shape = self.layers.last().map_or(&[][..], |x| x.output_shape());
+        self.grads[l].resize_batch(n, out_shape);
+        let mut loss =
+            loss_fn.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), fused);
+        loss += self.penalty(n);
+        for i in (0..l).rev() {
+            let t = clock(times.is_some());
+            if self.layers[i].is_passthrough(true) {
+                // Undo the forward swap: the input buffer gets its data back, and the output
+                // gradient becomes the input gradient as it is.
+                self.acts.swap(i, i + 1);
+                self.grads.swap(i, i + 1);
+                let in_shape =
+                    if i == 0 { self.input_shape.as_deref().unwrap_or(&[]) } else { self.layers[i - 1].output_shape() };
+                self.acts[i].resize_batch(n, in_shape);
+                self.grads[i].resize_batch(n, in_shape);
+            } else {
+                if let Some(r) = self.layers[i].activity_regularizer() {
+                    r.add_gradient(self.acts[i + 1].data(), self.grads[i + 1].data_mut(), 1.0 / n as f32);
+                }
+                let (ga, gb) = self.grads.split_at_mut(i + 1);
+                let dx = if i > 0 {
+                    ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
+                    Some(&mut ga[i])
+                } else {
+                    None
+                };
+                self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
+            }
+            if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
+                times[i].1 = t.elapsed().as_secs_f64();
+            }
+        }
+        let tallies = self.tally();
+        let t = clock(times.is_some());
+        self.apply_gradients(&optimizer);
+        let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
+    }
+
+    /// Adds weight penalties' gradients and applies one optimizer step to every trainable
+    /// weight; frozen layers keep their weights.
+    fn apply_gradients(&mut self, opt: &Optimizer) {
+        let nslots = opt.slot_names().len();
+        // Slots are created on the first step, and again when the trainable weights changed
+        // since (a layer frozen or unfrozen without compiling again).
+        let fits = self.opt_state.slots.len() == self.trainable_params().count()
+            && self
+                .opt_state
+                .slots
+                .iter()
+                .zip(self.trainable_params())
+                .all(|(s, p)| s.len() == nslots && s.iter().all(|v| v.len() == p.len()));
+        if !fits {
+            self.opt_state.slots = self.trainable_params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
+        }
+        self.opt_state.iterations += 1;
+        let step = self.opt_state.iterations;
+        let mut pi = 0;
+        for layer in self.layers.iter_mut().filter(|l| l.trainable()) {
+            for p in layer.params_mut() {
+                if let Some(r) = p.regularizer {
+                    r.add_gradient(&p.value, &mut p.grad, 1.0);
+                }
+                update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
+                pi += 1;
+            }
+        }
+    }
+
+    /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
+    pub(super) fn test_step(&mut self) -> Result<StepResult> {
+        let loss_fn = self.require_compiled()?.loss;
+        let n = self.acts[0].batch();
+        self.forward(n, false, true, None);
+        let l = self.layers.len();
+        let width = self.out_shape().last().copied().unwrap_or(1);
+        let loss = loss_fn.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
+        Ok(StepResult { loss, tallies: self.tally(), optimizer_seconds: 0.0 })
+    }
+
+    /// Loads samples `indices` of `x` and `y` as the current batch.
+    pub(crate) fn load_batch(&mut self, x: &Tensor, y: Option<&Tensor>, indices: &[usize]) {
+        self.build().expect("checked by the caller");
+        x.gather_into(indices, &mut self.acts[0]);
+        self.acts[0].resize_batch(indices.len(), self.input_shape.as_deref().unwrap_or(&[]));
+        if let Some(y) = y {
+            y.gather_into(indices, &mut self.targets);
+        }
+    }
+
+    /// The input and target buffers of the current batch, for data sources that fill them.
+    pub(crate) fn batch_buffers(&mut self) -> (&mut Tensor, &mut Tensor) {
+        let (a, _) = self.acts.split_at_mut(1);
+        (&mut a[0], &mut self.targets)
+    }
+
+    /// Runs the current batch (already in the buffers) through a training step.
+    pub(crate) fn train_loaded(&mut self) -> Result<StepResult> {
+        let n = self.acts[0].batch();
+        self.acts[0].resize_batch(n, self.input_shape.as_deref().unwrap_or(&[]));
+        self.train_step()
+    }
+
+    /// Trains on one batch (Keras' `train_on_batch`); returns the logs of that step.
+    pub fn train_on_batch(&mut self, x: &Tensor, y: &Tensor) -> Result<Logs> {
+        let n = self.check_input(x)?;
+        self.check_targets(y, n)?;
+        let idx: Vec<usize> = (0..n).collect();
+        self.load_batch(x, Some(y), &idx);
+        let r = self.train_step()?;
+        let mut totals = Totals::default();
+        totals.add(&r, n);
+        let mut logs = Logs::new();
+        totals.write_logs(&mut logs, &self.require_compiled()?.metrics);
+        Ok(logs)
+    }
+}
+
+/// Applies `opt` to one weight, splitting large weights over the worker threads (each value's
+/// update is independent, so the result does not depend on the split).
+fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+    let n = value.len();
+    let k = slots.len();
+    let parts = if n >= 1 << 16 { parallel::workers() } else { 1 };
+    if parts <= 1 {
+        let mut refs: [&mut [f32]; 3] = [&mut [], &mut [], &mut []];
+        for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
+            *r = s.as_mut_slice();
+        }
+        opt.update(step, value, grad, &mut refs[..k]);
+        return;
+    }
+    let vs = SharedMut::new(value);
+    let mut it = slots.iter_mut();
+    let ss: [Option<SharedMut<f32>>; 3] = [
+        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
+        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
+        it.next().map(|s| SharedMut::new(s.as_mut_slice())),
+    ];
+    parallel::run(parts, |p| {
+        let r = n * p / parts..n * (p + 1) / parts;
+        // SAFETY: each part touches a disjoint range of the weight and its slots.
+        unsafe {
+            let mut refs: [&mut [f32]; 3] = [&mut [], &mut [], &mut []];
+            for (dst, src) in refs.iter_mut().zip(ss.iter()) {
+                if let Some(s) = src {
+                    *dst = s.slice(r.clone());
+                }
+            }
+            opt.update(step, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::Padding;
+    use crate::nn::activations::Activation;
+    use crate::nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+    use crate::nn::losses::Loss;
+    use crate::nn::optimizers::Adam;
+    use crate::rng::Rng;
+
+    /// A frozen layer keeps its weights through training, is counted as non-trainable, gets
+    /// no optimizer slots and no weight penalty, and still passes gradients to the layers
+    /// before it.
+    #[test]
+    fn frozen_layers_are_not_trained() {
+        let mut m = Sequential::new().seed(5);
+        m.add(Conv2D::new(3, 3).activation(Activation::Relu).input_shape([6, 6, 1]));
+        m.add(Flatten::new());
+        m.add(Dense::new(5).activation(Activation::Tanh).kernel_regularizer(crate::nn::regularizers::l2(0.5)));
+        m.add(Dense::new(3).activation(Activation::Softmax));
+        m.build().unwrap();
+        m.layers_mut()[2].set_trainable(false);
+        m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();
+        let mut rng = Rng::new(1);
+        let x = Tensor::from_vec(&[4, 6, 6, 1], (0..144).map(|_| rng.uniform()).collect()).unwrap();
+        let y = crate::data::to_categorical(&[0, 1, 2, 1], 3);
+        let before = m.get_weights();
+        let loss_with_frozen_penalty_excluded = m.evaluate(&x, &y, 4).unwrap()["loss"];
+        for _ in 0..3 {
+            m.train_on_batch(&x, &y).unwrap();
+        }
+        let after = m.get_weights();
+        assert_eq!(before[2], after[2], "frozen kernel");
+        assert_eq!(before[3], after[3], "frozen bias");
+        assert_ne!(before[0], after[0], "the conv layer before the frozen one still learns");
+        assert_ne!(before[4], after[4]);
+        let shapes: Vec<usize> = m.optimizer_state().slots.iter().map(|s| s[0].len()).collect();
+        assert_eq!(shapes, [27, 3, 15, 3], "slots for the trainable weights only");
+        assert_eq!(m.count_trainable_params(), 48);
+        let summary = m.summary().unwrap();
+        assert!(
+            summary.contains("Trainable params: 48 ") && summary.contains("Non-trainable params: 245 "),
+            "{summary}"
+        );
+        // Keras leaves a frozen weight's regularizer out of the loss.
+        m.layers_mut()[2].set_trainable(true);
+        m.set_weights(&before).unwrap();
+        let with_penalty = m.evaluate(&x, &y, 4).unwrap()["loss"];
+        assert!(with_penalty > loss_with_frozen_penalty_excluded + 1e-3);
+        // Unfreezing without compiling again gives the optimizer fresh slots for every weight.
+        m.train_on_batch(&x, &y).unwrap();
+        assert_eq!(m.optimizer_state().slots.len(), 6);
+    }
+
+    #[test]
+    fn model_gradient_matches_finite_differences_of_the_loss() {
+        // Full train-step gradient (fused softmax + cross-entropy, penalties) against central
+        // differences of the evaluated loss, with dropout off for a deterministic loss.
+        let mut m = Sequential::new().seed(5);
+        m.add(
+            Conv2D::new(2, 3)
+                .activation(Activation::Tanh)
+                .kernel_regularizer(crate::nn::regularizers::l2(0.05))
+                .input_shape([5, 5, 2]),
+        );
+        m.add(Flatten::new());
+        m.add(Dense::new(3).activation(Activation::Softmax).kernel_regularizer(crate::nn::regularizers::l1(0.01)));
+        check_model_gradient(m, &[5, 5, 2]);
+        // ReLU convolutions followed by max pooling: the pooling folds in relu'.
+        let mut m = Sequential::new().seed(6);
+        m.add(Conv2D::new(4, 3).activation(Activation::Relu).input_shape([9, 9, 2]));
+        m.add(MaxPooling2D::new(2));
+        m.add(Conv2D::new(3, 2).activation(Activation::Relu).padding(Padding::Same));
+        m.add(MaxPooling2D::new(2));
+        m.add(Flatten::new());
+        m.add(Dense::new(3).activation(Activation::Softmax));
+        check_model_gradient(m, &[9, 9, 2]);
+    }
+
+    fn check_model_gradient(mut m: Sequential, shape: &[usize]) {
+        m.compile(
+            Loss::CategoricalCrossentropy,
+            crate::nn::optimizers::Sgd { learning_rate: 0.0, ..Default::default() },
+            &[],
+        )
+        .unwrap();
+        let mut rng = Rng::new(1);
+        let per: usize = shape.iter().product();
+        let x = Tensor::from_vec(
+            &[4, shape[0], shape[1], shape[2]],
+            (0..4 * per).map(|_| rng.uniform_range(-1.0, 1.0)).collect(),
+        )
+        .unwrap();
+        let y = Tensor::from_vec(&[4, 3], vec![1., 0., 0., 0., 1., 0., 0., 0., 1., 0., 1., 0.]).unwrap();
+        let idx: Vec<usize> = (0..4).collect();
+        m.load_batch(&x, Some(&y), &idx);
+        m.train_step().unwrap(); // lr 0: weights unchanged, gradients (with penalties) stored
+        let grads: Vec<Vec<f32>> = m.params().map(|p| p.grad.clone()).collect();
+        let loss_at = |m: &mut Sequential| m.evaluate(&x, &y, 4).unwrap()["loss"];
+        let h = 1e-3f32;
+        for (pi, g) in grads.iter().enumerate() {
+            for i in (0..g.len()).step_by(3) {
+                let (li, wi) = locate(&m, pi);
+                let orig = m.layers[li].params()[wi].value[i];
+                m.layers[li].params_mut()[wi].value[i] = orig + h;
+                let lp = loss_at(&mut m);
+                m.layers[li].params_mut()[wi].value[i] = orig - h;
+                let lm = loss_at(&mut m);
+                m.layers[li].params_mut()[wi].value[i] = orig;
+                let fd = ((lp - lm) / (2.0 * h as f64)) as f32;
+                assert!((fd - g[i]).abs() < 2e-3 + 2e-2 * fd.abs(), "param {pi}[{i}]: fd {fd} vs {}", g[i]);
+            }
+        }
+    }
+
+    fn locate(m: &Sequential, mut pi: usize) -> (usize, usize) {
+        for (li, l) in m.layers.iter().enumerate() {
+            if pi < l.params().len() {
+                return (li, pi);
+            }
+            pi -= l.params().len();
+        }
+        panic!("no such parameter")
+    }
+}
