@@ -35,6 +35,7 @@ pub mod activations;
 pub mod bench;
 pub mod callbacks;
 pub mod checkpoint;
+pub mod constraints;
 pub mod data;
 pub mod error;
 pub mod fit;
@@ -55,6 +56,7 @@ pub mod tensor;
 pub mod visual;
 
 pub use activations::Activation;
+pub use constraints::Constraint;
 pub use error::{Error, Result};
 pub use fit::{FitOptions, History};
 pub use initializers::Initializer;
@@ -70,6 +72,7 @@ pub use tensor::Tensor;
 pub mod prelude {
     pub use crate::activations::Activation;
     pub use crate::callbacks::{Callback, Control};
+    pub use crate::constraints::Constraint;
     pub use crate::data::{to_categorical, DatasetKind};
     pub use crate::error::{Error, Result};
     pub use crate::fit::{FitOptions, History};

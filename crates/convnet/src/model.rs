@@ -595,13 +595,16 @@ impl Sequential {
         }
         let tallies = self.tally();
         let t = clock(times.is_some());
-        self.apply_gradients(&optimizer);
+        self.apply_gradients(&optimizer)?;
         let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
-    /// Adds weight penalties' gradients and applies one optimizer step to every weight.
-    fn apply_gradients(&mut self, opt: &Optimizer) {
+    /// Adds weight penalties' gradients and applies one optimizer step to every weight, then
+    /// its constraint (as Keras does after the update). A constraint convnet cannot apply stops
+    /// the step before any weight changes.
+    fn apply_gradients(&mut self, opt: &Optimizer) -> Result<()> {
+        crate::constraints::check_trainable(&self.layers)?;
         let nslots = opt.slot_names().len();
         if self.opt_state.slots.is_empty() {
             self.opt_state.slots = self.params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
@@ -615,9 +618,11 @@ impl Sequential {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
                 }
                 update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
+                p.apply_constraint();
                 pi += 1;
             }
         }
+        Ok(())
     }
 
     /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
