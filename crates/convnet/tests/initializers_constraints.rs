@@ -202,3 +202,56 @@ kernel_initializer = { class_name = "FancyInit", config = {} }
     m.add(Dense::new(2).input_shape([3]).kernel_constraint(max_norm(1.0, 2)));
     assert!(m.build().unwrap_err().to_string().contains("axis 2"));
 }
+
+/// Two SGD steps of a model with a constraint on every weight against Keras 3's weights after
+/// each step (fixture written by `tests/fixtures/initializers/make.py`): the constraints apply
+/// after each update, as Keras applies them.
+#[test]
+fn constrained_steps_match_keras() {
+    use convnet::constraints::unit_norm;
+    let fx: Value = serde_json::from_str(include_str!("fixtures/initializers/keras_configs.json")).expect("fixture");
+    let t = &fx["training"];
+    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<_>>();
+    let mut m = Sequential::new();
+    m.add(
+        Conv2D::new(3, 3)
+            .activation(Activation::Relu)
+            .input_shape([6, 6, 1])
+            .kernel_constraint(max_norm(0.5, vec![0, 1, 2]))
+            .bias_constraint(non_neg()),
+    );
+    m.add(Flatten::new());
+    m.add(Dense::new(5).activation(Activation::Tanh).kernel_constraint(unit_norm(0)));
+    m.add(
+        Dense::new(3)
+            .activation(Activation::Softmax)
+            .kernel_constraint(min_max_norm(0.5, 1.0, 0.7, 0))
+            .bias_constraint(max_norm(0.3, 0)),
+    );
+    let initial: Vec<Tensor> = t["initial"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(t["shapes"].as_array().unwrap())
+        .map(|(w, s)| {
+            let shape: Vec<usize> = s.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            Tensor::from_vec(&shape, floats(w)).unwrap()
+        })
+        .collect();
+    m.set_weights(&initial).unwrap();
+    m.compile(Loss::CategoricalCrossentropy, Sgd { learning_rate: 1.0, ..Default::default() }, &[]).unwrap();
+    let x = Tensor::from_vec(&[4, 6, 6, 1], floats(&t["x"])).unwrap();
+    let y = Tensor::from_vec(&[4, 3], floats(&t["y"])).unwrap();
+    let mut worst = 0.0f32;
+    for (step, want) in t["steps"].as_array().unwrap().iter().enumerate() {
+        m.train_on_batch(&x, &y).unwrap();
+        for (wi, (got, want)) in m.get_weights().iter().zip(want.as_array().unwrap()).enumerate() {
+            for (a, b) in got.data().iter().zip(floats(want)) {
+                let err = (a - b).abs();
+                worst = worst.max(err);
+                assert!(err <= 2e-6 * (1.0 + b.abs()), "step {} weight {wi}: {a} vs Keras {b}", step + 1);
+            }
+        }
+    }
+    eprintln!("constrained SGD steps: worst difference to Keras {worst:e}");
+}
