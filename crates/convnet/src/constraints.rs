@@ -273,9 +273,12 @@ impl Constraint {
     }
 
     /// Projects `values` (a weight of `shape`, row-major) in place. Allocates nothing. A
-    /// constraint that does not fit the shape (see [`Constraint::check`]) or is unsupported leaves
-    /// the values as they are.
+    /// constraint that does not fit the shape (see [`Constraint::check`]), values that do not
+    /// match it, or an unsupported constraint leave the values as they are.
     pub fn apply(&self, values: &mut [f32], shape: &[usize]) {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(values.len()) {
+            return;
+        }
         let scale = |norm: f32| match *self {
             Constraint::MaxNorm { max_value, .. } => Scale::Mul(norm.clamp(0.0, max_value) / (EPSILON + norm)),
             Constraint::MinMaxNorm { min_value, max_value, rate, .. } => {

@@ -288,12 +288,14 @@ impl Initializer {
         }
     }
 
-    /// The initializer without its seed, and the seed.
+    /// The initializer without its seed, and the seed (the outermost, should seeds nest).
     fn parts(&self) -> (&Initializer, Option<&Seed>) {
-        match self {
-            Initializer::Seeded { init, seed } => (init, Some(seed)),
-            other => (other, None),
+        let (mut init, mut outer) = (self, None);
+        while let Initializer::Seeded { init: inner, seed } = init {
+            outer = outer.or(Some(seed));
+            init = inner;
         }
+        (init, outer)
     }
 
     /// True for initializers that draw random numbers (and so take a `seed`).
@@ -425,7 +427,7 @@ impl Initializer {
                 Value::String(s) => s,
                 other => other.get("class_name").and_then(Value::as_str).unwrap_or("?"),
             },
-            Initializer::Seeded { .. } => unreachable!("parts() unwraps the seed"),
+            Initializer::Seeded { .. } => "Seeded",
         }
     }
 
@@ -474,6 +476,9 @@ impl Initializer {
     /// integer seed. Fails for an [`Initializer::Unsupported`] initializer and for shapes Keras
     /// refuses too (`Orthogonal` below 2-D, `Identity` other than 2-D).
     pub fn fill(&self, values: &mut [f32], shape: &[usize], rng: &mut Rng) -> Result<()> {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(values.len()) {
+            return Err(Error::shape(format!("{} values cannot fill a weight of shape {shape:?}", values.len())));
+        }
         let (init, seed) = self.parts();
         match seed {
             Some(Seed::Fixed(s)) => init.fill_from(values, shape, &mut Rng::new(*s as u64)),
@@ -553,7 +558,8 @@ impl Initializer {
                     self.to_config()
                 )));
             }
-            _ => unreachable!("variance scaling and seeds are handled above"),
+            // Variance scaling returned above; `parts` unwrapped the seeds.
+            _ => {}
         }
         Ok(())
     }
@@ -871,6 +877,9 @@ mod tests {
             assert_ne!(a, b, "{init:?} unseeded");
         }
         assert_eq!(Initializer::Zeros.with_seed(3), Initializer::Zeros);
+        let nested = Initializer::Seeded { init: Box::new(Initializer::HeNormal.with_seed(1)), seed: Seed::Fixed(2) };
+        assert_eq!(nested.seed(), Some(2));
+        assert_eq!(nested.class_name(), "HeNormal");
     }
 
     fn fixture() -> Value {
