@@ -6,7 +6,7 @@
 //!
 //! The modules are layers of one house, each using only those below it:
 //! basic types ([`tensor`], [`rng`], [`parallel`], [`error`]) → [`kernels`] (hot loops) →
-//! [`nn`] (layers, losses, optimizers, the model) → [`data`] (data sets, batch sources,
+//! [`nn`] (layers, constraints, losses, optimizers, the model) → [`data`] (data sets, batch sources,
 //! augmentation) → [`io`] (file formats) → [`train`] (the fit loop, callbacks, checkpoints) →
 //! [`viz`] (charts and pictures) → [`presets`] and [`bench`].
 //!
@@ -53,6 +53,7 @@ pub mod viz;
 pub use error::{Error, Result};
 pub use kernels::conv::Padding;
 pub use nn::activations::Activation;
+pub use nn::constraints::Constraint;
 pub use nn::initializers::Initializer;
 pub use nn::losses::Loss;
 pub use nn::metrics::Metric;
@@ -69,6 +70,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::kernels::conv::Padding;
     pub use crate::nn::activations::Activation;
+    pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
         ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D,

@@ -6,6 +6,7 @@
 //! training loop.
 
 pub mod activations;
+pub mod constraints;
 pub mod initializers;
 pub mod layers;
 pub mod losses;

@@ -186,7 +186,7 @@ impl EpochRunner<'_, '_, '_> {
         let mut idx: Vec<usize> = Vec::with_capacity(self.bs);
         // The running logs keep their keys for the whole run: updating values allocates nothing.
         let mut batch_logs = Logs::new();
-        Totals::default().write_logs(&mut batch_logs, &metrics_of(model));
+        Totals::default().write_logs(&mut batch_logs, metrics_of(model));
         for epoch in first_epoch..self.opts.epochs {
             let start = Instant::now();
             for cb in self.callbacks.iter_mut() {
@@ -281,7 +281,7 @@ impl EpochRunner<'_, '_, '_> {
             }
             p.batch = b + 1;
             p.totals.add(&r, idx.len());
-            p.totals.write_logs(batch_logs, &metrics_of(model));
+            p.totals.write_logs(batch_logs, metrics_of(model));
             let mut stop = false;
             for cb in self.callbacks.iter_mut() {
                 stop |= cb.on_train_batch_end(b, batch_logs, model)? == Control::Stop;

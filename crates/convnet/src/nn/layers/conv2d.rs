@@ -8,7 +8,7 @@
 //! cache and spread over the worker threads; each worker keeps its own buffers and partial
 //! weight gradients, summed in worker order so results are reproducible.
 
-use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
+use super::{bias_activation, cfg, init_param, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
@@ -16,6 +16,7 @@ use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::implicit::{self, ImplicitScratch, PreparedKernel};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
+use crate::nn::constraints::Constraint;
 use crate::nn::initializers::Initializer;
 use crate::nn::regularizers::Regularizer;
 use crate::parallel::{self, SharedMut};
@@ -84,6 +85,8 @@ pub struct Conv2D {
     kernel_regularizer: Option<Regularizer>,
     bias_regularizer: Option<Regularizer>,
     activity_regularizer: Option<Regularizer>,
+    kernel_constraint: Option<Constraint>,
+    bias_constraint: Option<Constraint>,
     window: Option<Window>,
     out_shape: Vec<usize>,
     params: Vec<Param>,
@@ -112,6 +115,8 @@ impl Conv2D {
             kernel_regularizer: None,
             bias_regularizer: None,
             activity_regularizer: None,
+            kernel_constraint: None,
+            bias_constraint: None,
             window: None,
             out_shape: Vec::new(),
             params: Vec::new(),
@@ -176,6 +181,18 @@ impl Conv2D {
         self
     }
 
+    /// Sets a projection of the kernel after each update (Keras' `kernel_constraint`).
+    pub fn kernel_constraint(mut self, c: Constraint) -> Self {
+        self.kernel_constraint = Some(c);
+        self
+    }
+
+    /// Sets a projection of the bias after each update (Keras' `bias_constraint`).
+    pub fn bias_constraint(mut self, c: Constraint) -> Self {
+        self.bias_constraint = Some(c);
+        self
+    }
+
     /// Names the layer.
     pub fn name(mut self, name: &str) -> Self {
         self.meta.name = name.to_string();
@@ -213,6 +230,9 @@ impl Conv2D {
         layer.kernel_regularizer = reg("kernel_regularizer")?;
         layer.bias_regularizer = reg("bias_regularizer")?;
         layer.activity_regularizer = reg("activity_regularizer")?;
+        let con = |k: &str| c.get(k).map_or(Ok(None), Constraint::from_config);
+        layer.kernel_constraint = con("kernel_constraint")?;
+        layer.bias_constraint = con("bias_constraint")?;
         Ok(layer)
     }
 
@@ -281,11 +301,11 @@ impl Layer for Conv2D {
         .map_err(|e| Error::shape(format!("Conv2D {:?}: {e}", self.meta.name)))?;
         let kshape = [w.kh, w.kw, w.channels, self.filters];
         let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
-        self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
+        init_param(&mut kernel, &self.kernel_initializer, &self.kernel_constraint, &self.meta.name, rng)?;
         self.params = vec![kernel];
         if self.use_bias {
             let mut bias = Param::new("bias", &[self.filters], self.bias_regularizer)?;
-            self.bias_initializer.fill(&mut bias.value, &[self.filters], rng);
+            init_param(&mut bias, &self.bias_initializer, &self.bias_constraint, &self.meta.name, rng)?;
             self.params.push(bias);
         }
         self.out_shape = vec![w.out_h, w.out_w, self.filters];
@@ -479,8 +499,9 @@ impl Layer for Conv2D {
         m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
         m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
         m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
-        m.insert("kernel_constraint".into(), Value::Null);
-        m.insert("bias_constraint".into(), Value::Null);
+        let con = |c: &Option<Constraint>| c.as_ref().map_or(Value::Null, Constraint::to_config);
+        m.insert("kernel_constraint".into(), con(&self.kernel_constraint));
+        m.insert("bias_constraint".into(), con(&self.bias_constraint));
         m
     }
 }

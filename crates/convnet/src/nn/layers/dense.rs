@@ -3,10 +3,11 @@
 //! Backward: `dz = dy ⊙ act'(y)`, `dbias = Σ_rows dz`, `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`.
 //! Each product is split over the worker threads by rows or columns of its result.
 
-use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
+use super::{bias_activation, cfg, init_param, shape_str, ForwardCtx, Layer, Meta, Param};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{par_gemm, par_gemm_with, GemmShape};
 use crate::nn::activations::Activation;
+use crate::nn::constraints::Constraint;
 use crate::nn::initializers::Initializer;
 use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
@@ -24,6 +25,8 @@ pub struct Dense {
     kernel_regularizer: Option<Regularizer>,
     bias_regularizer: Option<Regularizer>,
     activity_regularizer: Option<Regularizer>,
+    kernel_constraint: Option<Constraint>,
+    bias_constraint: Option<Constraint>,
     in_features: usize,
     out_shape: Vec<usize>,
     params: Vec<Param>,
@@ -46,6 +49,8 @@ impl Dense {
             kernel_regularizer: None,
             bias_regularizer: None,
             activity_regularizer: None,
+            kernel_constraint: None,
+            bias_constraint: None,
             in_features: 0,
             out_shape: Vec::new(),
             params: Vec::new(),
@@ -96,6 +101,18 @@ impl Dense {
         self
     }
 
+    /// Sets a projection of the kernel after each update (Keras' `kernel_constraint`).
+    pub fn kernel_constraint(mut self, c: Constraint) -> Self {
+        self.kernel_constraint = Some(c);
+        self
+    }
+
+    /// Sets a projection of the bias after each update (Keras' `bias_constraint`).
+    pub fn bias_constraint(mut self, c: Constraint) -> Self {
+        self.bias_constraint = Some(c);
+        self
+    }
+
     /// Names the layer.
     pub fn name(mut self, name: &str) -> Self {
         self.meta.name = name.to_string();
@@ -124,6 +141,9 @@ impl Dense {
         layer.kernel_regularizer = reg("kernel_regularizer")?;
         layer.bias_regularizer = reg("bias_regularizer")?;
         layer.activity_regularizer = reg("activity_regularizer")?;
+        let con = |k: &str| c.get(k).map_or(Ok(None), Constraint::from_config);
+        layer.kernel_constraint = con("kernel_constraint")?;
+        layer.bias_constraint = con("bias_constraint")?;
         Ok(layer)
     }
 }
@@ -158,11 +178,11 @@ impl Layer for Dense {
         }
         let kshape = [inf, self.units];
         let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
-        self.kernel_initializer.fill(&mut kernel.value, &kshape, rng);
+        init_param(&mut kernel, &self.kernel_initializer, &self.kernel_constraint, &self.meta.name, rng)?;
         self.params = vec![kernel];
         if self.use_bias {
             let mut bias = Param::new("bias", &[self.units], self.bias_regularizer)?;
-            self.bias_initializer.fill(&mut bias.value, &[self.units], rng);
+            init_param(&mut bias, &self.bias_initializer, &self.bias_constraint, &self.meta.name, rng)?;
             self.params.push(bias);
         }
         self.in_features = inf;
@@ -233,8 +253,9 @@ impl Layer for Dense {
         m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
         m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
         m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
-        m.insert("kernel_constraint".into(), Value::Null);
-        m.insert("bias_constraint".into(), Value::Null);
+        let con = |c: &Option<Constraint>| c.as_ref().map_or(Value::Null, Constraint::to_config);
+        m.insert("kernel_constraint".into(), con(&self.kernel_constraint));
+        m.insert("bias_constraint".into(), con(&self.bias_constraint));
         m
     }
 }

@@ -19,6 +19,8 @@ pub use pooling::{AveragePooling2D, MaxPooling2D};
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
+use crate::nn::constraints::Constraint;
+use crate::nn::initializers::Initializer;
 use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -37,6 +39,8 @@ pub struct Param {
     pub grad: Vec<f32>,
     /// Weight penalty added to the loss, if any.
     pub regularizer: Option<Regularizer>,
+    /// Projection applied after each optimizer update, if any (Keras' `kernel_constraint`).
+    pub constraint: Option<Constraint>,
 }
 
 /// Most values one weight may hold (2^28, 1 GiB of f32): a config asking for more is refused
@@ -50,12 +54,20 @@ thread_local! {
 
 /// Runs `f` with at most `values` weight values allowed to be created on this thread: a
 /// reader gives the number a file can really hold, so a config that declares huge layers
-/// fails before anything is allocated.
+/// fails before anything is allocated. The weights created meanwhile are the file's, so an
+/// initializer convnet cannot run fills zeros there instead of failing (see
+/// [`weights_from_file`]).
 pub fn with_weight_budget<T>(values: usize, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let before = WEIGHT_BUDGET.with(|b| b.replace(Some(values)));
     let out = f();
     WEIGHT_BUDGET.with(|b| b.set(before));
     out
+}
+
+/// True while the weights being built will be replaced by a file's (inside
+/// [`with_weight_budget`]): their initializers play no part.
+pub fn weights_from_file() -> bool {
+    WEIGHT_BUDGET.with(|b| b.get().is_some())
 }
 
 impl Param {
@@ -77,7 +89,14 @@ impl Param {
             }
             None => Ok(()),
         })?;
-        Ok(Param { name, shape: shape.to_vec(), value: vec![0.0; n], grad: vec![0.0; n], regularizer })
+        Ok(Param {
+            name,
+            shape: shape.to_vec(),
+            value: vec![0.0; n],
+            grad: vec![0.0; n],
+            regularizer,
+            constraint: None,
+        })
     }
 
     /// Number of values.
@@ -89,6 +108,43 @@ impl Param {
     pub fn is_empty(&self) -> bool {
         self.value.is_empty()
     }
+
+    /// Projects the values with the weight's constraint, if any (after an optimizer update).
+    pub fn apply_constraint(&mut self) {
+        if let Some(c) = &self.constraint {
+            c.apply(&mut self.value, &self.shape);
+        }
+    }
+}
+
+/// Fills a new weight of layer `layer` with `init` and gives it `constraint` (checked against
+/// its shape); errors name the layer and the weight.
+pub(crate) fn init_param(
+    p: &mut Param,
+    init: &Initializer,
+    constraint: &Option<Constraint>,
+    layer: &str,
+    rng: &mut Rng,
+) -> Result<()> {
+    let what = |e: Error| {
+        let m = match e {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        };
+        Error::config(format!("layer {layer:?}, {}: {m}", p.name))
+    };
+    // While the weights being built will be replaced by a file's (see
+    // [`with_weight_budget`]), an initializer that cannot run fills zeros instead of failing:
+    // initializers play no part once weights are loaded.
+    match init.fill(&mut p.value, &p.shape, rng) {
+        Err(_) if weights_from_file() => p.value.fill(0.0),
+        other => other.map_err(what)?,
+    }
+    if let Some(c) = constraint {
+        c.check(&p.shape).map_err(what)?;
+    }
+    p.constraint = constraint.clone();
+    Ok(())
 }
 
 /// What a forward pass needs besides its input: the mode and the random source (dropout).

@@ -5,8 +5,8 @@
 //! the largest batch seen; after the first step a training step allocates nothing.
 
 use super::{Sequential, StepResult, Tally, Totals};
-use crate::error::Result;
-use crate::nn::layers::ForwardCtx;
+use crate::error::{Error, Result};
+use crate::nn::layers::{ForwardCtx, Layer};
 use crate::nn::model::Logs;
 use crate::nn::optimizers::Optimizer;
 use crate::parallel::{self, SharedMut};
@@ -120,14 +120,16 @@ impl Sequential {
         }
         let tallies = self.tally();
         let t = clock(times.is_some());
-        self.apply_gradients(&optimizer);
+        self.apply_gradients(&optimizer)?;
         let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
     /// Adds weight penalties' gradients and applies one optimizer step to every trainable
-    /// weight; frozen layers keep their weights.
-    fn apply_gradients(&mut self, opt: &Optimizer) {
+    /// weight, then its constraint (as Keras does after the update); frozen layers keep their
+    /// weights. A constraint convnet cannot apply stops the step before any weight changes.
+    fn apply_gradients(&mut self, opt: &Optimizer) -> Result<()> {
+        check_constraints(&self.layers)?;
         let nslots = opt.slot_names().len();
         // Slots are created on the first step, and again when the trainable weights changed
         // since (a layer frozen or unfrozen without compiling again).
@@ -150,9 +152,11 @@ impl Sequential {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
                 }
                 update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
+                p.apply_constraint();
                 pi += 1;
             }
         }
+        Ok(())
     }
 
     /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
@@ -202,6 +206,25 @@ impl Sequential {
         totals.write_logs(&mut logs, &self.require_compiled()?.metrics);
         Ok(logs)
     }
+}
+
+/// Fails, naming the layer and the class, when a trainable weight of `layers` has a constraint convnet
+/// cannot apply (kept from a file): training would silently skip it.
+fn check_constraints(layers: &[Box<dyn Layer>]) -> Result<()> {
+    for l in layers.iter().filter(|l| l.trainable()) {
+        for p in l.params() {
+            if let Some(c) = p.constraint.as_ref().filter(|c| !c.is_supported()) {
+                return Err(Error::config(format!(
+                    "layer {:?}: the {} constraint {} is not one convnet can apply, so the model cannot be \
+                     trained (it still loads, predicts and saves); use MaxNorm, MinMaxNorm, NonNeg or UnitNorm",
+                    l.name(),
+                    p.name,
+                    c.class_name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies `opt` to one weight, splitting large weights over the worker threads (each value's
