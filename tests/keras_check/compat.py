@@ -17,7 +17,12 @@ model built in tf_keras, where tf_keras has the feature). Then, for each file:
   Keras 3 loads both, tf_keras the `.h5`, and each must predict what convnet predicts. Where
   Keras can train from the file (Keras 3 from `.keras`, tf_keras from `.h5`), one more step in
   Keras must match convnet's next step, which holds only if convnet wrote the optimizer state,
-  the iteration count and the compile config as Keras reads them.
+  the iteration count and the compile config as Keras reads them. Where the reader is the
+  library that wrote the original file, the model it loads from convnet's file must also have
+  the original's layer and optimizer configs (names, initializers, constraints, trainable
+  flags, schedules, ...), as Keras reloads them from the original. The optimizer's config is
+  compared only where Keras can train from the file: Keras 3 reads the optimizer of a
+  tf_keras-style `.h5` with its default learning rate (tf_keras' own files too).
 
 Not checked, because Keras cannot, not because convnet does not (printed as `n/a`):
 - Keras 3 cannot continue `fit` on a legacy `.h5` that holds optimizer state ("This optimizer
@@ -296,6 +301,7 @@ def read(name, shape):
 
 def short(e):
     s = f"{type(e).__name__}: {e}" if isinstance(e, BaseException) else str(e)
+    s = s.replace(OUT + os.sep, "")
     s = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", s).split())
     return s if len(s) <= 240 else s[:237] + "..."
 
@@ -322,15 +328,48 @@ def build(c, L):
     return m
 
 
-def keras_step(L, path, x, y):
-    """Keras' next training step from the state saved in `path`: the predictions after it."""
+def configs(m):
+    """What of a model's config must survive a trip through convnet: each layer's config
+    (names, activations, initializers, constraints, trainable flags, ...) and the optimizer's
+    (its name aside: Keras writes `adam` or `Adam` as it likes)."""
+    opt = getattr(m, "optimizer", None)
+    opt = {k: v for k, v in opt.get_config().items() if k != "name"} if opt is not None else None
+    return {"layers": [dict(cls=type(l).__name__, **l.get_config()) for l in m.layers], "optimizer": opt}
+
+
+def first_difference(want, got, path=""):
+    """Where `got` differs from `want` (floats within 1e-6 relative: convnet keeps f32), or None."""
+    r = lambda v: (lambda s: s if len(s) <= 100 else s[:97] + "...")(repr(v))
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in list(want) + [k for k in got if k not in want]:
+            if k not in want or k not in got:
+                return f"{path}.{k}: {r(want.get(k, '(none)'))} vs {r(got.get(k, '(none)'))}"
+            d = first_difference(want[k], got[k], f"{path}.{k}")
+            if d:
+                return d
+        return None
+    if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)) and len(want) == len(got):
+        return next(filter(None, (first_difference(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(want, got)))), None)
+    if isinstance(want, (int, float, np.number)) and isinstance(got, (int, float, np.number)) \
+            and not isinstance(want, bool) and not isinstance(got, bool):
+        return None if abs(float(want) - float(got)) <= 1e-6 * max(abs(float(want)), 1e-30) else f"{path}: {r(want)} vs {r(got)}"
+    return None if want == got else f"{path}: {r(want)} vs {r(got)}"
+
+
+def keras_reload(L, path, x, y, step):
+    """The configs of the model Keras loads from `path` and, with `step`, the predictions after
+    Keras' next training step from the state saved there."""
     m = L.models.load_model(path)
+    cfg = configs(m)
+    if not step:
+        return cfg, None
     m.run_eagerly = True
     m.train_on_batch(x, y)
-    return predict(m, x)
+    return cfg, predict(m, x)
 
 
-# refs[case][file] = {"pred": array, "next": array or None, "x": ..., "y": ...}; rows: results
+# refs[case][file]: Keras' predictions, its next step's (or None), the configs of the model it
+# reloads from the file, and the library that wrote it ("k3", "tfk"). rows: the results.
 refs, rows, manifest = {}, [], []
 t = time.time()
 for i, c in enumerate(CASES):
@@ -353,15 +392,14 @@ for i, c in enumerate(CASES):
             pred = predict(m, x)
             for ext in files:
                 m.save(os.path.join(OUT, f"{c.name}.{tag}.{ext}"))
-            nxt = None
-            if c.compile and c.deterministic:
-                nxt = keras_step(L, os.path.join(OUT, f"{c.name}.{tag}.{files[0]}"), x, y)
+            cfg, nxt = keras_reload(L, os.path.join(OUT, f"{c.name}.{tag}.{files[0]}"), x, y,
+                                    c.compile and c.deterministic)
         except Exception as e:
             rows.append((c.name, f"{tag}.*", "keras", None, None, f"FAILED: Keras could not build, train or save it: {short(e)}"))
             continue
         for ext in files:
             fid = f"{c.name}.{tag}.{ext}"
-            refs[c.name][fid] = dict(pred=pred, next=nxt)
+            refs[c.name][fid] = dict(pred=pred, next=nxt, config=cfg, family=tag)
             manifest.append(dict(id=fid, file=fid, x=f"{c.name}_x.bin", x_shape=list(x.shape),
                                  y=f"{c.name}_y.bin" if c.compile else None, y_shape=list(y32.shape)))
 keras_seconds = time.time() - t
@@ -407,7 +445,7 @@ for entry in manifest:
     # keras -> convnet
     problems, pd, sd = [], None, None
     if rep.get("error") or rep.get("load"):
-        problems.append(f"load: {rep.get('error') or rep.get('load')}")
+        problems.append(short(f"load: {rep.get('error') or rep.get('load')}"))
     else:
         if rep.get("predict"):
             problems.append(f"predict: {rep['predict']}")
@@ -454,6 +492,13 @@ for entry in manifest:
         problems, pd, sd = [], None, None
         try:
             m = L.models.load_model(path)
+            if (L is keras) == (ref["family"] == "k3"):
+                want, got = ref["config"], configs(m)
+                if not steps:  # see the docstring: Keras 3 misreads a tf_keras-dialect optimizer
+                    want, got = want["layers"], got["layers"]
+                d = first_difference(want, got, "" if steps else ".layers")
+                if d:
+                    problems.append(f"config differs at {d}")
             want = read(saved_pred, ref["pred"].shape)
             pd = diff(predict(m, x), want)
             if pd > PRED_TOL:
