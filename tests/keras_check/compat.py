@@ -29,8 +29,11 @@ Not checked, because Keras cannot, not because convnet does not (printed as `n/a
   can only be called for the variables it was originally built with"), its own files included;
   so no Keras 3 step from a `.h5`.
 - tf_keras reads no `.keras` (Keras 3's format).
-- Models using what tf_keras lacks (activations Keras 3 added, `negative_slope`, ...) have no
-  tf_keras file, and tf_keras is not asked to read convnet's copy of them.
+- Models using what tf_keras lacks (the activations Keras 3 added: celu, glu, hard_shrink,
+  hard_silu/hard_swish, hard_tanh, log_sigmoid, soft_shrink, sparse_plus, sparse_sigmoid,
+  sparsemax, squareplus, tanh_shrink) have no tf_keras file, and tf_keras is not asked to read
+  convnet's copy of them.
+- The activation `threshold` by name: Keras cannot use it so (it needs arguments).
 - Steps of models with dropout: their masks are random, so only predictions are compared.
 
 What convnet does not support by design is listed in BY_DESIGN below with the reason; those
@@ -46,7 +49,7 @@ It runs convnet's half with
 Set CONVNET_COMPAT_DIR yourself to keep the files, and COMPAT_ONLY=substring to run only the
 cases whose name contains it.
 """
-import json, os, re, subprocess, sys, tempfile, time
+import json, os, re, shutil, subprocess, sys, tempfile, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import warnings
@@ -167,9 +170,9 @@ case("activation_threshold", None, keras_cannot="Keras cannot use 'threshold' by
 case("activation_layers", lambda L: small(L, mid=[L.layers.Activation("gelu"), L.layers.Activation("selu")]))
 
 # The activation layer classes, with their arguments.
-NO_SLOPE = "tf_keras' LeakyReLU takes `alpha`, not `negative_slope`; built with alpha"
 case("layer_relu", lambda L: small(L, mid=[L.layers.ReLU()]))
 case("layer_relu_args", lambda L: small(L, mid=[L.layers.ReLU(max_value=0.5, negative_slope=0.1, threshold=0.05)]))
+# tf_keras' LeakyReLU calls the slope `alpha`; Keras 3 writes `negative_slope`.
 case("layer_leaky_relu", lambda L: small(L, mid=[
     L.layers.LeakyReLU(negative_slope=0.2) if is_k3(L) else L.layers.LeakyReLU(alpha=0.2)]))
 case("layer_elu", lambda L: small(L, mid=[L.layers.ELU(alpha=0.5)]))
@@ -544,4 +547,6 @@ if failed:
 print(f"\n{passed} ok, {len(failed)} failed, {len(rows) - passed - len(failed)} n/a; "
       f"Keras {keras_seconds:.0f} s, convnet {convnet_seconds:.0f} s, checks {check_seconds:.0f} s, "
       f"total {time.time() - START:.0f} s")
+if not failed and not os.environ.get("CONVNET_COMPAT_DIR"):
+    shutil.rmtree(OUT, ignore_errors=True)  # kept after a failure, to look into
 sys.exit(1 if failed else 0)
