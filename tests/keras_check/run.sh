@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a Python environment with real Keras 3 and tf_keras (cached in target/keras-venv)
-# and runs check.py. Exit status 3 means the environment could not be installed (no network
-# to PyPI, for example); any other failure is a real one.
+# and runs check.py (Keras loads files convnet wrote) then compat.py (files as notebooks
+# write them, both directions; see its docstring). Exit status 3 means the environment could
+# not be installed (no network to PyPI, for example); any other failure is a real one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 venv=target/keras-venv
@@ -12,3 +13,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import keras, tf_kera
       tensorflow-cpu==2.21.0 tf-keras==2.21.0 keras==3.15.1 h5py || exit 3
 fi
 "$venv/bin/python" tests/keras_check/check.py
+check=$?
+"$venv/bin/python" tests/keras_check/compat.py
+compat=$?
+# Both run whatever the first one gave; a failure of either fails the whole.
+if [ "$check" -ne 0 ]; then exit "$check"; fi
+exit "$compat"
