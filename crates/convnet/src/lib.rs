@@ -51,6 +51,7 @@ pub mod plot;
 pub mod presets;
 pub mod regularizers;
 pub mod rng;
+pub mod schedules;
 pub mod tensor;
 pub mod visual;
 
@@ -62,7 +63,7 @@ pub use kernels::conv::Padding;
 pub use losses::Loss;
 pub use metrics::Metric;
 pub use model::{Logs, Sequential};
-pub use optimizers::{Adam, Optimizer, RmsProp, Sgd};
+pub use optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
 pub use rng::Rng;
 pub use tensor::Tensor;
 
@@ -79,7 +80,7 @@ pub mod prelude {
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;
     pub use crate::model::{Logs, Sequential};
-    pub use crate::optimizers::{Adam, Optimizer, RmsProp, Sgd};
+    pub use crate::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
     pub use crate::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::layers::{ForwardCtx, Layer, Param};
 use crate::losses::Loss;
 use crate::metrics::Metric;
-use crate::optimizers::{Optimizer, OptimizerState};
+use crate::optimizers::{Optimizer, OptimizerState, StepInfo};
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -297,10 +297,14 @@ impl Sequential {
             fused = loss.fusable_activation() == Some(last.activation()) && last.activity_regularizer().is_none();
             last.set_output_gradient_fused(fused);
         }
-        let same_opt = self.compiled.as_ref().is_some_and(|c| c.optimizer.slot_names() == optimizer.slot_names());
+        let same_opt = self.compiled.as_ref().is_some_and(|c| {
+            c.optimizer.class_name() == optimizer.class_name() && c.optimizer.slot_names() == optimizer.slot_names()
+        });
         if !same_opt {
             self.opt_state = OptimizerState::default();
         }
+        let mut optimizer = optimizer;
+        optimizer.sync_learning_rate(self.opt_state.iterations);
         self.compiled = Some(Compiled { loss, optimizer, metrics: metrics.to_vec(), fused });
         Ok(())
     }
@@ -334,6 +338,9 @@ impl Sequential {
             {
                 return Err(Error::shape("optimizer state does not match the model's weights"));
             }
+        }
+        if let Some(c) = self.compiled.as_mut() {
+            c.optimizer.sync_learning_rate(state.iterations);
         }
         self.opt_state = state;
         Ok(())
@@ -535,9 +542,9 @@ impl Sequential {
 
     fn train_step_timed(&mut self, mut times: Option<&mut [(f64, f64)]>) -> Result<StepResult> {
         use std::time::Instant;
-        let (loss_fn, optimizer, fused) = {
+        let (loss_fn, fused) = {
             let c = self.require_compiled()?;
-            (c.loss, c.optimizer, c.fused)
+            (c.loss, c.fused)
         };
         let n = self.acts[0].batch();
         let l = self.layers.len();
@@ -595,29 +602,42 @@ impl Sequential {
         }
         let tallies = self.tally();
         let t = clock(times.is_some());
-        self.apply_gradients(&optimizer);
+        self.apply_gradients();
         let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
-    /// Adds weight penalties' gradients and applies one optimizer step to every weight.
-    fn apply_gradients(&mut self, opt: &Optimizer) {
-        let nslots = opt.slot_names().len();
-        if self.opt_state.slots.is_empty() {
-            self.opt_state.slots = self.params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
-        }
-        self.opt_state.iterations += 1;
-        let step = self.opt_state.iterations;
-        let mut pi = 0;
-        for layer in self.layers.iter_mut() {
+    /// Adds weight penalties' gradients and applies one optimizer step to every weight, in
+    /// Keras' order: gradients clipped, weights decayed, then the update (see
+    /// [`crate::optimizers`]). The optimizer is borrowed in place, never copied.
+    fn apply_gradients(&mut self) {
+        let Sequential { layers, compiled, opt_state, .. } = self;
+        let Some(c) = compiled.as_mut() else { return };
+        let opt = &c.optimizer;
+        opt.prepare_state(opt_state, layers.iter().flat_map(|l| l.params().iter().map(Param::len)));
+        let info = opt.next_step(opt_state);
+        let mut sum_sq = 0.0f64;
+        for layer in layers.iter_mut() {
             for p in layer.params_mut() {
                 if let Some(r) = p.regularizer {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
                 }
-                update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
+                if opt.clips_globally() {
+                    sum_sq += p.grad.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>();
+                }
+            }
+        }
+        let global_norm = sum_sq.sqrt() as f32;
+        let mut pi = 0;
+        for layer in layers.iter_mut() {
+            for p in layer.params_mut() {
+                opt.clip_gradient(&mut p.grad, global_norm);
+                opt.decay_weight(&info, &mut p.value);
+                update_param(opt, &info, &mut p.value, &p.grad, &mut opt_state.slots[pi]);
                 pi += 1;
             }
         }
+        c.optimizer.sync_learning_rate(opt_state.iterations);
     }
 
     /// Loss and metrics of the batch in `acts[0]` / `targets`, without training.
@@ -765,7 +785,7 @@ impl Sequential {
 
 /// Applies `opt` to one weight, splitting large weights over the worker threads (each value's
 /// update is independent, so the result does not depend on the split).
-fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+fn update_param(opt: &Optimizer, info: &StepInfo, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
     let n = value.len();
     let k = slots.len();
     let parts = if n >= 1 << 16 { parallel::workers() } else { 1 };
@@ -774,7 +794,7 @@ fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slo
         for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
             *r = s.as_mut_slice();
         }
-        opt.update(step, value, grad, &mut refs[..k]);
+        opt.update_with(info, value, grad, &mut refs[..k]);
         return;
     }
     let vs = SharedMut::new(value);
@@ -794,7 +814,7 @@ fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slo
                     *dst = s.slice(r.clone());
                 }
             }
-            opt.update(step, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
+            opt.update_with(info, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
         }
     });
 }
