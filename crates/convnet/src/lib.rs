@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use fit::{FitOptions, History};
 pub use initializers::Initializer;
 pub use kernels::conv::Padding;
-pub use losses::Loss;
+pub use losses::{Loss, LossKind};
 pub use metrics::Metric;
 pub use model::{Logs, Sequential};
 pub use optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
@@ -77,7 +77,7 @@ pub mod prelude {
     pub use crate::initializers::Initializer;
     pub use crate::kernels::conv::Padding;
     pub use crate::layers::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
-    pub use crate::losses::Loss;
+    pub use crate::losses::{Loss, LossKind};
     pub use crate::metrics::Metric;
     pub use crate::model::{Logs, Sequential};
     pub use crate::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};

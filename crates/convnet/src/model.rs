@@ -280,6 +280,7 @@ impl Sequential {
     pub fn compile(&mut self, loss: Loss, optimizer: impl Into<Optimizer>, metrics: &[Metric]) -> Result<()> {
         let optimizer = optimizer.into();
         optimizer.validate()?;
+        loss.validate()?;
         if metrics.len() > 4 {
             return Err(Error::config("at most four metrics"));
         }
