@@ -144,7 +144,8 @@ impl Loss {
         if !self.from_logits && self.label_smoothing == 0.0 {
             return json!(self.name());
         }
-        let mut config = json!({"name": self.name(), "reduction": "sum_over_batch_size", "from_logits": self.from_logits});
+        let mut config =
+            json!({"name": self.name(), "reduction": "sum_over_batch_size", "from_logits": self.from_logits});
         match self.kind {
             LossKind::CategoricalCrossentropy | LossKind::BinaryCrossentropy => {
                 config["label_smoothing"] = json!(self.label_smoothing);
@@ -501,7 +502,12 @@ mod tests {
         fd_check(cce.with_from_logits(true).with_label_smoothing(0.2), &z, &[0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3);
         fd_check(Loss::SparseCategoricalCrossentropy.with_from_logits(true), &z, &[2.0, 1.0], 3);
         fd_check(Loss::BinaryCrossentropy.with_from_logits(true), &z, &[1.0, 0.0, 1.0, 0.0, 0.5, 1.0], 3);
-        fd_check(Loss::BinaryCrossentropy.with_from_logits(true).with_label_smoothing(0.3), &z, &[1.0, 0.0, 1.0, 0.0, 0.5, 1.0], 3);
+        fd_check(
+            Loss::BinaryCrossentropy.with_from_logits(true).with_label_smoothing(0.3),
+            &z,
+            &[1.0, 0.0, 1.0, 0.0, 0.5, 1.0],
+            3,
+        );
         fd_check(cce.with_label_smoothing(0.1), &[0.2, 0.5, 0.3, 0.1, 0.1, 0.8], &[0.0, 1.0, 0.0, 0.3, 0.0, 0.7], 3);
         fd_check(Loss::BinaryCrossentropy.with_label_smoothing(0.1), &[0.3, 0.8, 0.6, 0.1], &[1.0, 0.0, 1.0, 0.0], 2);
         // Huge logits stay finite and exact: −log softmax of the right class is ~0.
@@ -529,7 +535,8 @@ mod tests {
             let (mut a, mut b) = (logits.to_vec(), logits.to_vec());
             a[i] += 1e-3;
             b[i] -= 1e-3;
-            let fd = (loss.compute(&f(&a), &target, 3, None, false) - loss.compute(&f(&b), &target, 3, None, false)) / 2e-3;
+            let fd =
+                (loss.compute(&f(&a), &target, 3, None, false) - loss.compute(&f(&b), &target, 3, None, false)) / 2e-3;
             assert!((fd - g[i]).abs() < 2e-3, "[{i}]: fd {fd} vs {}", g[i]);
         }
     }
@@ -542,8 +549,14 @@ mod tests {
         let l = Loss::from_config(&tf_keras).unwrap();
         assert_eq!(l, Loss::CategoricalCrossentropy.with_from_logits(true).with_label_smoothing(0.1));
         assert_eq!(Loss::from_config(&json!("binary_crossentropy")).unwrap(), Loss::BinaryCrossentropy);
-        assert_eq!(Loss::from_config(&json!({"class_name": "function", "config": "mse"})).unwrap(), Loss::MeanSquaredError);
-        assert_eq!(Loss::from_config(&json!([{"class_name": "BinaryCrossentropy", "config": {}}])).unwrap(), Loss::BinaryCrossentropy);
+        assert_eq!(
+            Loss::from_config(&json!({"class_name": "function", "config": "mse"})).unwrap(),
+            Loss::MeanSquaredError
+        );
+        assert_eq!(
+            Loss::from_config(&json!([{"class_name": "BinaryCrossentropy", "config": {}}])).unwrap(),
+            Loss::BinaryCrossentropy
+        );
         // Defaults are written as the bare name, as Keras' compile(loss="…") stores them.
         assert_eq!(Loss::SparseCategoricalCrossentropy.to_config(), json!("sparse_categorical_crossentropy"));
         let k3 = Loss::SparseCategoricalCrossentropy.with_from_logits(true).to_config();

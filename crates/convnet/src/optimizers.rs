@@ -90,7 +90,14 @@ pub struct Adam {
 
 impl Default for Adam {
     fn default() -> Self {
-        Adam { learning_rate: 0.001, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false, base: BaseOptions::default() }
+        Adam {
+            learning_rate: 0.001,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+            base: BaseOptions::default(),
+        }
     }
 }
 
@@ -228,7 +235,14 @@ pub struct RmsProp {
 
 impl Default for RmsProp {
     fn default() -> Self {
-        RmsProp { learning_rate: 0.001, rho: 0.9, momentum: 0.0, epsilon: 1e-7, centered: false, base: BaseOptions::default() }
+        RmsProp {
+            learning_rate: 0.001,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+            centered: false,
+            base: BaseOptions::default(),
+        }
     }
 }
 
@@ -469,10 +483,11 @@ impl Optimizer {
     }
 
     /// tf_keras' names of the slots (the token in `Adam/m/dense/kernel:0`), in
-    /// [`Optimizer::slot_names`] order.
+    /// [`Optimizer::slot_names`] order. tf_keras' SGD keeps its `m` slots even without
+    /// momentum, so for it this list may be longer than the slots convnet keeps.
     pub fn tf_keras_slot_tokens(&self) -> &'static [&'static str] {
         match self {
-            Optimizer::Sgd(_) => &["m"][..self.slot_names().len()],
+            Optimizer::Sgd(_) => &["m"],
             Optimizer::Adam(_) | Optimizer::AdamW(_) | Optimizer::Nadam(_) => {
                 &["m", "v", "vhat"][..self.slot_names().len()]
             }
@@ -482,9 +497,20 @@ impl Optimizer {
         }
     }
 
+    /// `(weight, slot)` in the order tf_keras lists the slot variables (in `.h5` files'
+    /// `optimizer_weights`): Keras 3's order, plus for SGD without momentum the `m` slots
+    /// tf_keras keeps anyway (slot index 0, which convnet does not hold: they stay zero).
+    pub fn tf_keras_slot_order(&self, weights: usize) -> Vec<(usize, usize)> {
+        if self.slot_names().is_empty() && !self.tf_keras_slot_tokens().is_empty() {
+            return (0..weights).map(|w| (w, 0)).collect();
+        }
+        self.keras3_slot_order(weights)
+    }
+
     /// Which slot a saved optimizer variable holds, from its name in any of Keras' namings:
     /// tf_keras' `Adam/m/conv2d/kernel:0` (older: `Adam/conv2d/kernel/m:0`) or Keras 3's
-    /// `adam/sequential_conv2d_kernel_momentum`.
+    /// `adam/sequential_conv2d_kernel_momentum`. An index past [`Optimizer::slot_names`]
+    /// is a tf_keras slot convnet does not keep (SGD's `m` without momentum).
     pub fn slot_of_variable(&self, name: &str) -> Option<usize> {
         let names = self.slot_names();
         let tokens = self.tf_keras_slot_tokens();
@@ -505,9 +531,7 @@ impl Optimizer {
         }
         let last = parts.last()?;
         // The longest matching suffix: `velocity_hat` before `velocity`.
-        (0..names.len())
-            .filter(|&i| last.ends_with(&format!("_{}", names[i])))
-            .max_by_key(|&i| names[i].len())
+        (0..names.len()).filter(|&i| last.ends_with(&format!("_{}", names[i]))).max_by_key(|&i| names[i].len())
     }
 
     /// Starting value of slot `slot` (Adagrad's `initial_accumulator_value`, else 0).
@@ -554,7 +578,11 @@ impl Optimizer {
         let n = self.slot_names().len();
         // Slots created together by one `add_optimizer_variables` call are interleaved.
         let together = match self {
-            Optimizer::Adam(_) | Optimizer::AdamW(_) | Optimizer::Nadam(_) | Optimizer::Adamax(_) | Optimizer::Adadelta(_) => 2,
+            Optimizer::Adam(_)
+            | Optimizer::AdamW(_)
+            | Optimizer::Nadam(_)
+            | Optimizer::Adamax(_)
+            | Optimizer::Adadelta(_) => 2,
             _ => 1,
         };
         let slot = |weight, slot| Keras3Variable::Slot { weight, slot };
@@ -592,8 +620,12 @@ impl Optimizer {
             Optimizer::AdamW(o) => json!({
                 "name": "AdamW", "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon, "amsgrad": o.amsgrad,
             }),
-            Optimizer::Nadam(o) => json!({"name": "Nadam", "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon}),
-            Optimizer::Adamax(o) => json!({"name": "Adamax", "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon}),
+            Optimizer::Nadam(o) => {
+                json!({"name": "Nadam", "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon})
+            }
+            Optimizer::Adamax(o) => {
+                json!({"name": "Adamax", "beta_1": o.beta_1, "beta_2": o.beta_2, "epsilon": o.epsilon})
+            }
             Optimizer::Adagrad(o) => json!({
                 "name": "Adagrad", "initial_accumulator_value": o.initial_accumulator_value, "epsilon": o.epsilon,
             }),
@@ -810,8 +842,8 @@ impl Optimizer {
                 *x = *x * c / denom;
             }
         } else if let Some(c) = b.global_clipnorm.filter(|&c| c > 0.0) {
-            // Keras: scale = c·min(1/‖G‖, 1/c) (+ (‖G‖ − ‖G‖), which makes a NaN norm spread).
-            let scale = c * (1.0 / global_norm).min(1.0 / c) + (global_norm - global_norm);
+            // Keras: scale = c·min(1/‖G‖, 1/c) + (‖G‖ − ‖G‖): a non-finite norm makes it NaN.
+            let scale = if global_norm.is_finite() { c * (1.0 / global_norm).min(1.0 / c) } else { f32::NAN };
             for x in g.iter_mut() {
                 *x *= scale;
             }
@@ -1056,8 +1088,12 @@ mod tests {
     fn every_optimizer_matches_keras_step_by_step() {
         let f = fixture();
         let w0: Vec<Vec<f32>> = f["initial_weights"].as_array().unwrap().iter().map(floats).collect();
-        let grads: Vec<Vec<Vec<f32>>> =
-            f["gradients"].as_array().unwrap().iter().map(|s| s.as_array().unwrap().iter().map(floats).collect()).collect();
+        let grads: Vec<Vec<Vec<f32>>> = f["gradients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_array().unwrap().iter().map(floats).collect())
+            .collect();
         let cases = f["optimizers"].as_object().unwrap();
         assert!(cases.len() >= 20);
         for (name, case) in cases {
@@ -1067,7 +1103,8 @@ mod tests {
             assert_eq!(Optimizer::from_config(&again).unwrap(), opt, "{name}");
             // The variable layout is Keras 3's.
             let layout = opt.keras3_variables(w0.len());
-            let paths: Vec<&str> = case["variable_paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            let paths: Vec<&str> =
+                case["variable_paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
             assert_eq!(layout.len(), paths.len(), "{name}: {paths:?}");
             for (v, path) in layout.iter().zip(&paths) {
                 match *v {
@@ -1129,6 +1166,10 @@ mod tests {
         assert_eq!(o.slot_of_variable("Adam/dense/kernel/m:0"), Some(0));
         let nadam = Optimizer::parse("nadam").unwrap();
         assert_eq!(nadam.tf_keras_slot_tokens(), ["m", "v"]);
+        let sgd = Optimizer::parse("sgd").unwrap();
+        assert_eq!(sgd.slot_of_variable("SGD/m/dense/kernel:0"), Some(0));
+        assert!(sgd.slot_names().is_empty());
+        assert_eq!(sgd.tf_keras_slot_order(2), [(0, 0), (1, 0)]);
         let adamax = Optimizer::parse("Adamax").unwrap();
         assert_eq!(adamax.slot_of_variable("Adamax/u/conv2d/bias:0"), Some(1));
         assert_eq!(adamax.slot_of_variable("adamax/sequential_conv2d_bias_norm"), Some(1));

@@ -183,7 +183,13 @@ impl LearningRateSchedule {
                 let p = s / d;
                 (initial_learning_rate - end_learning_rate) * (1.0 - p).powf(power) + end_learning_rate
             }
-            LearningRateSchedule::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps } => {
+            LearningRateSchedule::CosineDecay {
+                initial_learning_rate,
+                decay_steps,
+                alpha,
+                warmup_target,
+                warmup_steps,
+            } => {
                 let d = decay_steps as f32;
                 let cosine = |s: f32, from: f32| {
                     let fraction = s / d;
@@ -231,7 +237,13 @@ impl LearningRateSchedule {
             } => json!({"initial_learning_rate": initial_learning_rate, "decay_steps": steps(decay_steps),
                         "end_learning_rate": end_learning_rate, "power": power, "cycle": cycle,
                         "name": "PolynomialDecay"}),
-            LearningRateSchedule::CosineDecay { initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps } => {
+            LearningRateSchedule::CosineDecay {
+                initial_learning_rate,
+                decay_steps,
+                alpha,
+                warmup_target,
+                warmup_steps,
+            } => {
                 json!({"initial_learning_rate": initial_learning_rate, "decay_steps": steps(decay_steps),
                        "alpha": alpha, "name": "CosineDecay", "warmup_target": warmup_target,
                        "warmup_steps": steps(warmup_steps)})
@@ -362,6 +374,6 @@ mod tests {
             assert!(LearningRateSchedule::from_config(&b).is_err(), "{b}");
         }
         let many: Vec<f64> = (0..MAX_PIECES as i32).map(f64::from).collect();
-        assert!(Piecewise::new(&many, &vec![0.1; MAX_PIECES + 1]).is_err());
+        assert!(Piecewise::new(&many, &[0.1; MAX_PIECES + 1]).is_err());
     }
 }

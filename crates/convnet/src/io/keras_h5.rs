@@ -175,7 +175,9 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
             }
             return unfit(format!("{n} is not a variable of {}", opt.class_name()));
         };
-        let slot = slot_names[si];
+        let Some(&slot) = slot_names.get(si) else {
+            continue; // a tf_keras slot convnet does not keep (SGD's m without momentum)
+        };
         let pi = seen[si];
         if pi >= shapes.len() {
             return unfit(format!("more {slot} variables than weights"));
@@ -345,9 +347,10 @@ fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBui
     let tokens = opt.tf_keras_slot_tokens();
     let mut names = vec!["iteration:0".to_string()];
     let mut tree = Tree::default();
-    for (p, s) in keras3_slot_order(opt, vars.len()) {
+    for (p, s) in opt.tf_keras_slot_order(vars.len()) {
         let name = format!("{class}/{}/{}:0", tokens[s], vars[p].0);
-        tree.insert(&name, state.slots[p][s].clone(), vars[p].1.clone());
+        let values = state.slots[p].get(s).cloned().unwrap_or_else(|| vec![0.0; vars[p].1.iter().product()]);
+        tree.insert(&name, values, vars[p].1.clone());
         names.push(name);
     }
     let mut og = b.create_group("optimizer_weights");
@@ -489,9 +492,8 @@ pub fn load_keras3_weights(
     let mut lr = None;
     for (i, v) in layout.into_iter().enumerate() {
         let ds_path = format!("optimizer/vars/{i}");
-        let scalar = || -> Result<Vec<f32>> {
-            f.dataset(&ds_path).map_err(h5err(path))?.read::<f32>().map_err(h5err(path))
-        };
+        let scalar =
+            || -> Result<Vec<f32>> { f.dataset(&ds_path).map_err(h5err(path))?.read::<f32>().map_err(h5err(path)) };
         match v {
             Keras3Variable::Iterations => {
                 let it = f.dataset(&ds_path).map_err(h5err(path))?.read::<i64>().map_err(h5err(path))?;
