@@ -194,7 +194,8 @@ impl LearningRateSchedule {
                 let cosine = |s: f32, from: f32| {
                     let fraction = s / d;
                     let c = 0.5 * (1.0 + (std::f32::consts::PI * fraction).cos());
-                    from * ((1.0 - alpha) * c + alpha)
+                    // Keras: (1 − α) of the Python float, times the f32 cosine.
+                    from * (crate::optimizers::one_minus(alpha) * c + alpha)
                 };
                 match warmup_target {
                     None => cosine(s.min(d), initial_learning_rate),
@@ -355,7 +356,7 @@ mod tests {
             for (i, &t) in steps.iter().enumerate() {
                 let want = case["rates"][i].as_f64().unwrap();
                 let got = s.rate(t) as f64;
-                assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-3), "{name} at step {t}: {got} vs Keras {want}");
+                assert!((got - want).abs() <= 1e-6 * want.abs() + 1e-12, "{name} at step {t}: {got} vs Keras {want}");
             }
             // Written back, Keras' config reads as the same schedule.
             assert_eq!(LearningRateSchedule::from_config(&s.to_keras()).unwrap(), s, "{name}");
