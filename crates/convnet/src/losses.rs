@@ -465,9 +465,22 @@ mod tests {
     }
 
     /// The Keras 3 fixture (`tests/fixtures/optimizers/make.py`).
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../tests/fixtures/optimizers/keras3.json")).unwrap()
+    }
+
     fn keras_losses() -> serde_json::Map<String, Value> {
-        let f: Value = serde_json::from_str(include_str!("../tests/fixtures/optimizers/keras3.json")).unwrap();
-        f["losses"].as_object().unwrap().clone()
+        fixture()["losses"].as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn tf_keras_configs_read_as_the_keras3_ones() {
+        let f = fixture();
+        for (name, v) in f["tf_keras_losses"].as_object().unwrap() {
+            let want = Loss::from_config(&f["losses"][name]["config"]).unwrap();
+            assert_eq!(Loss::from_config(v).unwrap(), want, "{name}");
+            assert!(want.from_logits || want.label_smoothing > 0.0, "{name}");
+        }
     }
 
     fn floats(v: &Value) -> Vec<f32> {

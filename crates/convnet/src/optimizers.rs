@@ -706,6 +706,12 @@ impl Optimizer {
                 return Err(Error::config(format!("optimizers with {key} set are not supported")));
             }
         }
+        // Keras 2's legacy optimizers decayed the rate as lr / (1 + decay·t).
+        if let Some(d) = num("decay")?.filter(|&d| d != 0.0) {
+            return Err(Error::config(format!(
+                "the legacy optimizer argument decay={d} is not supported; use an InverseTimeDecay schedule"
+            )));
+        }
         let lr_key = if cfg.contains_key("learning_rate") { "learning_rate" } else { "lr" };
         let schedule = match cfg.get(lr_key) {
             Some(s @ Value::Object(_)) => Some(LearningRateSchedule::from_config(s)?),
@@ -1182,6 +1188,17 @@ mod tests {
     }
 
     #[test]
+    fn tf_keras_configs_read_as_the_keras3_ones() {
+        let f = fixture();
+        let tfk = f["tf_keras_optimizers"].as_object().unwrap();
+        assert_eq!(tfk.len(), f["optimizers"].as_object().unwrap().len());
+        for (name, v) in tfk {
+            let ours = Optimizer::from_config(v).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(ours, Optimizer::from_config(&f["optimizers"][name]["config"]).unwrap(), "{name}");
+        }
+    }
+
+    #[test]
     fn reads_tf_keras_configs_and_names() {
         // tf_keras' compile form: learning rate rounded through f32, legacy markers, schedule.
         let v = json!({"class_name": "Custom>AdamW", "config": {"name": "AdamW", "weight_decay": 0.004,
@@ -1226,6 +1243,7 @@ mod tests {
             json!({"class_name": "SGD", "config": {"weight_decay": -1.0}}),
             json!({"class_name": "Adadelta", "config": {"rho": 1.0}}),
             json!({"class_name": "Ftrl", "config": {}}),
+            json!({"class_name": "SGD", "config": {"lr": 0.1, "decay": 1e-4}}),
         ] {
             assert!(Optimizer::from_config(&bad).is_err(), "{bad}");
         }
