@@ -98,8 +98,8 @@ fn check_fit(model: &mut Sequential, kind: DatasetKind) -> Result<()> {
 
 /// Targets for `labels` in the form the model's loss wants.
 fn targets(model: &Sequential, set: &data::ImageSet) -> Tensor {
-    match model.compiled().map(|c| c.loss) {
-        Some(Loss::SparseCategoricalCrossentropy) => set.y_sparse(),
+    match model.compiled().map(|c| c.loss.kind) {
+        Some(convnet::nn::losses::LossKind::SparseCategoricalCrossentropy) => set.y_sparse(),
         _ => set.y_one_hot(10),
     }
 }

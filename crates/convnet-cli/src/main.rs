@@ -65,7 +65,8 @@ pub struct TrainArgs {
     /// Samples per gradient step
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Optimizer: adam, sgd or rmsprop (default: the model file's, else adam)
+    /// Optimizer: adam, adamw, nadam, adamax, adagrad, adadelta, sgd or rmsprop (default: the
+    /// model file's, else adam)
     #[arg(long)]
     optimizer: Option<String>,
     /// Learning rate (default: the optimizer's Keras default)

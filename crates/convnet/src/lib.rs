@@ -5,7 +5,7 @@
 //! or reload it with [`io`]. Tensors are NHWC `f32` and weights keep Keras' layouts.
 //!
 //! The modules are layers of one house, each using only those below it:
-//! basic types ([`tensor`], [`rng`], [`parallel`], [`error`]) → [`kernels`] (hot loops) →
+//! basic types ([`tensor`], [`rng`], [`parallel`], [`error`], [`numbers`]) → [`kernels`] (hot loops) →
 //! [`nn`] (layers, constraints, losses, optimizers, the model) → [`data`] (data sets, batch sources,
 //! augmentation) → [`io`] (file formats) → [`train`] (the fit loop, callbacks, checkpoints) →
 //! [`viz`] (charts and pictures) → [`presets`] and [`bench`].
@@ -43,6 +43,7 @@ pub mod error;
 pub mod io;
 pub mod kernels;
 pub mod nn;
+pub mod numbers;
 pub mod parallel;
 pub mod presets;
 pub mod rng;
@@ -55,10 +56,10 @@ pub use kernels::conv::Padding;
 pub use nn::activations::Activation;
 pub use nn::constraints::Constraint;
 pub use nn::initializers::Initializer;
-pub use nn::losses::Loss;
+pub use nn::losses::{Loss, LossKind};
 pub use nn::metrics::Metric;
 pub use nn::model::{Logs, Sequential};
-pub use nn::optimizers::{Adam, Optimizer, RmsProp, Sgd};
+pub use nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
 pub use presets::open_model;
 pub use rng::Rng;
 pub use tensor::Tensor;
@@ -75,10 +76,10 @@ pub mod prelude {
     pub use crate::nn::layers::{
         ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D,
     };
-    pub use crate::nn::losses::Loss;
+    pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;
     pub use crate::nn::model::{Logs, Sequential};
-    pub use crate::nn::optimizers::{Adam, Optimizer, RmsProp, Sgd};
+    pub use crate::nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
     pub use crate::nn::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;
     pub use crate::train::callbacks::{Callback, Control};

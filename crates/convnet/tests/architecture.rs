@@ -1,7 +1,7 @@
 //! The house rules of the library's module tree, checked on its sources:
 //!
 //! - each top-level module is one layer, and a module uses only layers below its own:
-//!   basic types (`error`, `tensor`, `rng`, `parallel`) → `kernels` → `nn` → `data` → `io` →
+//!   basic types (`error`, `tensor`, `rng`, `parallel`, `numbers`) → `kernels` → `nn` → `data` → `io` →
 //!   `train` → `viz` → `presets`, `bench`;
 //! - no two modules (files) use each other, directly or round a longer loop.
 //!
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first.
 const LAYERS: &[&[&str]] = &[
-    &["error", "tensor", "rng", "parallel"],
+    &["error", "tensor", "rng", "parallel", "numbers"],
     &["kernels"],
     &["nn"],
     &["data"],

@@ -28,6 +28,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The count is global: tests that read it run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Records the allocation count after chosen batches (without allocating itself).
 struct Probe<'a> {
     counts: &'a mut [usize; 2],
@@ -47,6 +50,7 @@ impl Callback for Probe<'_> {
 
 #[test]
 fn steady_state_training_steps_do_not_allocate() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
     for name in ["lenet5", "mnist-cnn"] {
@@ -64,5 +68,40 @@ fn steady_state_training_steps_do_not_allocate() {
         m.fit(&x, &y, opts).unwrap();
         assert!(counts[1] > 0, "{name}: the probe ran");
         assert_eq!(counts[1] - counts[0], 0, "{name}: allocations during training steps 5 to 10");
+    }
+}
+
+#[test]
+fn every_optimizer_schedule_and_clipping_trains_without_allocating() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (train, _) = convnet::data::mnist_sample().unwrap();
+    let (x, y) = (train.x(), train.y_one_hot(10));
+    let schedule = serde_json::json!({"class_name": "CosineDecay",
+        "config": {"initial_learning_rate": 0.001, "decay_steps": 20, "warmup_target": 0.002, "warmup_steps": 3}});
+    let configs = [
+        serde_json::json!({"class_name": "Nadam", "config": {"learning_rate": schedule, "clipnorm": 1.0}}),
+        serde_json::json!({"class_name": "AdamW", "config": {"amsgrad": true, "global_clipnorm": 1.0}}),
+        serde_json::json!({"class_name": "SGD", "config": {"momentum": 0.9, "nesterov": true, "weight_decay": 0.01, "clipvalue": 0.5}}),
+        serde_json::json!({"class_name": "Adagrad", "config": {}}),
+        serde_json::json!({"class_name": "Adadelta", "config": {}}),
+        serde_json::json!({"class_name": "Adamax", "config": {}}),
+        serde_json::json!({"class_name": "RMSprop", "config": {"momentum": 0.5, "centered": true}}),
+    ];
+    for config in configs {
+        let mut m = convnet::presets::preset("lenet5").unwrap();
+        let opt = Optimizer::from_config(&config).unwrap();
+        m.compile(Loss::CategoricalCrossentropy.with_label_smoothing(0.1), opt, &[Metric::Accuracy]).unwrap();
+        let mut counts = [0usize; 2];
+        let probe = Probe { counts: &mut counts, at: [3, 9] };
+        let opts = FitOptions {
+            batch_size: 64,
+            epochs: 1,
+            verbose: 0,
+            callbacks: vec![Box::new(probe)],
+            ..Default::default()
+        };
+        m.fit(&x, &y, opts).unwrap();
+        assert!(counts[1] > 0, "{config}: the probe ran");
+        assert_eq!(counts[1] - counts[0], 0, "{config}: allocations during training steps 5 to 10");
     }
 }

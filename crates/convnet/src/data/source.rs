@@ -85,8 +85,7 @@ pub fn validation_cut(n: usize, split: f32) -> Result<usize> {
     }
     // The split as the decimal the user wrote (0.1, not 0.100000001490116): Keras computes
     // with Python's float, and `n·(1 − 0.1f32)` would drop a sample (89 of 100, not 90).
-    let split64: f64 = split.to_string().parse().unwrap_or(split as f64);
-    let cut = (n as f64 * (1.0 - split64)) as usize;
+    let cut = (n as f64 * (1.0 - crate::numbers::decimal(split))) as usize;
     if cut == 0 || cut == n {
         return Err(Error::config(format!(
             "validation_split {split} of {n} samples leaves an empty training or validation set"

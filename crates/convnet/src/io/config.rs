@@ -119,7 +119,7 @@ pub fn model_from_config(v: &Value) -> Result<Sequential> {
 pub fn training_config(model: &Sequential) -> Option<Value> {
     let c = model.compiled()?;
     Some(json!({
-        "loss": c.loss.name(),
+        "loss": c.loss.to_config(),
         "metrics": c.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "weighted_metrics": null,
         "loss_weights": null,
@@ -147,7 +147,7 @@ pub fn compile_config(model: &Sequential) -> Option<Value> {
             "module": "keras.optimizers", "class_name": c.optimizer.class_name(),
             "config": c.optimizer.to_config(), "registered_name": null,
         },
-        "loss": c.loss.name(),
+        "loss": c.loss.to_config(),
         "loss_weights": null,
         "metrics": c.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "weighted_metrics": null,
@@ -157,29 +157,9 @@ pub fn compile_config(model: &Sequential) -> Option<Value> {
     }))
 }
 
-/// Reads a loss in any of Keras' forms: a name, or `{"class_name", "config"}`.
+/// Reads a loss in any of Keras' forms (see [`Loss::from_config`]).
 fn loss_from_config(v: &Value) -> Result<Loss> {
-    match v {
-        Value::String(s) => Loss::parse(s),
-        Value::Object(o) => {
-            if o.get("config").and_then(|c| c.get("from_logits")).and_then(Value::as_bool) == Some(true) {
-                return Err(Error::config(
-                    "losses with from_logits=True are not supported: end the model with a softmax or sigmoid",
-                ));
-            }
-            let class = o
-                .get("class_name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::config("loss config without class_name"))?;
-            // `{"class_name": "function", "config": "categorical_crossentropy"}` in some files
-            match o.get("config").and_then(Value::as_str) {
-                Some(name) => Loss::parse(name),
-                None => Loss::parse(class),
-            }
-        }
-        Value::Array(a) if a.len() == 1 => loss_from_config(&a[0]),
-        other => Err(Error::config(format!("unsupported loss {other}"))),
-    }
+    Loss::from_config(v)
 }
 
 /// Reads metrics in Keras' forms: names, `MeanMetricWrapper` objects, nested lists.
@@ -276,7 +256,26 @@ mod tests {
         let mut m2 = presets::preset("lenet5").unwrap();
         compile_from_config(&mut m2, &k3).unwrap();
         assert_eq!(m2.compiled().unwrap().optimizer, m.compiled().unwrap().optimizer);
-        let bad = json!({"loss": {"class_name": "CategoricalCrossentropy", "config": {"from_logits": true}}, "optimizer": "adam"});
+        // Losses on logits and schedules round-trip through both dialects.
+        let k3 = json!({"loss": {"module": "keras.losses", "class_name": "CategoricalCrossentropy",
+            "config": {"name": "categorical_crossentropy", "reduction": "sum_over_batch_size", "from_logits": true,
+                       "label_smoothing": 0.1, "axis": -1}, "registered_name": null},
+            "optimizer": {"module": "keras.optimizers", "class_name": "Nadam", "config": {"name": "nadam",
+                "learning_rate": {"module": "keras.optimizers.schedules", "class_name": "CosineDecay",
+                    "config": {"initial_learning_rate": 0.01, "decay_steps": 100, "alpha": 0.1, "name": "CosineDecay",
+                               "warmup_target": 0.02, "warmup_steps": 10}, "registered_name": null},
+                "weight_decay": 0.01, "clipnorm": 1.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07},
+                "registered_name": null}});
+        compile_from_config(&mut m2, &k3).unwrap();
+        let want = m2.compiled().unwrap().clone();
+        assert!(want.loss.from_logits && want.optimizer.schedule().is_some());
+        for written in [compile_config(&m2).unwrap(), training_config(&m2).unwrap()] {
+            let mut m3 = presets::preset("lenet5").unwrap();
+            compile_from_config(&mut m3, &written).unwrap();
+            assert_eq!(m3.compiled().unwrap().loss, want.loss);
+            assert_eq!(m3.compiled().unwrap().optimizer, want.optimizer);
+        }
+        let bad = json!({"loss": "categorical_crossentropy", "optimizer": {"class_name": "Adam", "config": {"use_ema": true}}});
         assert!(compile_from_config(&mut m2, &bad).is_err());
     }
 

@@ -26,7 +26,7 @@ use super::config;
 use crate::error::{Error, Result};
 use crate::nn::layers::with_weight_budget;
 use crate::nn::model::Sequential;
-use crate::nn::optimizers::{Optimizer, OptimizerState};
+use crate::nn::optimizers::{Keras3Variable, Optimizer, OptimizerState};
 use crate::tensor::Tensor;
 use hdf5_pure::{AttrValue, File as H5File, FileBuilder, FinishedGroup, GroupBuilder};
 use std::collections::HashMap;
@@ -146,31 +146,6 @@ fn load_legacy_weights(model: &mut Sequential, f: &H5File, base: &str, path: &Pa
     Ok(())
 }
 
-/// Keras' name for an optimizer slot token (`m` → `momentum`, …).
-fn slot_token(token: &str) -> Option<&'static str> {
-    match token {
-        "m" | "momentum" | "momentums" => Some("momentum"),
-        "v" | "velocity" | "velocities" | "rms" => Some("velocity"),
-        "vhat" | "velocity_hat" => Some("velocity_hat"),
-        "average_gradient" | "mg" => Some("average_gradient"),
-        _ => None,
-    }
-}
-
-/// Which slot a saved optimizer variable name holds, in either Keras' naming.
-fn slot_of(name: &str) -> Option<&'static str> {
-    let parts: Vec<&str> = name.split('/').map(|p| p.trim_end_matches(":0")).collect();
-    // tf_keras: "Adam/m/conv2d/kernel:0"; older: "Adam/conv2d/kernel/m:0"
-    if parts.len() >= 3 {
-        if let Some(s) = slot_token(parts[1]).or_else(|| slot_token(parts[parts.len() - 1])) {
-            return Some(s);
-        }
-    }
-    // Keras 3: "adam/sequential_conv2d_kernel_momentum"
-    let last = parts.last()?;
-    ["velocity_hat", "average_gradient", "momentum", "velocity"].into_iter().find(|s| last.ends_with(&format!("_{s}")))
-}
-
 /// Restores optimizer state from a legacy `optimizer_weights` group, by slot name and order
 /// of appearance. Returns a warning when the saved state does not fit.
 fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Result<Option<String>> {
@@ -201,11 +176,16 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
             lr = ds.read::<f32>().map_err(h5err(path))?.first().copied();
             continue;
         }
-        let Some(slot) = slot_of(n) else {
-            return unfit(format!("unknown variable {n}"));
+        let Some(si) = opt.slot_of_variable(n) else {
+            // Keras 3's extra scalars (Nadam's u_product) follow from the step count.
+            let ds = f.dataset(&ds_path).map_err(h5err(path))?;
+            if !opt.scalar_names().is_empty() && ds.shape().map_err(h5err(path))?.is_empty() {
+                continue;
+            }
+            return unfit(format!("{n} is not a variable of {}", opt.class_name()));
         };
-        let Some(si) = slot_names.iter().position(|s| *s == slot) else {
-            return unfit(format!("{} has no {slot} slot", opt.class_name()));
+        let Some(&slot) = slot_names.get(si) else {
+            continue; // a tf_keras slot convnet does not keep (SGD's m without momentum)
         };
         let pi = seen[si];
         if pi >= shapes.len() {
@@ -221,9 +201,11 @@ fn load_legacy_optimizer(model: &mut Sequential, f: &H5File, path: &Path) -> Res
         return unfit(format!("{seen:?} slot variables for {} weights", shapes.len()));
     }
     if let (Some(lr), Some(o)) = (lr, model.optimizer_mut()) {
-        o.set_learning_rate(lr);
+        if o.schedule().is_none() {
+            o.set_learning_rate(lr);
+        }
     }
-    model.set_optimizer_state(OptimizerState { iterations, slots })?;
+    model.set_optimizer_state(OptimizerState { iterations, slots, ..Default::default() })?;
     Ok(None)
 }
 
@@ -268,21 +250,10 @@ pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String
     Ok((model, warnings))
 }
 
-/// `(weight index, slot index)` in the order Keras 3 lists an optimizer's variables after
-/// `iteration` and `learning_rate`.
+/// `(weight index, slot index)` in the order Keras 3 lists an optimizer's slot variables
+/// (see [`Optimizer::keras3_variables`]).
 pub fn keras3_slot_order(opt: &Optimizer, weights: usize) -> Vec<(usize, usize)> {
-    let n = opt.slot_names().len();
-    match opt {
-        // Adam interleaves momentum and velocity per weight, then adds velocity_hat.
-        Optimizer::Adam(_) => {
-            let mut v: Vec<(usize, usize)> = (0..weights).flat_map(|p| [(p, 0), (p, 1)]).collect();
-            if n == 3 {
-                v.extend((0..weights).map(|p| (p, 2)));
-            }
-            v
-        }
-        _ => (0..n).flat_map(|s| (0..weights).map(move |p| (p, s))).collect(),
-    }
+    opt.keras3_slot_order(weights)
 }
 
 fn f32_dataset(g: &mut GroupBuilder, name: &str, values: &[f32], shape: &[usize]) {
@@ -386,18 +357,13 @@ fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBui
         .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone())))
         .collect();
     let class = opt.class_name();
-    let token = |slot: &str| match (opt, slot) {
-        (Optimizer::RmsProp(_), s) => s.to_string(),
-        (_, "momentum") => "m".into(),
-        (_, "velocity") => "v".into(),
-        (_, "velocity_hat") => "vhat".into(),
-        (_, s) => s.to_string(),
-    };
+    let tokens = opt.tf_keras_slot_tokens();
     let mut names = vec!["iteration:0".to_string()];
     let mut tree = Tree::default();
-    for (p, s) in keras3_slot_order(opt, vars.len()) {
-        let name = format!("{class}/{}/{}:0", token(opt.slot_names()[s]), vars[p].0);
-        tree.insert(&name, state.slots[p][s].clone(), vars[p].1.clone());
+    for (p, s) in opt.tf_keras_slot_order(vars.len()) {
+        let name = format!("{class}/{}/{}:0", tokens[s], vars[p].0);
+        let values = state.slots[p].get(s).cloned().unwrap_or_else(|| vec![0.0; vars[p].1.iter().product()]);
+        tree.insert(&name, values, vars[p].1.clone());
         names.push(name);
     }
     let mut og = b.create_group("optimizer_weights");
@@ -432,7 +398,7 @@ pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> 
     b.finish().map_err(|e| Error::config(format!("cannot write HDF5: {e}")))
 }
 
-/// Writes Keras 3's weights layout (`layers/<name>/vars/<i>`, `optimizer/vars/<i>`, `vars`),
+/// Writes Keras 3's weights layout (`layers/<path>/vars/<i>`, `optimizer/vars/<i>`, `vars`),
 /// as in `model.weights.h5` inside a `.keras` archive or a `.weights.h5` file.
 pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Result<Vec<u8>> {
     let mut b = FileBuilder::new();
@@ -454,19 +420,33 @@ pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Resu
             let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
             let mut og = b.create_group("optimizer");
             let mut vars = og.create_group("vars");
-            vars.set_attr("name", AttrValue::VarLenString(opt.class_name().to_ascii_lowercase()));
-            vars.create_dataset("0").with_i64_data(&[state.iterations as i64]).with_shape(&[]);
-            vars.create_dataset("1").with_f32_data(&[opt.learning_rate()]).with_shape(&[]);
-            for (i, (p, s)) in keras3_slot_order(opt, shapes.len()).into_iter().enumerate() {
-                let zeros;
-                let values = match state.slots.get(p).and_then(|v| v.get(s)) {
-                    Some(v) => v.as_slice(),
-                    None => {
-                        zeros = vec![0.0; shapes[p].iter().product()];
-                        &zeros
+            vars.set_attr("name", AttrValue::VarLenString(opt.keras_name().into()));
+            let scalars =
+                if state.scalars.is_empty() { opt.scalars_after(state.iterations) } else { state.scalars.clone() };
+            for (i, v) in opt.keras3_variables(shapes.len()).into_iter().enumerate() {
+                let name = i.to_string();
+                match v {
+                    Keras3Variable::Iterations => {
+                        vars.create_dataset(&name).with_i64_data(&[state.iterations as i64]).with_shape(&[]);
                     }
-                };
-                f32_dataset(&mut vars, &(i + 2).to_string(), values, &shapes[p]);
+                    Keras3Variable::LearningRate => {
+                        vars.create_dataset(&name).with_f32_data(&[opt.learning_rate()]).with_shape(&[]);
+                    }
+                    Keras3Variable::Scalar(k) => {
+                        vars.create_dataset(&name).with_f32_data(&[scalars[k]]).with_shape(&[]);
+                    }
+                    Keras3Variable::Slot { weight: p, slot: s } => {
+                        let fresh;
+                        let values = match state.slots.get(p).and_then(|v| v.get(s)) {
+                            Some(v) => v.as_slice(),
+                            None => {
+                                fresh = vec![opt.slot_initial_value(s); shapes[p].iter().product()];
+                                &fresh
+                            }
+                        };
+                        f32_dataset(&mut vars, &name, values, &shapes[p]);
+                    }
+                }
             }
             og.add_group(vars.finish());
             b.add_group(og.finish());
@@ -593,34 +573,52 @@ pub fn load_keras3_weights(
     let (Some(opt), Ok(g)) = (model.optimizer().copied(), f.group("optimizer/vars")) else { return Ok(warnings) };
     let count = g.datasets().map_err(h5err(path))?.len();
     let shapes: Vec<Vec<usize>> = model.trainable_params().map(|p| p.shape.clone()).collect();
-    let order = keras3_slot_order(&opt, shapes.len());
-    if count != order.len() + 2 {
+    let layout = opt.keras3_variables(shapes.len());
+    if count != layout.len() {
         warnings.push(format!(
             "the saved optimizer has {count} variables, {} needs {}; training restarts with a fresh optimizer",
             opt.class_name(),
-            order.len() + 2
+            layout.len()
         ));
         return Ok(warnings);
     }
-    let it = f.dataset("optimizer/vars/0").map_err(h5err(path))?.read::<i64>().map_err(h5err(path))?;
-    let lr = f.dataset("optimizer/vars/1").map_err(h5err(path))?.read::<f32>().map_err(h5err(path))?;
-    let mut slots: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); opt.slot_names().len()]; shapes.len()];
-    for (i, (p, s)) in order.into_iter().enumerate() {
-        let what = format!("optimizer variable {}", i + 2);
-        match read_f32(f, &format!("optimizer/vars/{}", i + 2), &shapes[p], &what, path) {
-            Ok(v) => slots[p][s] = v,
-            Err(e) => {
-                warnings.push(format!(
-                    "the saved optimizer state does not fit the model ({e}); training restarts with a fresh optimizer"
-                ));
-                return Ok(warnings);
+    let mut state = OptimizerState {
+        slots: vec![vec![Vec::new(); opt.slot_names().len()]; shapes.len()],
+        scalars: vec![0.0; opt.scalar_names().len()],
+        ..Default::default()
+    };
+    let mut lr = None;
+    for (i, v) in layout.into_iter().enumerate() {
+        let ds_path = format!("optimizer/vars/{i}");
+        let scalar =
+            || -> Result<Vec<f32>> { f.dataset(&ds_path).map_err(h5err(path))?.read::<f32>().map_err(h5err(path)) };
+        match v {
+            Keras3Variable::Iterations => {
+                let it = f.dataset(&ds_path).map_err(h5err(path))?.read::<i64>().map_err(h5err(path))?;
+                state.iterations = it.first().copied().unwrap_or(0).max(0) as u64;
+            }
+            Keras3Variable::LearningRate => lr = scalar()?.first().copied(),
+            Keras3Variable::Scalar(k) => {
+                state.scalars[k] = scalar()?.first().copied().unwrap_or(1.0);
+            }
+            Keras3Variable::Slot { weight: p, slot: s } => {
+                let what = format!("optimizer variable {i} ({})", opt.slot_names()[s]);
+                match read_f32(f, &ds_path, &shapes[p], &what, path) {
+                    Ok(v) => state.slots[p][s] = v,
+                    Err(e) => {
+                        warnings.push(format!(
+                            "the saved optimizer state does not fit the model ({e}); training restarts with a fresh optimizer"
+                        ));
+                        return Ok(warnings);
+                    }
+                }
             }
         }
     }
-    if let (Some(lr), Some(o)) = (lr.first(), model.optimizer_mut()) {
-        o.set_learning_rate(*lr);
+    if let (Some(lr), Some(o)) = (lr, model.optimizer_mut()) {
+        o.set_learning_rate(lr);
     }
-    model.set_optimizer_state(OptimizerState { iterations: it.first().copied().unwrap_or(0).max(0) as u64, slots })?;
+    model.set_optimizer_state(state)?;
     Ok(warnings)
 }
 

@@ -141,7 +141,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Sequential> {
                 slots.push(s);
             }
             model
-                .set_optimizer_state(OptimizerState { iterations, slots })
+                .set_optimizer_state(OptimizerState { iterations, slots, ..Default::default() })
                 .map_err(|e| Error::format(path, e.to_string()))?;
         }
     }

@@ -1,20 +1,32 @@
-//! Losses with Keras' names and formulas, each returning the batch-mean loss and its gradient.
+//! Losses with Keras' names, arguments and formulas, each returning the batch-mean loss and
+//! its gradient.
 //!
 //! Predictions are rows of `width` values (the last axis); the loss is averaged over rows, as
-//! Keras' `sum_over_batch_size` reduction does. Probabilities are clipped to
-//! `[1e-7, 1 − 1e-7]` before logarithms (Keras' epsilon). When the model ends in the matching
-//! activation (softmax for the categorical losses, sigmoid for binary cross-entropy), the
-//! gradient is taken directly w.r.t. the pre-activation: `p − t`, stable and exact.
+//! Keras' `sum_over_batch_size` reduction does. With `label_smoothing` ε the targets are
+//! first smoothed as Keras does: `t·(1 − ε) + ε/K` for categorical cross-entropy over K
+//! classes, `t·(1 − ε) + ε/2` for binary cross-entropy.
+//!
+//! On probabilities (`from_logits` off), probabilities are clipped to `[1e-7, 1 − 1e-7]`
+//! before logarithms (Keras' epsilon), and categorical rows are first divided by their sum.
+//! When the model ends in the matching activation (softmax for the categorical losses,
+//! sigmoid for binary cross-entropy), the gradient is taken directly w.r.t. the
+//! pre-activation: `p·Σt − t`, stable and exact.
+//!
+//! On logits (`from_logits`, the model's output is then unnormalised scores), the loss is
+//! computed as TensorFlow's `*_cross_entropy_with_logits` compute it, without any clipping:
+//! categorical `−Σ tᵢ·(zᵢ − logsumexp(z))` with the maximum subtracted before `exp`, binary
+//! `max(z, 0) − z·t + log(1 + e^{−|z|})`; gradients `softmax(z)·Σt − t` and `σ(z) − t`.
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
+use serde_json::{json, Value};
 
 /// Keras' `epsilon()`.
 pub const EPSILON: f32 = 1e-7;
 
-/// A training objective (Keras' `loss=` argument of `compile`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
+/// Which loss function (the formula; [`Loss`] adds its arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LossKind {
     /// Cross-entropy against one-hot (or probability) targets.
     CategoricalCrossentropy,
     /// Cross-entropy against integer class targets.
@@ -25,7 +37,55 @@ pub enum Loss {
     MeanSquaredError,
 }
 
+/// A training objective (Keras' `loss=` argument of `compile`): a [`LossKind`] with Keras'
+/// `from_logits` and `label_smoothing` arguments. `Loss::CategoricalCrossentropy` and the
+/// other constants are the losses with Keras' defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loss {
+    /// The formula.
+    pub kind: LossKind,
+    /// Predictions are logits, not probabilities (cross-entropies only).
+    pub from_logits: bool,
+    /// Label smoothing in [0, 1] (categorical and binary cross-entropy only).
+    pub label_smoothing: f32,
+}
+
+#[allow(non_upper_case_globals)]
 impl Loss {
+    /// Categorical cross-entropy on probabilities.
+    pub const CategoricalCrossentropy: Loss = Loss::of(LossKind::CategoricalCrossentropy);
+    /// Sparse categorical cross-entropy on probabilities.
+    pub const SparseCategoricalCrossentropy: Loss = Loss::of(LossKind::SparseCategoricalCrossentropy);
+    /// Binary cross-entropy on probabilities.
+    pub const BinaryCrossentropy: Loss = Loss::of(LossKind::BinaryCrossentropy);
+    /// Mean squared error.
+    pub const MeanSquaredError: Loss = Loss::of(LossKind::MeanSquaredError);
+}
+
+impl From<LossKind> for Loss {
+    fn from(kind: LossKind) -> Self {
+        Loss::of(kind)
+    }
+}
+
+impl Loss {
+    /// The loss `kind` with Keras' default arguments.
+    pub const fn of(kind: LossKind) -> Self {
+        Loss { kind, from_logits: false, label_smoothing: 0.0 }
+    }
+
+    /// The same loss on logits (`from_logits=True`) or on probabilities.
+    pub fn with_from_logits(mut self, on: bool) -> Self {
+        self.from_logits = on;
+        self
+    }
+
+    /// The same loss with `label_smoothing`.
+    pub fn with_label_smoothing(mut self, smoothing: f32) -> Self {
+        self.label_smoothing = smoothing;
+        self
+    }
+
     /// Parses Keras' loss names and aliases.
     pub fn parse(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().replace('_', "").as_str() {
@@ -40,29 +100,128 @@ impl Loss {
         }
     }
 
-    /// Keras' name of the loss.
+    /// Keras' name of the loss function.
     pub fn name(self) -> &'static str {
-        match self {
-            Loss::CategoricalCrossentropy => "categorical_crossentropy",
-            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
-            Loss::BinaryCrossentropy => "binary_crossentropy",
-            Loss::MeanSquaredError => "mean_squared_error",
+        match self.kind {
+            LossKind::CategoricalCrossentropy => "categorical_crossentropy",
+            LossKind::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            LossKind::BinaryCrossentropy => "binary_crossentropy",
+            LossKind::MeanSquaredError => "mean_squared_error",
         }
     }
 
-    /// The output activation whose gradient this loss can fuse with its own.
+    /// Keras' class name of the loss.
+    pub fn class_name(self) -> &'static str {
+        match self.kind {
+            LossKind::CategoricalCrossentropy => "CategoricalCrossentropy",
+            LossKind::SparseCategoricalCrossentropy => "SparseCategoricalCrossentropy",
+            LossKind::BinaryCrossentropy => "BinaryCrossentropy",
+            LossKind::MeanSquaredError => "MeanSquaredError",
+        }
+    }
+
+    /// Checks the arguments: `from_logits` for cross-entropies, `label_smoothing` in [0, 1]
+    /// for categorical and binary cross-entropy (Keras' sparse one has none).
+    pub fn validate(self) -> Result<()> {
+        if self.from_logits && self.kind == LossKind::MeanSquaredError {
+            return Err(Error::config("mean_squared_error has no from_logits"));
+        }
+        let ls = self.label_smoothing;
+        if ls != 0.0 {
+            if matches!(self.kind, LossKind::SparseCategoricalCrossentropy | LossKind::MeanSquaredError) {
+                return Err(Error::config(format!("{} has no label_smoothing", self.name())));
+            }
+            if !(0.0..=1.0).contains(&ls) {
+                return Err(Error::config(format!("label_smoothing must be in [0, 1], not {ls}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Keras' serialised loss: the bare name for a loss with default arguments, else Keras 3's
+    /// `{"module": "keras.losses", "class_name", "config"}` (which tf_keras reads too).
+    pub fn to_config(self) -> Value {
+        if !self.from_logits && self.label_smoothing == 0.0 {
+            return json!(self.name());
+        }
+        let mut config =
+            json!({"name": self.name(), "reduction": "sum_over_batch_size", "from_logits": self.from_logits});
+        match self.kind {
+            LossKind::CategoricalCrossentropy | LossKind::BinaryCrossentropy => {
+                config["label_smoothing"] = json!(self.label_smoothing);
+                config["axis"] = json!(-1);
+            }
+            LossKind::SparseCategoricalCrossentropy => config["ignore_class"] = Value::Null,
+            LossKind::MeanSquaredError => {}
+        }
+        json!({"module": "keras.losses", "class_name": self.class_name(), "config": config, "registered_name": null})
+    }
+
+    /// Reads a loss in any of Keras' forms: a name, Keras 3's or tf_keras'
+    /// `{"class_name", "config"}`, `{"class_name": "function", "config": name}`, or a
+    /// one-element list. Arguments convnet does not implement (another `axis` or
+    /// `reduction`, `ignore_class`) are refused.
+    pub fn from_config(v: &Value) -> Result<Self> {
+        let loss = match v {
+            Value::String(s) => Loss::parse(s)?,
+            Value::Object(o) => {
+                let class = o
+                    .get("class_name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Error::config("loss config without class_name"))?;
+                let cfg = match o.get("config") {
+                    // `{"class_name": "function", "config": "categorical_crossentropy"}`
+                    Some(Value::String(name)) => return Loss::parse(name),
+                    Some(Value::Object(c)) => c.clone(),
+                    _ => Default::default(),
+                };
+                let mut loss = Loss::parse(class)?;
+                loss.from_logits = cfg.get("from_logits").and_then(Value::as_bool).unwrap_or(false);
+                loss.label_smoothing = match cfg.get("label_smoothing") {
+                    None | Some(Value::Null) => 0.0,
+                    Some(x) => x
+                        .as_f64()
+                        .ok_or_else(|| Error::config(format!("loss label_smoothing must be a number, not {x}")))?
+                        as f32,
+                };
+                if let Some(axis) = cfg.get("axis").filter(|a| !a.is_null()) {
+                    if axis.as_i64() != Some(-1) {
+                        return Err(Error::config(format!("losses over axis {axis} are not supported (only -1)")));
+                    }
+                }
+                if let Some(r) = cfg.get("reduction").and_then(Value::as_str) {
+                    if !matches!(r, "sum_over_batch_size" | "auto" | "mean") {
+                        return Err(Error::config(format!("loss reduction {r:?} is not supported")));
+                    }
+                }
+                if cfg.get("ignore_class").is_some_and(|c| !c.is_null()) {
+                    return Err(Error::config("sparse_categorical_crossentropy with ignore_class is not supported"));
+                }
+                loss
+            }
+            Value::Array(a) if a.len() == 1 => Loss::from_config(&a[0])?,
+            other => return Err(Error::config(format!("unsupported loss {other}"))),
+        };
+        loss.validate()?;
+        Ok(loss)
+    }
+
+    /// The output activation whose gradient this loss can fuse with its own (none on logits).
     pub fn fusable_activation(self) -> Option<Activation> {
-        match self {
-            Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => Some(Activation::Softmax),
-            Loss::BinaryCrossentropy => Some(Activation::Sigmoid),
-            Loss::MeanSquaredError => None,
+        if self.from_logits {
+            return None;
+        }
+        match self.kind {
+            LossKind::CategoricalCrossentropy | LossKind::SparseCategoricalCrossentropy => Some(Activation::Softmax),
+            LossKind::BinaryCrossentropy => Some(Activation::Sigmoid),
+            LossKind::MeanSquaredError => None,
         }
     }
 
     /// Values per target row for predictions of `width` values per row.
     pub fn target_width(self, width: usize) -> usize {
-        match self {
-            Loss::SparseCategoricalCrossentropy => 1,
+        match self.kind {
+            LossKind::SparseCategoricalCrossentropy => 1,
             _ => width,
         }
     }
@@ -79,10 +238,10 @@ impl Loss {
                 rows,
                 width,
                 target_len,
-                match self {
-                    Loss::CategoricalCrossentropy if target_len == rows =>
+                match self.kind {
+                    LossKind::CategoricalCrossentropy if target_len == rows =>
                         " (integer labels? one-hot them with to_categorical or use sparse_categorical_crossentropy)",
-                    Loss::SparseCategoricalCrossentropy if target_len == rows * width =>
+                    LossKind::SparseCategoricalCrossentropy if target_len == rows * width =>
                         " (one-hot targets? use categorical_crossentropy)",
                     _ => "",
                 }
@@ -102,23 +261,48 @@ impl Loss {
             return 0.0;
         }
         let inv_rows = 1.0 / rows as f32;
+        let ls = self.label_smoothing;
         let mut total = 0.0f64;
-        match self {
-            Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy => {
-                let sparse = self == Loss::SparseCategoricalCrossentropy;
+        match self.kind {
+            LossKind::CategoricalCrossentropy | LossKind::SparseCategoricalCrossentropy => {
+                let sparse = self.kind == LossKind::SparseCategoricalCrossentropy;
+                let classes = width as f32;
                 let mut grad = grad;
                 for r in 0..rows {
                     let p = &pred[r * width..(r + 1) * width];
-                    let sum: f32 = p.iter().sum();
-                    let s = if sum > 0.0 { sum } else { 1.0 };
                     let class = if sparse { target[r] as usize } else { 0 };
                     let t = |i: usize| -> f32 {
-                        if sparse {
-                            (i == class) as u8 as f32
+                        let raw = if sparse { (i == class) as u8 as f32 } else { target[r * width + i] };
+                        if ls != 0.0 {
+                            raw * (1.0 - ls) + ls / classes
                         } else {
-                            target[r * width + i]
+                            raw
                         }
                     };
+                    if self.from_logits {
+                        // log-softmax with the maximum subtracted: exact and finite.
+                        let max = p.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                        let sum_exp: f64 = p.iter().map(|&z| f64::from(z - max).exp()).sum();
+                        let lse = f64::from(max) + sum_exp.ln();
+                        let mut tsum = 0.0f32;
+                        for (i, &z) in p.iter().enumerate() {
+                            let ti = t(i);
+                            tsum += ti;
+                            if ti != 0.0 {
+                                total -= f64::from(ti) * (f64::from(z) - lse);
+                            }
+                        }
+                        if let Some(g) = grad.as_deref_mut() {
+                            let g = &mut g[r * width..(r + 1) * width];
+                            for (i, gi) in g.iter_mut().enumerate() {
+                                let soft = (f64::from(p[i]) - lse).exp() as f32;
+                                *gi = (soft * tsum - t(i)) * inv_rows;
+                            }
+                        }
+                        continue;
+                    }
+                    let sum: f32 = p.iter().sum();
+                    let s = if sum > 0.0 { sum } else { 1.0 };
                     let mut row_loss = 0.0f64;
                     for (i, &pi) in p.iter().enumerate() {
                         let ti = t(i);
@@ -151,10 +335,20 @@ impl Loss {
                     }
                 }
             }
-            Loss::BinaryCrossentropy => {
+            LossKind::BinaryCrossentropy => {
                 let inv = inv_rows / width as f32;
                 let mut grad = grad;
                 for (i, (&p, &t)) in pred.iter().zip(target).enumerate() {
+                    let t = if ls != 0.0 { t * (1.0 - ls) + 0.5 * ls } else { t };
+                    if self.from_logits {
+                        let (z, t64) = (f64::from(p), f64::from(t));
+                        total += (z.max(0.0) - z * t64 + (-z.abs()).exp().ln_1p()) / width as f64;
+                        if let Some(g) = grad.as_deref_mut() {
+                            let sig = 1.0 / (1.0 + (-z).exp());
+                            g[i] = (sig as f32 - t) * inv;
+                        }
+                        continue;
+                    }
                     let q = p.clamp(EPSILON, 1.0 - EPSILON);
                     total -= (t as f64 * (q as f64).ln() + (1.0 - t as f64) * (1.0 - q as f64).ln()) / width as f64;
                     if let Some(g) = grad.as_deref_mut() {
@@ -168,7 +362,7 @@ impl Loss {
                     }
                 }
             }
-            Loss::MeanSquaredError => {
+            LossKind::MeanSquaredError => {
                 let inv = inv_rows / width as f32;
                 let mut grad = grad;
                 for (i, (&p, &t)) in pred.iter().zip(target).enumerate() {
@@ -195,6 +389,7 @@ impl std::str::FromStr for Loss {
 mod tests {
     use super::*;
     use crate::kernels::activation::{sigmoid_forward, softmax_forward};
+    use serde_json::json;
 
     fn fd_check(loss: Loss, pred: &[f32], target: &[f32], width: usize) {
         let mut g = vec![0.0; pred.len()];
@@ -267,5 +462,128 @@ mod tests {
         assert!((l - 5.0).abs() < 1e-6);
         assert!(Loss::CategoricalCrossentropy.check_targets(20, 10, 2).is_err());
         assert!(Loss::SparseCategoricalCrossentropy.check_targets(20, 10, 2).is_ok());
+    }
+
+    /// The Keras 3 fixture (`tests/fixtures/optimizers/make.py`).
+    fn fixture() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/optimizers/keras3.json")).unwrap()
+    }
+
+    fn keras_losses() -> serde_json::Map<String, Value> {
+        fixture()["losses"].as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn tf_keras_configs_read_as_the_keras3_ones() {
+        let f = fixture();
+        for (name, v) in f["tf_keras_losses"].as_object().unwrap() {
+            let want = Loss::from_config(&f["losses"][name]["config"]).unwrap();
+            assert_eq!(Loss::from_config(v).unwrap(), want, "{name}");
+            assert!(want.from_logits || want.label_smoothing > 0.0, "{name}");
+        }
+    }
+
+    fn floats(v: &Value) -> Vec<f32> {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    }
+
+    #[test]
+    fn values_and_gradients_match_keras() {
+        let cases = keras_losses();
+        assert_eq!(cases.len(), 10);
+        for (name, case) in &cases {
+            let loss = Loss::from_config(&case["config"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (t, p) = (floats(&case["y_true"]), floats(&case["y_pred"]));
+            let width = case["width"].as_u64().unwrap() as usize;
+            let mut g = vec![0.0; p.len()];
+            let value = loss.compute(&p, &t, width, Some(&mut g), false);
+            let want = case["value"].as_f64().unwrap() as f32;
+            assert!((value - want).abs() <= 2e-6 * want.abs().max(1.0), "{name}: {value} vs Keras {want}");
+            for (i, (&a, b)) in g.iter().zip(floats(&case["grad"])).enumerate() {
+                assert!((a - b).abs() <= 2e-6 * b.abs().max(1.0), "{name} grad[{i}]: {a} vs Keras {b}");
+            }
+            // Written back, Keras' config reads as the same loss.
+            assert_eq!(Loss::from_config(&loss.to_config()).unwrap(), loss, "{name}");
+        }
+    }
+
+    #[test]
+    fn logits_and_smoothing_gradients_match_finite_differences() {
+        let z = [0.3f32, -1.2, 2.0, 0.5, 0.0, -0.4];
+        let cce = Loss::CategoricalCrossentropy;
+        fd_check(cce.with_from_logits(true), &z, &[0.0, 0.0, 1.0, 0.2, 0.8, 0.0], 3);
+        fd_check(cce.with_from_logits(true).with_label_smoothing(0.2), &z, &[0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3);
+        fd_check(Loss::SparseCategoricalCrossentropy.with_from_logits(true), &z, &[2.0, 1.0], 3);
+        fd_check(Loss::BinaryCrossentropy.with_from_logits(true), &z, &[1.0, 0.0, 1.0, 0.0, 0.5, 1.0], 3);
+        fd_check(
+            Loss::BinaryCrossentropy.with_from_logits(true).with_label_smoothing(0.3),
+            &z,
+            &[1.0, 0.0, 1.0, 0.0, 0.5, 1.0],
+            3,
+        );
+        fd_check(cce.with_label_smoothing(0.1), &[0.2, 0.5, 0.3, 0.1, 0.1, 0.8], &[0.0, 1.0, 0.0, 0.3, 0.0, 0.7], 3);
+        fd_check(Loss::BinaryCrossentropy.with_label_smoothing(0.1), &[0.3, 0.8, 0.6, 0.1], &[1.0, 0.0, 1.0, 0.0], 2);
+        // Huge logits stay finite and exact: −log softmax of the right class is ~0.
+        let l = cce.with_from_logits(true).compute(&[1000.0, -1000.0], &[1.0, 0.0], 2, None, false);
+        assert!(l.abs() < 1e-6, "{l}");
+        let l = Loss::BinaryCrossentropy.with_from_logits(true).compute(&[-1000.0], &[1.0], 1, None, false);
+        assert!((l - 1000.0).abs() < 1e-3, "{l}");
+        // On logits nothing fuses with the output activation.
+        assert_eq!(cce.with_from_logits(true).fusable_activation(), None);
+    }
+
+    #[test]
+    fn fused_smoothed_gradient_matches_finite_differences_through_softmax() {
+        let logits = [0.3f32, -1.2, 2.0, 0.5, 0.0, -0.4];
+        let target = [0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+        let loss = Loss::CategoricalCrossentropy.with_label_smoothing(0.25);
+        let f = |z: &[f32]| {
+            let mut p = z.to_vec();
+            softmax_forward(&mut p, 3);
+            p
+        };
+        let mut g = vec![0.0; 6];
+        loss.compute(&f(&logits), &target, 3, Some(&mut g), true);
+        for i in 0..6 {
+            let (mut a, mut b) = (logits.to_vec(), logits.to_vec());
+            a[i] += 1e-3;
+            b[i] -= 1e-3;
+            let fd =
+                (loss.compute(&f(&a), &target, 3, None, false) - loss.compute(&f(&b), &target, 3, None, false)) / 2e-3;
+            assert!((fd - g[i]).abs() < 2e-3, "[{i}]: fd {fd} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn configs_in_every_keras_form() {
+        let tf_keras = json!({"class_name": "CategoricalCrossentropy", "config": {"reduction": "auto",
+            "name": "categorical_crossentropy", "from_logits": true, "label_smoothing": 0.1, "axis": -1,
+            "fn": "categorical_crossentropy"}});
+        let l = Loss::from_config(&tf_keras).unwrap();
+        assert_eq!(l, Loss::CategoricalCrossentropy.with_from_logits(true).with_label_smoothing(0.1));
+        assert_eq!(Loss::from_config(&json!("binary_crossentropy")).unwrap(), Loss::BinaryCrossentropy);
+        assert_eq!(
+            Loss::from_config(&json!({"class_name": "function", "config": "mse"})).unwrap(),
+            Loss::MeanSquaredError
+        );
+        assert_eq!(
+            Loss::from_config(&json!([{"class_name": "BinaryCrossentropy", "config": {}}])).unwrap(),
+            Loss::BinaryCrossentropy
+        );
+        // Defaults are written as the bare name, as Keras' compile(loss="…") stores them.
+        assert_eq!(Loss::SparseCategoricalCrossentropy.to_config(), json!("sparse_categorical_crossentropy"));
+        let k3 = Loss::SparseCategoricalCrossentropy.with_from_logits(true).to_config();
+        assert_eq!(k3["class_name"], "SparseCategoricalCrossentropy");
+        assert_eq!(k3["config"]["from_logits"], true);
+        for bad in [
+            json!({"class_name": "SparseCategoricalCrossentropy", "config": {"ignore_class": 0}}),
+            json!({"class_name": "CategoricalCrossentropy", "config": {"axis": 1}}),
+            json!({"class_name": "CategoricalCrossentropy", "config": {"reduction": "sum"}}),
+            json!({"class_name": "CategoricalCrossentropy", "config": {"label_smoothing": 1.5}}),
+            json!({"class_name": "SparseCategoricalCrossentropy", "config": {"label_smoothing": 0.1}}),
+            json!({"class_name": "Huber", "config": {}}),
+        ] {
+            assert!(Loss::from_config(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Accuracy metrics with Keras' names; `"accuracy"` resolves by the loss, as in Keras.
 
 use crate::error::{Error, Result};
-use crate::nn::losses::Loss;
+use crate::nn::losses::{Loss, LossKind};
 use crate::tensor::argmax;
 
 /// A metric requested in `compile` (Keras' `metrics=[…]`).
@@ -45,9 +45,9 @@ impl Metric {
 
     /// The concrete accuracy computed for this metric under `loss`.
     pub fn resolve(self, loss: Loss) -> Metric {
-        match (self, loss) {
-            (Metric::Accuracy, Loss::SparseCategoricalCrossentropy) => Metric::SparseCategoricalAccuracy,
-            (Metric::Accuracy, Loss::BinaryCrossentropy) => Metric::BinaryAccuracy,
+        match (self, loss.kind) {
+            (Metric::Accuracy, LossKind::SparseCategoricalCrossentropy) => Metric::SparseCategoricalAccuracy,
+            (Metric::Accuracy, LossKind::BinaryCrossentropy) => Metric::BinaryAccuracy,
             (Metric::Accuracy, _) => Metric::CategoricalAccuracy,
             (m, _) => m,
         }

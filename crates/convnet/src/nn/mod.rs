@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod model;
 pub mod optimizers;
 pub mod regularizers;
+pub mod schedules;

@@ -323,6 +323,7 @@ impl Sequential {
     pub fn compile(&mut self, loss: Loss, optimizer: impl Into<Optimizer>, metrics: &[Metric]) -> Result<()> {
         let optimizer = optimizer.into();
         optimizer.validate()?;
+        loss.validate()?;
         if metrics.len() > 4 {
             return Err(Error::config("at most four metrics"));
         }
@@ -340,10 +341,14 @@ impl Sequential {
             fused = loss.fusable_activation() == Some(last.activation()) && last.activity_regularizer().is_none();
             last.set_output_gradient_fused(fused);
         }
-        let same_opt = self.compiled.as_ref().is_some_and(|c| c.optimizer.slot_names() == optimizer.slot_names());
+        let same_opt = self.compiled.as_ref().is_some_and(|c| {
+            c.optimizer.class_name() == optimizer.class_name() && c.optimizer.slot_names() == optimizer.slot_names()
+        });
         if !same_opt {
             self.opt_state = OptimizerState::default();
         }
+        let mut optimizer = optimizer;
+        optimizer.sync_learning_rate(self.opt_state.iterations);
         self.compiled = Some(Compiled { loss, optimizer, metrics: metrics.to_vec(), fused });
         Ok(())
     }
@@ -378,6 +383,9 @@ impl Sequential {
             {
                 return Err(Error::shape("optimizer state does not match the model's weights"));
             }
+        }
+        if let Some(c) = self.compiled.as_mut() {
+            c.optimizer.sync_learning_rate(state.iterations);
         }
         self.opt_state = state;
         Ok(())

@@ -6,9 +6,9 @@
 
 use super::{Sequential, StepResult, Tally, Totals};
 use crate::error::{Error, Result};
-use crate::nn::layers::{ForwardCtx, Layer};
+use crate::nn::layers::{ForwardCtx, Layer, Param};
 use crate::nn::model::Logs;
-use crate::nn::optimizers::Optimizer;
+use crate::nn::optimizers::{Optimizer, StepInfo};
 use crate::parallel::{self, SharedMut};
 use crate::tensor::Tensor;
 use std::time::Instant;
@@ -76,9 +76,9 @@ impl Sequential {
     /// [`Sequential::train_step`], recording each layer's forward and backward seconds in
     /// `times` when given, and the optimizer's in the result.
     pub(super) fn train_step_timed(&mut self, mut times: Option<&mut [(f64, f64)]>) -> Result<StepResult> {
-        let (loss_fn, optimizer, fused) = {
+        let (loss_fn, fused) = {
             let c = self.require_compiled()?;
-            (c.loss, c.optimizer, c.fused)
+            (c.loss, c.fused)
         };
         let clock = |on: bool| on.then(Instant::now);
         let n = self.acts[0].batch();
@@ -120,42 +120,49 @@ impl Sequential {
         }
         let tallies = self.tally();
         let t = clock(times.is_some());
-        self.apply_gradients(&optimizer)?;
+        self.apply_gradients()?;
         let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
     }
 
     /// Adds weight penalties' gradients and applies one optimizer step to every trainable
-    /// weight, then its constraint (as Keras does after the update); frozen layers keep their
-    /// weights. A constraint convnet cannot apply stops the step before any weight changes.
-    fn apply_gradients(&mut self, opt: &Optimizer) -> Result<()> {
+    /// weight in Keras' order — gradients clipped, weights decayed, the update, then the
+    /// weight's constraint (see [`crate::nn::optimizers`]); frozen layers keep their weights.
+    /// The optimizer is borrowed in place, never copied. A constraint convnet cannot apply
+    /// stops the step before any weight changes.
+    fn apply_gradients(&mut self) -> Result<()> {
         check_constraints(&self.layers)?;
-        let nslots = opt.slot_names().len();
-        // Slots are created on the first step, and again when the trainable weights changed
-        // since (a layer frozen or unfrozen without compiling again).
-        let fits = self.opt_state.slots.len() == self.trainable_params().count()
-            && self
-                .opt_state
-                .slots
-                .iter()
-                .zip(self.trainable_params())
-                .all(|(s, p)| s.len() == nslots && s.iter().all(|v| v.len() == p.len()));
-        if !fits {
-            self.opt_state.slots = self.trainable_params().map(|p| vec![vec![0.0; p.len()]; nslots]).collect();
-        }
-        self.opt_state.iterations += 1;
-        let step = self.opt_state.iterations;
-        let mut pi = 0;
-        for layer in self.layers.iter_mut().filter(|l| l.trainable()) {
+        let Sequential { layers, compiled, opt_state, .. } = self;
+        let Some(c) = compiled.as_mut() else { return Ok(()) };
+        let opt = &c.optimizer;
+        // Slots belong to the trainable weights; they are made on the first step, and again
+        // when the trainable weights changed since (a layer frozen without compiling again).
+        let sizes = layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter().map(Param::len));
+        opt.prepare_state(opt_state, sizes);
+        let info = opt.next_step(opt_state);
+        let mut sum_sq = 0.0f64;
+        for layer in layers.iter_mut().filter(|l| l.trainable()) {
             for p in layer.params_mut() {
                 if let Some(r) = p.regularizer {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
                 }
-                update_param(opt, step, &mut p.value, &p.grad, &mut self.opt_state.slots[pi]);
+                if opt.clips_globally() {
+                    sum_sq += p.grad.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>();
+                }
+            }
+        }
+        let global_norm = sum_sq.sqrt() as f32;
+        let mut pi = 0;
+        for layer in layers.iter_mut().filter(|l| l.trainable()) {
+            for p in layer.params_mut() {
+                opt.clip_gradient(&mut p.grad, global_norm);
+                opt.decay_weight(&info, &mut p.value);
+                update_param(opt, &info, &mut p.value, &p.grad, &mut opt_state.slots[pi]);
                 p.apply_constraint();
                 pi += 1;
             }
         }
+        c.optimizer.sync_learning_rate(opt_state.iterations);
         Ok(())
     }
 
@@ -229,7 +236,7 @@ fn check_constraints(layers: &[Box<dyn Layer>]) -> Result<()> {
 
 /// Applies `opt` to one weight, splitting large weights over the worker threads (each value's
 /// update is independent, so the result does not depend on the split).
-fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
+fn update_param(opt: &Optimizer, info: &StepInfo, value: &mut [f32], grad: &[f32], slots: &mut [Vec<f32>]) {
     let n = value.len();
     let k = slots.len();
     let parts = if n >= 1 << 16 { parallel::workers() } else { 1 };
@@ -238,7 +245,7 @@ fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slo
         for (r, s) in refs.iter_mut().zip(slots.iter_mut()) {
             *r = s.as_mut_slice();
         }
-        opt.update(step, value, grad, &mut refs[..k]);
+        opt.update_with(info, value, grad, &mut refs[..k]);
         return;
     }
     let vs = SharedMut::new(value);
@@ -258,7 +265,7 @@ fn update_param(opt: &Optimizer, step: u64, value: &mut [f32], grad: &[f32], slo
                     *dst = s.slice(r.clone());
                 }
             }
-            opt.update(step, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
+            opt.update_with(info, vs.slice(r.clone()), &grad[r], &mut refs[..k]);
         }
     });
 }
