@@ -75,7 +75,10 @@ pub mod prelude {
     pub use crate::fit::{FitOptions, History};
     pub use crate::initializers::Initializer;
     pub use crate::kernels::conv::Padding;
-    pub use crate::layers::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
+    pub use crate::layers::{
+        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
+        Softmax, ELU,
+    };
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;
     pub use crate::model::{Logs, Sequential};
