@@ -183,7 +183,7 @@ impl Activation {
         match (negative_slope, max_value, threshold) {
             (s, None, t) if s == 0.0 && t == 0.0 => Relu,
             (s, Some(m), t) if s == 0.0 && m == 6.0 && t == 0.0 => Relu6,
-            (s, None, t) if t == 0.0 => LeakyRelu { negative_slope: s },
+            (s, None, 0.0) => LeakyRelu { negative_slope: s },
             _ => ReluWith { negative_slope, max_value, threshold },
         }
     }
@@ -241,7 +241,9 @@ impl Activation {
                 let class = o.get("class_name").and_then(Value::as_str).unwrap_or("");
                 match o.get("config") {
                     Some(Value::String(s)) => Activation::parse(s),
-                    Some(Value::Object(c)) if ["Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"].contains(&class) => {
+                    Some(Value::Object(c))
+                        if ["Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"].contains(&class) =>
+                    {
                         let layer = crate::layers::registry::layer_from_config(class, c)?;
                         Ok(layer.activation())
                     }
@@ -399,7 +401,8 @@ mod tests {
 
     #[test]
     fn serialised_forms_are_read() {
-        let f = json!({"module": "builtins", "class_name": "function", "config": "gelu", "registered_name": "function"});
+        let f =
+            json!({"module": "builtins", "class_name": "function", "config": "gelu", "registered_name": "function"});
         assert_eq!(Activation::from_config(&f).unwrap(), Gelu);
         let f = json!({"module": "keras.activations", "class_name": "function", "config": "relu", "registered_name": "relu"});
         assert_eq!(Activation::from_config(&f).unwrap(), Relu);

@@ -76,8 +76,8 @@ pub mod prelude {
     pub use crate::initializers::Initializer;
     pub use crate::kernels::conv::Padding;
     pub use crate::layers::{
-        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
-        Softmax, ELU,
+        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU,
+        ReLU, Softmax, ELU,
     };
     pub use crate::losses::Loss;
     pub use crate::metrics::Metric;

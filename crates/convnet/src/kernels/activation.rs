@@ -127,7 +127,7 @@ pub fn softplus(x: f32) -> f32 {
 /// `min(max(x, 0), 6)`.
 #[inline]
 pub fn relu6(x: f32) -> f32 {
-    x.max(0.0).min(6.0)
+    x.clamp(0.0, 6.0)
 }
 
 /// `x` for `x > 0`, else `slope·x`.

@@ -156,7 +156,13 @@ pub(crate) mod tests {
         let all = Activation::all().map(|(_, a)| a).chain(with_arguments());
         for (i, a) in all.enumerate() {
             // Inputs in (−1, 1) scaled by 4 reach every piece of the piecewise functions.
-            check_layer_piecewise(&mut Scaled(ActivationLayer::new(a), 4.0, a.name()), &[2, 5], 3, 500 + i as u64, 2e-2);
+            check_layer_piecewise(
+                &mut Scaled(ActivationLayer::new(a), 4.0, a.name()),
+                &[2, 5],
+                3,
+                500 + i as u64,
+                2e-2,
+            );
         }
     }
 

@@ -424,6 +424,10 @@ pub(crate) mod gradcheck {
                 check(g[i], lp, lm, &format!("param {pi} [{i}]"));
             }
         }
-        assert!(checked * 3 >= (checked + skipped) * 2, "{lname}: {skipped} of {} coordinates not smooth", checked + skipped);
+        assert!(
+            checked * 3 >= (checked + skipped) * 2,
+            "{lname}: {skipped} of {} coordinates not smooth",
+            checked + skipped
+        );
     }
 }

@@ -81,7 +81,7 @@ impl PReLU {
         l.alpha_regularizer = c.get("alpha_regularizer").map_or(Ok(None), Regularizer::from_config)?;
         cfg::require_default(c, "alpha_constraint", &[], "PReLU")?;
         let axis = |v: &Value| match v.as_u64() {
-            Some(a) if a >= 1 && a <= 1 << 16 => Ok(a as usize),
+            Some(a) if (1..=1 << 16).contains(&a) => Ok(a as usize),
             _ => Err(Error::config(format!("PReLU: shared_axes must hold axes from 1 (0 is the batch), found {v}"))),
         };
         l.shared_axes = match c.get("shared_axes") {
@@ -136,7 +136,11 @@ impl Layer for PReLU {
         self.alpha_initializer.fill(&mut alpha.value, &shape, rng);
         let per_sample = input_shape.iter().product::<usize>();
         if per_sample > u32::MAX as usize {
-            return Err(Error::shape(format!("PReLU {:?}: input {} is too large", self.meta.name, shape_str(input_shape))));
+            return Err(Error::shape(format!(
+                "PReLU {:?}: input {} is too large",
+                self.meta.name,
+                shape_str(input_shape)
+            )));
         }
         // Row-major strides of alpha, zero along the shared axes.
         let mut strides = vec![0usize; shape.len()];
