@@ -453,6 +453,32 @@ mod tests {
     }
 
     #[test]
+    fn sparsemax_follows_keras_threshold() {
+        // Sorted (0.5, 0.4): both in the support, τ = (0.5 + 0.9 − 1) / 2 = 0.2 in Keras (the
+        // published sparsemax takes (0.9 − 1) / 2 and sums to 1); a clear winner takes all.
+        let mut y = vec![0.4, 0.5, 9.0, 0.0];
+        sparsemax_forward(&mut y, 2);
+        let want = [0.2, 0.3, 1.0, 0.0];
+        assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{y:?}");
+    }
+
+    #[test]
+    fn piecewise_functions_meet_at_their_edges() {
+        for (f, edges) in [
+            (hard_silu as fn(f32) -> f32, &[-3.0f32, 3.0][..]),
+            (sparse_plus, &[-1.0, 1.0]),
+            (sparse_sigmoid, &[-1.0, 1.0]),
+            (soft_shrink, &[-0.5, 0.5]),
+            (hard_sigmoid, &[-3.0, 3.0]),
+        ] {
+            for &e in edges {
+                assert!((f(e - 1e-4) - f(e + 1e-4)).abs() < 1e-3, "continuous at {e}");
+            }
+        }
+        assert!((gelu(-10.0)).abs() < 1e-20 && gelu(-10.0) < 0.0, "the far tail keeps its sign");
+    }
+
+    #[test]
     fn sigmoid_is_stable_and_symmetric() {
         let mut y = vec![-100.0, -1.0, 0.0, 1.0, 100.0];
         sigmoid_forward(&mut y);

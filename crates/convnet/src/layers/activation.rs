@@ -13,21 +13,25 @@ use serde_json::{Map, Value};
 /// The work of a layer that applies one activation to its whole input.
 #[derive(Default)]
 pub(crate) struct Apply {
+    /// The function applied.
     pub activation: Activation,
     out_shape: Vec<usize>,
     fused: bool,
 }
 
 impl Apply {
+    /// Applies `activation`.
     pub fn new(activation: Activation) -> Self {
         Apply { activation, out_shape: Vec::new(), fused: false }
     }
 
+    /// Keeps the shape; returns it as the output shape.
     pub fn build(&mut self, input_shape: &[usize]) -> Vec<usize> {
         self.out_shape = input_shape.to_vec();
         self.out_shape.clone()
     }
 
+    /// The per-sample output shape.
     pub fn output_shape(&self) -> &[usize] {
         &self.out_shape
     }
@@ -36,11 +40,13 @@ impl Apply {
         self.out_shape.last().copied().unwrap_or(1)
     }
 
+    /// `y = act(x)`.
     pub fn forward(&self, x: &Tensor, y: &mut Tensor) {
         y.data_mut().copy_from_slice(x.data());
         self.activation.forward(y.data_mut(), self.width());
     }
 
+    /// `dx = dy ⊙ act'(x)` (`dy` is turned in place first, unless the loss folded it in).
     pub fn backward(&self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         if !self.fused {
             self.activation.backward(Some(x.data()), y.data(), dy.data_mut(), self.width());
@@ -50,6 +56,7 @@ impl Apply {
         }
     }
 
+    /// See [`Layer::set_output_gradient_fused`].
     pub fn set_fused(&mut self, fused: bool) {
         self.fused = fused;
     }
