@@ -279,17 +279,16 @@ pub fn silu_grad(x: f32) -> f32 {
 /// tail accurate where `1 + erf` would cancel).
 #[inline]
 pub fn gelu(x: f32) -> f32 {
-    let t = -x * std::f32::consts::FRAC_1_SQRT_2;
-    0.5 * x * libm::erfc(t as f64) as f32
+    0.5 * x * libm::erfcf(-x * std::f32::consts::FRAC_1_SQRT_2)
 }
 
 /// Derivative of [`gelu`]: `Φ(x) + x·φ(x)`.
 #[inline]
 pub fn gelu_grad(x: f32) -> f32 {
-    let x = x as f64;
-    let cdf = 0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2);
-    let pdf = (-0.5 * x * x).exp() * (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2);
-    (cdf + x * pdf) as f32
+    // 1/√(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * libm::erfcf(-x * std::f32::consts::FRAC_1_SQRT_2);
+    cdf + x * (-0.5 * x * x).exp() * INV_SQRT_2PI
 }
 
 /// `x − tanh(x)`.
@@ -328,17 +327,35 @@ pub fn hard_tanh(x: f32) -> f32 {
     x.clamp(-1.0, 1.0)
 }
 
+/// `tanh(softplus(x))` with one exponential: with `e = e^x` and `n = e·(e + 2)`,
+/// `tanh(ln(1 + e)) = n / (n + 2)` (1 to `f32` precision from x = 20 on, where `n` would
+/// overflow further up).
+#[inline]
+fn tanh_softplus(x: f32) -> (f32, f32, f32) {
+    if x >= 20.0 {
+        return (1.0, f32::INFINITY, 1.0);
+    }
+    let e = x.exp();
+    let n = e * (e + 2.0);
+    (n / (n + 2.0), n, e)
+}
+
 /// `x·tanh(softplus(x))`.
 #[inline]
 pub fn mish(x: f32) -> f32 {
-    x * softplus(x).tanh()
+    x * tanh_softplus(x).0
 }
 
-/// Derivative of [`mish`]: `tanh(sp) + x·(1 − tanh²(sp))·σ(x)`, `sp = softplus(x)`.
+/// Derivative of [`mish`]: `t + x·(1 − t²)·σ(x)` with `t = tanh(softplus(x))`; in terms of
+/// `n` and `e` above, `1 − t² = 4(n + 1)/(n + 2)²` and `σ(x) = e/(1 + e)`.
 #[inline]
 pub fn mish_grad(x: f32) -> f32 {
-    let t = softplus(x).tanh();
-    t + x * (1.0 - t * t) * sigmoid(x)
+    let (t, n, e) = tanh_softplus(x);
+    if x >= 20.0 {
+        return 1.0;
+    }
+    let d = n + 2.0;
+    t + x * (4.0 * (n + 1.0) / (d * d)) * (e / (1.0 + e))
 }
 
 /// `ln σ(x) = −softplus(−x)`.
