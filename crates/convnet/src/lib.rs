@@ -74,7 +74,8 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D,
+        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU,
+        ReLU, Softmax, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;

@@ -53,8 +53,8 @@ fn steady_state_training_steps_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
-    for name in ["lenet5", "mnist-cnn"] {
-        let mut m = convnet::presets::preset(name).unwrap();
+    for name in ["lenet5", "mnist-cnn", "activations"] {
+        let mut m = if name == "activations" { activations() } else { convnet::presets::preset(name).unwrap() };
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
         let mut counts = [0usize; 2];
         let probe = Probe { counts: &mut counts, at: [3, 9] };
@@ -104,4 +104,20 @@ fn every_optimizer_schedule_and_clipping_trains_without_allocating() {
         assert!(counts[1] > 0, "{config}: the probe ran");
         assert_eq!(counts[1] - counts[0], 0, "{config}: allocations during training steps 5 to 10");
     }
+}
+
+/// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
+/// SiLU), with activation layers and PReLU's weight.
+fn activations() -> Sequential {
+    let mut m = Sequential::new();
+    m.add(Conv2D::new(6, 5).activation(Activation::Gelu).input_shape([28, 28, 1]));
+    m.add(PReLU::new().shared_axes(&[1, 2]));
+    m.add(MaxPooling2D::new(2));
+    m.add(Conv2D::new(16, 3).activation(Activation::Mish));
+    m.add(ReLU::new().max_value(Some(4.0)).threshold(0.1));
+    m.add(Flatten::new());
+    m.add(Dense::new(32).activation(Activation::Silu));
+    m.add(LeakyReLU::default());
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
 }

@@ -85,7 +85,7 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
             .or_else(|| cfg.remove("type"))
             .and_then(|v| v.as_str().map(str::to_string))
             .ok_or_else(|| bad(format!("layer {} needs class_name = \"Conv2D\" (or another Keras layer)", i + 1)))?;
-        for key in ["kernel_regularizer", "bias_regularizer", "activity_regularizer"] {
+        for key in ["kernel_regularizer", "bias_regularizer", "activity_regularizer", "alpha_regularizer"] {
             if let Some(v) = cfg.get(key) {
                 let r = regularizer_form(v);
                 cfg.insert(key.into(), r);

@@ -1,8 +1,10 @@
 //! `Conv2D`: 2-D convolution over NHWC input with a `[kh, kw, in, filters]` kernel.
 //!
 //! The products are those of im2col + GEMM: forward `y = cols · kernel + bias`, then the
-//! activation; backward `dz = dy ⊙ act'(y)`, `dbias = Σ dz`, `dkernel = colsᵀ · dz`,
-//! `dx = col2im(dz · kernelᵀ)`. Three ways to compute them, chosen per layer (see [`Path`]):
+//! activation; backward `dz = dy ⊙ act'(z)`, `dbias = Σ dz`, `dkernel = colsᵀ · dz`,
+//! `dx = col2im(dz · kernelᵀ)`. The derivative is taken from `y` where the activation allows
+//! it; for the others (GELU, SiLU, …) the layer keeps the pre-activation `z` of its training
+//! pass in a buffer of its own. Three ways to compute them, chosen per layer (see [`Path`]):
 //! AVX-512 implicit GEMM (no column matrix at all), the direct kernels for few input
 //! channels, or im2col with the GEMM crate. Work is split into batch chunks sized to stay in
 //! cache and spread over the worker threads; each worker keeps its own buffers and partial
@@ -91,6 +93,9 @@ pub struct Conv2D {
     out_shape: Vec<usize>,
     params: Vec<Param>,
     fused: bool,
+    /// The pre-activation of the last training pass, for activations that need it in the
+    /// backward pass (sized on first use, then reused).
+    pre: Vec<f32>,
     work: Vec<Work>,
     /// The kernel transposed (`[filters, kh·kw·c]`), for the column path's `dz · kernelᵀ`.
     kernel_t: Vec<f32>,
@@ -121,6 +126,7 @@ impl Conv2D {
             out_shape: Vec::new(),
             params: Vec::new(),
             fused: false,
+            pre: Vec::new(),
             work: Vec::new(),
             kernel_t: Vec::new(),
             prepared: PreparedKernel::default(),
@@ -321,11 +327,16 @@ impl Layer for Conv2D {
         &self.out_shape
     }
 
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>) {
         let n = x.batch();
         let w = *self.window();
         let path = Path::for_window(&w);
         let chunk = self.plan(n, path == Path::Gemm);
+        let keep = ctx.training && self.activation.needs_input();
+        if keep && self.pre.len() < y.len() {
+            self.pre.resize(y.len(), 0.0);
+        }
+        let pres = keep.then(|| SharedMut::new(&mut self.pre[..]));
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
         let kernel = &self.params[0].value;
         if path == Path::Implicit {
@@ -341,23 +352,25 @@ impl Layer for Conv2D {
             let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
             // SAFETY: chunks are disjoint ranges of samples.
             let yc = unsafe { ys.slice(r.start * op * f..r.end * op * f) };
+            // SAFETY: as above.
+            let keep = pres.as_ref().map(|p| unsafe { p.slice(r.start * op * f..r.end * op * f) });
             match path {
                 Path::Implicit => {
                     let relu = act == Activation::Relu;
                     implicit::forward(&w, xc, cn, kernel, prepared, bias, f, relu, yc, &mut wk.implicit);
                     if !relu {
-                        act.forward(yc, f);
+                        bias_activation(yc, None, act, f, keep);
                     }
                 }
                 Path::Direct => {
                     direct::conv_forward(&w, xc, cn, kernel, bias, f, yc, &mut wk.direct);
-                    act.forward(yc, f);
+                    bias_activation(yc, None, act, f, keep);
                 }
                 Path::Gemm => {
                     let cols = &mut wk.cols[..cn * op * k];
                     im2col(&w, xc, cn, cols);
                     gemm(GemmShape::nn(cn * op, k, f), cols, kernel, yc, false);
-                    bias_activation(yc, bias, act, f);
+                    bias_activation(yc, bias, act, f, keep);
                 }
             }
         });
@@ -389,6 +402,7 @@ impl Layer for Conv2D {
         let kernel_t = &self.kernel_t;
         let act = if self.fused { Activation::Linear } else { self.activation };
         let (xd, yd) = (x.data(), y.data());
+        let pre = act.needs_input().then(|| &self.pre[..yd.len()]);
         let dys = SharedMut::new(dy.data_mut());
         let dxs = dx.map(|t| SharedMut::new(t.data_mut()));
         parallel::for_chunks(n, chunk, &mut self.work, |wk, r| {
@@ -397,7 +411,8 @@ impl Layer for Conv2D {
             let out = r.start * op * f..r.end * op * f;
             // SAFETY: chunks are disjoint ranges of samples.
             let dz = unsafe { dys.slice(out.clone()) };
-            let yc = &yd[out];
+            let yc = &yd[out.clone()];
+            let zc = pre.map(|p| &p[out]);
             let xc = &xd[r.start * w.in_len()..r.end * w.in_len()];
             if let (Some(dxs), false) = (&dxs, cols_dx) {
                 // The input-gradient pass finishes dz row by row (activation derivative, bias
@@ -407,14 +422,15 @@ impl Layer for Conv2D {
                 let row_len = w.out_w * f;
                 let dbias = &mut wk.dbias;
                 let mut prep = |row: usize, dzr: &mut [f32]| {
-                    act.backward(&yc[row * row_len..(row + 1) * row_len], dzr, f);
+                    let rows = row * row_len..(row + 1) * row_len;
+                    act.backward(zc.map(|z| &z[rows.clone()]), &yc[rows], dzr, f);
                     if use_bias {
                         add_rows(dbias, dzr);
                     }
                 };
                 implicit::backward_data(&w, dz, cn, prepared, f, dxc, &mut wk.implicit, &mut prep);
             } else {
-                act.backward(yc, dz, f);
+                act.backward(zc, yc, dz, f);
                 if use_bias && path != Path::Direct {
                     add_rows(&mut wk.dbias, dz);
                 }
@@ -492,7 +508,7 @@ impl Layer for Conv2D {
         m.insert("data_format".into(), json!("channels_last"));
         m.insert("dilation_rate".into(), json!([1, 1]));
         m.insert("groups".into(), json!(1));
-        m.insert("activation".into(), json!(self.activation.name()));
+        m.insert("activation".into(), self.activation.to_config());
         m.insert("use_bias".into(), json!(self.use_bias));
         m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
         m.insert("bias_initializer".into(), self.bias_initializer.to_config());
@@ -509,7 +525,8 @@ impl Layer for Conv2D {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::layers::gradcheck::check_layer;
+    use crate::nn::layers::activation::tests::Scaled;
+    use crate::nn::layers::gradcheck::{check_layer, check_layer_piecewise};
 
     #[test]
     fn output_shapes_follow_keras() {
@@ -556,6 +573,22 @@ mod tests {
         {
             let mut layer = layer.bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
             check_layer(&mut layer, &input, 3, 100 + i as u64, 2e-2);
+        }
+    }
+
+    #[test]
+    fn every_activation_has_matching_gradients() {
+        // Each activation on each path the processor offers: few channels (direct or
+        // column path) and 16 channels (implicit path where AVX-512 runs it, by rows in
+        // the input-gradient pass). Inputs are scaled so that the pre-activations reach
+        // every piece of the piecewise functions.
+        let all = Activation::all().map(|(_, a)| a).chain(crate::nn::layers::activation::tests::with_arguments());
+        for (i, a) in all.enumerate() {
+            let init = Initializer::RandomNormal { mean: 0.0, stddev: 0.5 };
+            let l = Conv2D::new(3, 2).activation(a).bias_initializer(init.clone());
+            check_layer_piecewise(&mut Scaled(l, 3.0, a.name()), &[4, 4, 2], 2, 400 + i as u64, 2e-2);
+            let l = Conv2D::new(5, 3).padding(Padding::Same).activation(a).bias_initializer(init);
+            check_layer_piecewise(&mut Scaled(l, 2.0, a.name()), &[3, 4, 16], 2, 450 + i as u64, 2e-2);
         }
     }
 

@@ -1,7 +1,9 @@
 //! `Dense`: `y = act(x · kernel + bias)` on the last axis, kernel `[in, units]`.
 //!
-//! Backward: `dz = dy ⊙ act'(y)`, `dbias = Σ_rows dz`, `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`.
-//! Each product is split over the worker threads by rows or columns of its result.
+//! Backward: `dz = dy ⊙ act'(z)` (`z` the pre-activation, kept from the training pass for the
+//! activations whose derivative is not a function of `y`), `dbias = Σ_rows dz`,
+//! `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`. Each product is split over the worker threads by
+//! rows or columns of its result.
 
 use super::{bias_activation, cfg, init_param, shape_str, ForwardCtx, Layer, Meta, Param};
 use crate::error::{Error, Result};
@@ -31,6 +33,9 @@ pub struct Dense {
     out_shape: Vec<usize>,
     params: Vec<Param>,
     fused: bool,
+    /// The pre-activation of the last training pass, for activations that need it in the
+    /// backward pass (sized on first use, then reused).
+    pre: Vec<f32>,
     /// Per-part buffers for the input-gradient product (kept so steps allocate nothing).
     scratch: Vec<Vec<f32>>,
 }
@@ -55,6 +60,7 @@ impl Dense {
             out_shape: Vec::new(),
             params: Vec::new(),
             fused: false,
+            pre: Vec::new(),
             scratch: Vec::new(),
         }
     }
@@ -195,19 +201,28 @@ impl Layer for Dense {
         &self.out_shape
     }
 
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
+    fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>) {
         let rows = x.len() / self.in_features;
         let kernel = &self.params[0].value;
         par_gemm(GemmShape::nn(rows, self.in_features, self.units), x.data(), kernel, y.data_mut(), false);
         let bias = self.params.get(1).map(|p| p.value.as_slice());
-        bias_activation(y.data_mut(), bias, self.activation, self.units);
+        let keep = if ctx.training && self.activation.needs_input() {
+            if self.pre.len() < y.len() {
+                self.pre.resize(y.len(), 0.0);
+            }
+            Some(&mut self.pre[..y.len()])
+        } else {
+            None
+        };
+        bias_activation(y.data_mut(), bias, self.activation, self.units, keep);
     }
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let rows = x.len() / self.in_features;
         let (inf, units) = (self.in_features, self.units);
         if !self.fused {
-            self.activation.backward(y.data(), dy.data_mut(), units);
+            let pre = self.activation.needs_input().then(|| &self.pre[..y.len()]);
+            self.activation.backward(pre, y.data(), dy.data_mut(), units);
         }
         let dz = dy.data();
         if let Some(b) = self.params.get_mut(1) {
@@ -246,7 +261,7 @@ impl Layer for Dense {
         let mut m = self.meta.config();
         let reg = |r: &Option<Regularizer>| r.map_or(Value::Null, |r| r.to_config());
         m.insert("units".into(), json!(self.units));
-        m.insert("activation".into(), json!(self.activation.name()));
+        m.insert("activation".into(), self.activation.to_config());
         m.insert("use_bias".into(), json!(self.use_bias));
         m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
         m.insert("bias_initializer".into(), self.bias_initializer.to_config());
@@ -263,7 +278,8 @@ impl Layer for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::layers::gradcheck::check_layer;
+    use crate::nn::layers::activation::tests::Scaled;
+    use crate::nn::layers::gradcheck::{check_layer, check_layer_piecewise};
 
     #[test]
     fn gradients_match_finite_differences() {
@@ -272,6 +288,13 @@ mod tests {
             let mut l =
                 Dense::new(5).activation(a).bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.3 });
             check_layer(&mut l, &[7], 4, 200 + i as u64, 2e-2);
+        }
+        // Every activation as Dense's own, the input scaled so that the pre-activations reach
+        // every piece of the piecewise functions.
+        let all = Activation::all().map(|(_, a)| a).chain(crate::nn::layers::activation::tests::with_arguments());
+        for (i, a) in all.enumerate() {
+            let l = Dense::new(5).activation(a).bias_initializer(Initializer::RandomNormal { mean: 0.0, stddev: 0.5 });
+            check_layer_piecewise(&mut Scaled(l, 3.0, a.name()), &[4], 3, 300 + i as u64, 2e-2);
         }
         // On a rank-3 input, Dense works on the last axis.
         let mut l = Dense::new(3).use_bias(false).activation(Activation::Tanh);

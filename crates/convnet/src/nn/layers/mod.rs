@@ -6,16 +6,26 @@ mod activation;
 mod conv2d;
 mod dense;
 mod dropout;
+mod elu;
 mod flatten;
+mod leaky_relu;
 mod pooling;
+mod prelu;
 pub mod registry;
+mod relu;
+mod softmax;
 
 pub use activation::ActivationLayer;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use elu::ELU;
 pub use flatten::Flatten;
+pub use leaky_relu::LeakyReLU;
 pub use pooling::{AveragePooling2D, MaxPooling2D};
+pub use prelu::PReLU;
+pub use relu::ReLU;
+pub use softmax::Softmax;
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
@@ -357,19 +367,28 @@ pub(crate) mod cfg {
         }
     }
 
-    /// An activation name (null or absent: linear).
+    /// An activation in any of Keras' forms (null or absent: linear).
     pub fn activation(c: &Map<String, Value>) -> Result<Activation> {
-        match c.get("activation") {
-            None | Some(Value::Null) => Ok(Activation::Linear),
-            Some(Value::String(s)) => Activation::parse(s),
-            Some(Value::Object(o)) => {
-                // Keras 3 may serialise an activation function as {"class_name": "function", "config": "relu"}
-                match o.get("config").and_then(Value::as_str) {
-                    Some(s) => Activation::parse(s),
-                    None => Err(Error::config(format!("unsupported activation {}", Value::Object(o.clone())))),
-                }
+        let Some(v) = c.get("activation") else { return Ok(Activation::Linear) };
+        // A layer object used as the activation (`Activation`, `ReLU`, `LeakyReLU`, `ELU`,
+        // `Softmax`): built from its config, its activation taken.
+        let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
+        match v.get("config") {
+            Some(Value::Object(c)) if ["Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"].contains(&class) => {
+                Ok(super::registry::layer_from_config(class, c)?.activation())
             }
-            Some(v) => Err(Error::config(format!("activation must be a name, not {v}"))),
+            _ => Activation::from_config(v),
+        }
+    }
+
+    /// An optional finite number; `default` when absent or null.
+    pub fn f32_or(c: &Map<String, Value>, key: &str, default: f32, layer: &str) -> Result<f32> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x.abs() <= f32::MAX as f64 => Ok(x as f32),
+                _ => Err(Error::config(format!("{layer}: `{key}` must be a finite number, not {v}"))),
+            },
         }
     }
 
@@ -394,14 +413,24 @@ pub(crate) fn shape_str(shape: &[usize]) -> String {
     format!("({})", dims.join(", "))
 }
 
-/// Adds `bias` to each row of `y` and applies `act` (rows are `width` wide).
-pub(crate) fn bias_activation(y: &mut [f32], bias: Option<&[f32]>, act: Activation, width: usize) {
+/// Adds `bias` to each row of `y` and applies `act` (rows are `width` wide); when `keep` is
+/// given, the pre-activation is copied there first (for activations whose derivative needs it).
+pub(crate) fn bias_activation(
+    y: &mut [f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    width: usize,
+    keep: Option<&mut [f32]>,
+) {
     if let Some(b) = bias {
         for row in y.chunks_exact_mut(width) {
             for (v, bv) in row.iter_mut().zip(b) {
                 *v += bv;
             }
         }
+    }
+    if let Some(keep) = keep {
+        keep.copy_from_slice(y);
     }
     act.forward(y, width);
 }
@@ -415,6 +444,17 @@ pub(crate) mod gradcheck {
     /// `L = Σ r ⊙ y` for a random `r`. Runs in training mode with a fixed generator state, so
     /// dropout masks repeat between evaluations.
     pub fn check_layer(layer: &mut dyn Layer, input_shape: &[usize], batch: usize, seed: u64, tol: f32) {
+        check(layer, input_shape, batch, seed, tol, false);
+    }
+
+    /// [`check_layer`] for layers with kinks or jumps (piecewise activations): a coordinate
+    /// whose one-sided differences disagree has a kink within the step and is skipped, but at
+    /// least two thirds of the coordinates must be checked.
+    pub fn check_layer_piecewise(layer: &mut dyn Layer, input_shape: &[usize], batch: usize, seed: u64, tol: f32) {
+        check(layer, input_shape, batch, seed, tol, true);
+    }
+
+    fn check(layer: &mut dyn Layer, input_shape: &[usize], batch: usize, seed: u64, tol: f32, piecewise: bool) {
         let lname = layer.class_name();
         let mut rng = Rng::new(seed);
         let out_shape = layer.build(input_shape, &mut rng).expect("build");
@@ -441,8 +481,16 @@ pub(crate) mod gradcheck {
         layer.backward(&x, &y, &mut dy, Some(&mut dx));
 
         let h = 1e-3f32;
-        let check = |analytic: f32, lp: f64, lm: f64, what: &str| {
+        let (l0, _) = eval(layer, &x);
+        let (mut checked, mut skipped) = (0usize, 0usize);
+        let mut check = |analytic: f32, lp: f64, lm: f64, what: &str| {
             let fd = ((lp - lm) / (2.0 * h as f64)) as f32;
+            let (fp, fm) = (((lp - l0) / h as f64) as f32, ((l0 - lm) / h as f64) as f32);
+            if piecewise && (fp - fm).abs() > tol * (1.0 + fp.abs().max(fm.abs())) {
+                skipped += 1;
+                return;
+            }
+            checked += 1;
             assert!(
                 (fd - analytic).abs() <= tol * (1.0 + fd.abs().max(analytic.abs())),
                 "{lname} {what}: finite difference {fd} vs backward {analytic}"
@@ -471,6 +519,48 @@ pub(crate) mod gradcheck {
                 layer.params_mut()[pi].value[i] = orig;
                 check(g[i], lp, lm, &format!("param {pi} [{i}]"));
             }
+        }
+        assert!(
+            checked * 3 >= (checked + skipped) * 2,
+            "{lname}: {skipped} of {} coordinates not smooth",
+            checked + skipped
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::activations::Activation::{LeakyRelu, Mish, ReluWith};
+
+    fn read(v: Value) -> Result<Activation> {
+        cfg::activation(json!({ "activation": v }).as_object().unwrap())
+    }
+
+    /// A layer object serves as an activation, in Keras 3's and tf_keras' keys.
+    #[test]
+    fn layer_objects_serve_as_activations() {
+        let l = json!({"module": "keras.layers", "class_name": "LeakyReLU", "config": {"name": "l", "negative_slope": 0.1}});
+        assert_eq!(read(l).unwrap(), LeakyRelu { negative_slope: 0.1 });
+        let l = json!({"class_name": "LeakyReLU", "config": {"name": "l", "alpha": 0.1}});
+        assert_eq!(read(l).unwrap(), LeakyRelu { negative_slope: 0.1 });
+        let l = json!({"class_name": "ReLU", "config": {"max_value": 3.0, "threshold": 0.5}});
+        assert_eq!(read(l).unwrap(), ReluWith { negative_slope: 0.0, max_value: Some(3.0), threshold: 0.5 });
+        let l = json!({"class_name": "Activation", "config": {"activation": "mish"}});
+        assert_eq!(read(l).unwrap(), Mish);
+        assert!(read(json!({"class_name": "PReLU", "config": {}})).unwrap_err().to_string().contains("PReLU"));
+    }
+
+    /// Arguments an activation name cannot hold are written as the layer object, and read back.
+    #[test]
+    fn activation_arguments_survive_the_config() {
+        for a in [
+            LeakyRelu { negative_slope: 0.1 },
+            Activation::Elu { alpha: 0.5 },
+            ReluWith { negative_slope: 0.1, max_value: Some(3.0), threshold: 0.5 },
+            ReluWith { negative_slope: 0.0, max_value: None, threshold: 1.0 },
+        ] {
+            assert_eq!(read(a.to_config()).unwrap(), a);
         }
     }
 }

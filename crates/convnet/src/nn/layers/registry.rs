@@ -1,6 +1,9 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
-use super::{ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPooling2D};
+use super::{
+    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
+    Softmax, ELU,
+};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 
@@ -15,6 +18,11 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("Dense", |c| Ok(Box::new(Dense::from_config(c)?))),
     ("Dropout", |c| Ok(Box::new(Dropout::from_config(c)?))),
     ("Activation", |c| Ok(Box::new(ActivationLayer::from_config(c)?))),
+    ("ReLU", |c| Ok(Box::new(ReLU::from_config(c)?))),
+    ("LeakyReLU", |c| Ok(Box::new(LeakyReLU::from_config(c)?))),
+    ("ELU", |c| Ok(Box::new(ELU::from_config(c)?))),
+    ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
+    ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
@@ -48,7 +56,7 @@ mod tests {
 
     #[test]
     fn every_layer_round_trips_through_its_config() {
-        let layers: Vec<Box<dyn Layer>> = vec![
+        let mut layers: Vec<Box<dyn Layer>> = vec![
             Box::new(Conv2D::new(3, 3).name("a")),
             Box::new(MaxPooling2D::new(2).name("b")),
             Box::new(AveragePooling2D::new(3).name("c")),
@@ -56,11 +64,23 @@ mod tests {
             Box::new(Dense::new(4).name("e")),
             Box::new(Dropout::new(0.3).name("f")),
             Box::new(ActivationLayer::new(crate::Activation::Tanh).name("g")),
+            Box::new(ActivationLayer::new(crate::Activation::Elu { alpha: 0.5 }).name("h")),
+            Box::new(ReLU::new().max_value(Some(2.5)).negative_slope(0.1).threshold(0.3).name("i")),
+            Box::new(LeakyReLU::new(0.15).name("j")),
+            Box::new(ELU::new(0.7).name("k")),
+            Box::new(Softmax::new().name("l")),
+            Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
+            Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
         ];
+        for (name, a) in crate::Activation::all() {
+            layers.push(Box::new(ActivationLayer::new(a).name(name)));
+            layers.push(Box::new(Dense::new(2).activation(a).name(name)));
+        }
         for l in layers {
             let c = l.config();
             let back = layer_from_config(l.class_name(), &c).unwrap();
             assert_eq!(back.config(), c, "{}", l.class_name());
+            assert_eq!(back.activation(), l.activation(), "{}", l.name());
         }
     }
 
