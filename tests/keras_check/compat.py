@@ -69,9 +69,28 @@ PRED_TOL, STEP_TOL = 1e-5, 1e-4
 STEPS = 3    # steps Keras trains before saving, so optimizer slots and schedules have moved
 N = 8        # samples, all in one batch
 
-# (case, reader) -> why convnet does not support it by design; reader is "convnet",
+# (case, reader) or (case, source file, reader) -> why convnet does not support it by design;
+# reader is "convnet",
 # "keras3 .keras", "keras3 .h5" or "tf_keras .h5", or "*" for all of a case's rows.
-BY_DESIGN = {}
+HARD_SIGMOID = ("tf_keras' hard_sigmoid is another function (clip(0.2x + 0.5, 0, 1)) under Keras 3's "
+                "name (relu6(x + 3) / 6); convnet follows Keras 3, as Keras 3 itself does when it reads a "
+                "tf_keras file")
+GLU = ("glu as a layer's activation halves that layer's output width; convnet's Conv2D and Dense keep "
+       "their width (use the Activation layer's functions that keep it)")
+NADAM = ("tf_keras does not save Nadam's u_product and restarts it at 1 when it loads any file, its own "
+         "included; convnet keeps Keras 3's value, so only tf_keras' continuation differs")
+BY_DESIGN = {
+    ("activation_hard_sigmoid", "tf_keras .h5"): HARD_SIGMOID,
+    ("activation_hard_sigmoid", "tfk.h5", "convnet"): HARD_SIGMOID,
+    ("activation_glu", "*"): GLU,
+    ("optimizer_nadam", "tf_keras .h5"): NADAM,
+    ("optimizer_nadam", "tfk.h5", "convnet"): NADAM,
+}
+
+
+def by_design(name, src, reader):
+    """Why a (case, source file, reader) row is not supported by design, if it is not."""
+    return BY_DESIGN.get((name, src, reader)) or BY_DESIGN.get((name, reader)) or BY_DESIGN.get((name, "*"))
 
 
 def is_k3(L):
@@ -443,7 +462,7 @@ for entry in manifest:
     x, y, _ = data(c, i)
     ref = refs[name][fid]
     rep = report.get(fid, {"error": "no report"})
-    design = BY_DESIGN.get((name, "convnet")) or BY_DESIGN.get((name, "*"))
+    design = by_design(name, src, "convnet")
 
     # keras -> convnet
     problems, pd, sd = [], None, None
@@ -483,7 +502,7 @@ for entry in manifest:
     saved_pred = f"{fid}.cn_next.bin" if trained else f"{fid}.cn_pred.bin"
     for reader, L, ext, steps in [("keras3 .keras", keras, "keras", True), ("keras3 .h5", keras, "h5", False),
                                   ("tf_keras .h5", tf_keras, "h5", True)]:
-        design = BY_DESIGN.get((name, reader)) or BY_DESIGN.get((name, "*"))
+        design = by_design(name, src, reader)
         if L is tf_keras and c.tfk:
             rows.append((name, src, reader, None, None, f"n/a: {c.tfk}"))
             continue

@@ -24,9 +24,31 @@ pub fn model_config(model: &Sequential) -> Value {
         }));
     }
     for l in model.layers() {
-        layers.push(json!({"class_name": l.class_name(), "config": Value::Object(l.config())}));
+        let mut entry = json!({"class_name": l.class_name(), "config": Value::Object(l.config())});
+        keras2_keys(&mut entry);
+        layers.push(entry);
     }
     json!({"class_name": "Sequential", "config": {"name": model.name(), "layers": layers}})
+}
+
+/// Keras 2's spelling of the few arguments Keras 3 renamed, wherever a layer object sits in
+/// a config (as a layer, or as another layer's activation): `LeakyReLU(negative_slope)` is
+/// `alpha` in tf_keras, which refuses the new key; Keras 3 still reads `alpha`.
+fn keras2_keys(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if o.get("class_name").and_then(Value::as_str) == Some("LeakyReLU") {
+                if let Some(Value::Object(c)) = o.get_mut("config") {
+                    if let Some(slope) = c.remove("negative_slope") {
+                        c.insert("alpha".into(), slope);
+                    }
+                }
+            }
+            o.values_mut().for_each(keras2_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(keras2_keys),
+        _ => {}
+    }
 }
 
 /// Keras 3's serialised model (the `config.json` of a `.keras` archive): module and
@@ -136,6 +158,16 @@ fn tf_keras_optimizer_config(o: &Optimizer) -> Value {
     let mut c = o.to_config();
     c["jit_compile"] = json!(false);
     c["is_legacy_optimizer"] = json!(false);
+    // tf_keras' own defaults where they differ from Keras 3's: RMSprop's EMA overwrite period
+    // (unused without EMA) and unnamed schedules.
+    if matches!(o, Optimizer::RmsProp(_)) && c["ema_overwrite_frequency"].is_null() {
+        c["ema_overwrite_frequency"] = json!(100);
+    }
+    if let Some(Value::Object(lr)) = c.get_mut("learning_rate") {
+        if let Some(Value::Object(sc)) = lr.get_mut("config") {
+            sc.insert("name".into(), Value::Null);
+        }
+    }
     c
 }
 

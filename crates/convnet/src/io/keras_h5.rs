@@ -234,6 +234,16 @@ pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String
     let base = if f.group("model_weights").is_ok() { "model_weights" } else { "" };
     load_legacy_weights(&mut model, &f, base, path)?;
     let mut warnings = Vec::new();
+    // Keras 2's hard_sigmoid is clip(0.2x + 0.5, 0, 1); Keras 3 (and convnet) compute
+    // relu6(x + 3) / 6 under the same name, so such a file predicts differently here.
+    let keras2 = attr_str(&attrs, "keras_version").is_some_and(|v| v.starts_with("2."));
+    if keras2 && mc.to_string().contains("\"hard_sigmoid\"") {
+        warnings.push(
+            "this Keras 2 file uses hard_sigmoid, which Keras 2 defines as clip(0.2x + 0.5, 0, 1); convnet, \
+             like Keras 3, computes relu6(x + 3) / 6, so predictions differ from Keras 2's"
+                .into(),
+        );
+    }
     if let Some(tc) = attr_str(&attrs, "training_config") {
         let tc: serde_json::Value =
             serde_json::from_str(&tc).map_err(|e| Error::format(path, format!("training_config is not JSON: {e}")))?;

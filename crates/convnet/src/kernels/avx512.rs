@@ -8,8 +8,6 @@
 //!
 //! Every function here requires AVX-512F; callers check [`super::simd::level`] first.
 
-#![allow(clippy::missing_safety_doc)]
-
 use std::arch::x86_64::*;
 
 /// Largest tile height for `V` vectors.
@@ -53,6 +51,10 @@ pub struct FwdArgs {
     pub relu: bool,
 }
 
+/// The forward tile for compile-time `M` pixels and `V` vectors (see [`fwd`]).
+///
+/// # Safety
+/// As for [`fwd`].
 #[target_feature(enable = "avx512f")]
 unsafe fn fwd_tile<const M: usize, const V: usize>(a: &FwdArgs) {
     unsafe {
@@ -132,6 +134,10 @@ pub struct WgradArgs {
     pub mask: u16,
 }
 
+/// The weight-gradient tile for compile-time `M` taps and `V` vectors (see [`wgrad`]).
+///
+/// # Safety
+/// As for [`fwd`].
 #[target_feature(enable = "avx512f")]
 unsafe fn wgrad_tile<const M: usize, const V: usize>(a: &WgradArgs) {
     unsafe {

@@ -424,8 +424,7 @@ mod tests {
 
     #[test]
     fn winograd_matches_naive_references() {
-        if !available() {
-            eprintln!("skipped: no AVX-512 on this processor");
+        if !crate::kernels::testing::avx512_or_skip("winograd_matches_naive_references") {
             return;
         }
         let mut rng = Rng::new(41);
@@ -474,8 +473,7 @@ mod tests {
 
     #[test]
     fn implicit_kernels_match_naive_references() {
-        if !available() {
-            eprintln!("skipped: no AVX-512 on this processor");
+        if !crate::kernels::testing::avx512_or_skip("implicit_kernels_match_naive_references") {
             return;
         }
         let mut rng = Rng::new(40);

@@ -92,8 +92,16 @@ macro_rules! multiversion {
             }
             #[cfg(target_arch = "x86_64")]
             {
+                /// The body compiled for AVX-512.
+                ///
+                /// # Safety
+                /// The processor must have the enabled features (the caller checks the level).
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
                 unsafe fn v4($($a: $t),*) $(-> $r)? { body::<$crate::kernels::simd::Fused>($($a),*) }
+                /// The body compiled for AVX2 and FMA.
+                ///
+                /// # Safety
+                /// The processor must have the enabled features (the caller checks the level).
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn v3($($a: $t),*) $(-> $r)? { body::<$crate::kernels::simd::Fused>($($a),*) }
                 match $crate::kernels::simd::level() {

@@ -13,8 +13,6 @@
 //! `G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]`, `Aᵀ = [[1,1,1,0],[0,1,−1,−1]]`.
 //! These products are exact up to f32 rounding (no large constants, unlike larger tiles).
 
-#![allow(clippy::missing_safety_doc)]
-
 use super::avx512;
 use super::tiling::{blocks, tiles};
 use crate::tensor::AlignedVec;
@@ -280,6 +278,10 @@ pub fn finish_weight_grad(du: &[f32], cin: usize, cout: usize, dkernel: &mut [f3
 
 /// `m[ξ][tile][f] = (A dY Aᵀ)[ξ]` for every 2×2 block `dY` of the output gradient (zero
 /// outside `out_h × out_w`).
+///
+/// # Safety
+/// AVX-512F must be available; `dz` must hold `out_h × out_w × f` values and `m` the 16
+/// planes of `plane` values each that `range` and `f` address.
 #[target_feature(enable = "avx512f")]
 unsafe fn gradient_transform(
     dz: *const f32,
@@ -334,6 +336,10 @@ fn lanes(c0: usize, c: usize) -> __mmask16 {
 }
 
 /// `v[ξ][tile][c] = (Bᵀ d B)[ξ]` for every 4×4 input tile `d` at rows/columns `2·ty`, `2·tx`.
+///
+/// # Safety
+/// AVX-512F must be available; `x` must cover every 4×4 tile of `range` (rows `rs` values
+/// apart, `c` channels) and `v` the 16 planes of `plane` values each.
 #[target_feature(enable = "avx512f")]
 unsafe fn input_transform(x: *const f32, rs: usize, c: usize, range: Tiles, v: *mut f32, plane: usize) {
     unsafe {
@@ -372,6 +378,10 @@ unsafe fn input_transform(x: *const f32, rs: usize, c: usize, range: Tiles, v: *
 }
 
 /// `y = act(bias + Aᵀ m A)` for every tile, keeping the outputs inside `out_h × out_w`.
+///
+/// # Safety
+/// AVX-512F must be available; `m` must hold the 16 planes that `range` and `f` address, `y`
+/// `out_h × out_w × f` values, and `bias` (when not null) `f` values.
 #[target_feature(enable = "avx512f")]
 unsafe fn output_transform(
     m: *const f32,
