@@ -10,7 +10,8 @@
 //! cache and spread over the worker threads; each worker keeps its own buffers and partial
 //! weight gradients, summed in worker order so results are reproducible.
 
-use super::{bias_activation, cfg, init_param, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
+use super::weights::{weight_option_builders, WeightOptions};
+use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::direct::{self, DirectScratch};
@@ -18,8 +19,6 @@ use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::implicit::{self, ImplicitScratch, PreparedKernel};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
-use crate::nn::constraints::Constraint;
-use crate::nn::initializers::Initializer;
 use crate::nn::regularizers::Regularizer;
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
@@ -80,15 +79,7 @@ pub struct Conv2D {
     kernel_size: Pair,
     strides: Pair,
     padding: Padding,
-    activation: Activation,
-    use_bias: bool,
-    kernel_initializer: Initializer,
-    bias_initializer: Initializer,
-    kernel_regularizer: Option<Regularizer>,
-    bias_regularizer: Option<Regularizer>,
-    activity_regularizer: Option<Regularizer>,
-    kernel_constraint: Option<Constraint>,
-    bias_constraint: Option<Constraint>,
+    opts: WeightOptions,
     window: Option<Window>,
     out_shape: Vec<usize>,
     params: Vec<Param>,
@@ -113,15 +104,7 @@ impl Conv2D {
             kernel_size: kernel_size.into(),
             strides: Pair(1, 1),
             padding: Padding::Valid,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            activity_regularizer: None,
-            kernel_constraint: None,
-            bias_constraint: None,
+            opts: WeightOptions::default(),
             window: None,
             out_shape: Vec::new(),
             params: Vec::new(),
@@ -145,59 +128,7 @@ impl Conv2D {
         self
     }
 
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Enables or disables the bias.
-    pub fn use_bias(mut self, b: bool) -> Self {
-        self.use_bias = b;
-        self
-    }
-
-    /// Sets the kernel initializer.
-    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
-        self.kernel_initializer = i;
-        self
-    }
-
-    /// Sets the bias initializer.
-    pub fn bias_initializer(mut self, i: Initializer) -> Self {
-        self.bias_initializer = i;
-        self
-    }
-
-    /// Sets a penalty on the kernel.
-    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
-        self.kernel_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a penalty on the bias.
-    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
-        self.bias_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a penalty on the output.
-    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
-        self.activity_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a projection of the kernel after each update (Keras' `kernel_constraint`).
-    pub fn kernel_constraint(mut self, c: Constraint) -> Self {
-        self.kernel_constraint = Some(c);
-        self
-    }
-
-    /// Sets a projection of the bias after each update (Keras' `bias_constraint`).
-    pub fn bias_constraint(mut self, c: Constraint) -> Self {
-        self.bias_constraint = Some(c);
-        self
-    }
+    weight_option_builders!();
 
     /// Names the layer.
     pub fn name(mut self, name: &str) -> Self {
@@ -224,21 +155,7 @@ impl Conv2D {
             Some(p) => Padding::parse(p)?,
             None => Padding::Valid,
         };
-        layer.activation = cfg::activation(c)?;
-        layer.use_bias = cfg::bool_or(c, "use_bias", true)?;
-        if let Some(v) = c.get("kernel_initializer").filter(|v| !v.is_null()) {
-            layer.kernel_initializer = Initializer::from_config(v)?;
-        }
-        if let Some(v) = c.get("bias_initializer").filter(|v| !v.is_null()) {
-            layer.bias_initializer = Initializer::from_config(v)?;
-        }
-        let reg = |k: &str| c.get(k).map_or(Ok(None), Regularizer::from_config);
-        layer.kernel_regularizer = reg("kernel_regularizer")?;
-        layer.bias_regularizer = reg("bias_regularizer")?;
-        layer.activity_regularizer = reg("activity_regularizer")?;
-        let con = |k: &str| c.get(k).map_or(Ok(None), Constraint::from_config);
-        layer.kernel_constraint = con("kernel_constraint")?;
-        layer.bias_constraint = con("bias_constraint")?;
+        layer.opts = WeightOptions::from_config(c)?;
         Ok(layer)
     }
 
@@ -306,14 +223,7 @@ impl Layer for Conv2D {
         )
         .map_err(|e| Error::shape(format!("Conv2D {:?}: {e}", self.meta.name)))?;
         let kshape = [w.kh, w.kw, w.channels, self.filters];
-        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
-        init_param(&mut kernel, &self.kernel_initializer, &self.kernel_constraint, &self.meta.name, rng)?;
-        self.params = vec![kernel];
-        if self.use_bias {
-            let mut bias = Param::new("bias", &[self.filters], self.bias_regularizer)?;
-            init_param(&mut bias, &self.bias_initializer, &self.bias_constraint, &self.meta.name, rng)?;
-            self.params.push(bias);
-        }
+        self.params = self.opts.build_params(&kshape, self.filters, &self.meta.name, rng)?;
         self.out_shape = vec![w.out_h, w.out_w, self.filters];
         self.window = Some(w);
         for wk in &mut self.work {
@@ -332,7 +242,7 @@ impl Layer for Conv2D {
         let w = *self.window();
         let path = Path::for_window(&w);
         let chunk = self.plan(n, path == Path::Gemm);
-        let keep = ctx.training && self.activation.needs_input();
+        let keep = ctx.training && self.opts.activation.needs_input();
         if keep && self.pre.len() < y.len() {
             self.pre.resize(y.len(), 0.0);
         }
@@ -344,7 +254,7 @@ impl Layer for Conv2D {
         }
         let prepared = &self.prepared;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
-        let act = self.activation;
+        let act = self.opts.activation;
         let xd = x.data();
         let ys = SharedMut::new(y.data_mut());
         parallel::for_chunks(n, chunk, &mut self.work, |wk, r| {
@@ -383,7 +293,7 @@ impl Layer for Conv2D {
         let cols_dx = dx.is_some() && path.dx_via_cols(&w);
         let chunk = self.plan(n, path == Path::Gemm || cols_dx);
         let (f, k, op) = (self.filters, w.patch_len(), w.out_pixels());
-        let use_bias = self.use_bias;
+        let use_bias = self.opts.use_bias;
         let acc_len = if path == Path::Implicit { implicit::grad_len(&w, f) } else { k * f };
         for wk in &mut self.work {
             wk.dkernel.clear();
@@ -400,7 +310,7 @@ impl Layer for Conv2D {
         }
         let prepared = &self.prepared;
         let kernel_t = &self.kernel_t;
-        let act = if self.fused { Activation::Linear } else { self.activation };
+        let act = if self.fused { Activation::Linear } else { self.opts.activation };
         let (xd, yd) = (x.data(), y.data());
         let pre = act.needs_input().then(|| &self.pre[..yd.len()]);
         let dys = SharedMut::new(dy.data_mut());
@@ -487,7 +397,7 @@ impl Layer for Conv2D {
     }
 
     fn activation(&self) -> Activation {
-        self.activation
+        self.opts.activation
     }
 
     fn set_output_gradient_fused(&mut self, fused: bool) {
@@ -495,12 +405,11 @@ impl Layer for Conv2D {
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.activity_regularizer
+        self.opts.activity_regularizer
     }
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();
-        let reg = |r: &Option<Regularizer>| r.map_or(Value::Null, |r| r.to_config());
         m.insert("filters".into(), json!(self.filters));
         m.insert("kernel_size".into(), self.kernel_size.to_json());
         m.insert("strides".into(), self.strides.to_json());
@@ -508,16 +417,7 @@ impl Layer for Conv2D {
         m.insert("data_format".into(), json!("channels_last"));
         m.insert("dilation_rate".into(), json!([1, 1]));
         m.insert("groups".into(), json!(1));
-        m.insert("activation".into(), self.activation.to_config());
-        m.insert("use_bias".into(), json!(self.use_bias));
-        m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
-        m.insert("bias_initializer".into(), self.bias_initializer.to_config());
-        m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
-        m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
-        m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
-        let con = |c: &Option<Constraint>| c.as_ref().map_or(Value::Null, Constraint::to_config);
-        m.insert("kernel_constraint".into(), con(&self.kernel_constraint));
-        m.insert("bias_constraint".into(), con(&self.bias_constraint));
+        self.opts.write_config(&mut m);
         m
     }
 }
@@ -525,6 +425,7 @@ impl Layer for Conv2D {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::initializers::Initializer;
     use crate::nn::layers::activation::tests::Scaled;
     use crate::nn::layers::gradcheck::{check_layer, check_layer_piecewise};
 

@@ -5,12 +5,11 @@
 //! `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`. Each product is split over the worker threads by
 //! rows or columns of its result.
 
-use super::{bias_activation, cfg, init_param, shape_str, ForwardCtx, Layer, Meta, Param};
+use super::weights::{weight_option_builders, WeightOptions};
+use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{par_gemm, par_gemm_with, GemmShape};
 use crate::nn::activations::Activation;
-use crate::nn::constraints::Constraint;
-use crate::nn::initializers::Initializer;
 use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -20,15 +19,7 @@ use serde_json::{json, Map, Value};
 pub struct Dense {
     meta: Meta,
     units: usize,
-    activation: Activation,
-    use_bias: bool,
-    kernel_initializer: Initializer,
-    bias_initializer: Initializer,
-    kernel_regularizer: Option<Regularizer>,
-    bias_regularizer: Option<Regularizer>,
-    activity_regularizer: Option<Regularizer>,
-    kernel_constraint: Option<Constraint>,
-    bias_constraint: Option<Constraint>,
+    opts: WeightOptions,
     in_features: usize,
     out_shape: Vec<usize>,
     params: Vec<Param>,
@@ -47,15 +38,7 @@ impl Dense {
         Dense {
             meta: Meta::default(),
             units,
-            activation: Activation::Linear,
-            use_bias: true,
-            kernel_initializer: Initializer::GlorotUniform,
-            bias_initializer: Initializer::Zeros,
-            kernel_regularizer: None,
-            bias_regularizer: None,
-            activity_regularizer: None,
-            kernel_constraint: None,
-            bias_constraint: None,
+            opts: WeightOptions::default(),
             in_features: 0,
             out_shape: Vec::new(),
             params: Vec::new(),
@@ -65,59 +48,7 @@ impl Dense {
         }
     }
 
-    /// Sets the activation.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Enables or disables the bias.
-    pub fn use_bias(mut self, b: bool) -> Self {
-        self.use_bias = b;
-        self
-    }
-
-    /// Sets the kernel initializer.
-    pub fn kernel_initializer(mut self, i: Initializer) -> Self {
-        self.kernel_initializer = i;
-        self
-    }
-
-    /// Sets the bias initializer.
-    pub fn bias_initializer(mut self, i: Initializer) -> Self {
-        self.bias_initializer = i;
-        self
-    }
-
-    /// Sets a penalty on the kernel.
-    pub fn kernel_regularizer(mut self, r: Regularizer) -> Self {
-        self.kernel_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a penalty on the bias.
-    pub fn bias_regularizer(mut self, r: Regularizer) -> Self {
-        self.bias_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a penalty on the output.
-    pub fn activity_regularizer(mut self, r: Regularizer) -> Self {
-        self.activity_regularizer = Some(r);
-        self
-    }
-
-    /// Sets a projection of the kernel after each update (Keras' `kernel_constraint`).
-    pub fn kernel_constraint(mut self, c: Constraint) -> Self {
-        self.kernel_constraint = Some(c);
-        self
-    }
-
-    /// Sets a projection of the bias after each update (Keras' `bias_constraint`).
-    pub fn bias_constraint(mut self, c: Constraint) -> Self {
-        self.bias_constraint = Some(c);
-        self
-    }
+    weight_option_builders!();
 
     /// Names the layer.
     pub fn name(mut self, name: &str) -> Self {
@@ -135,21 +66,7 @@ impl Dense {
     pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
         let mut layer = Dense::new(cfg::usize_req(c, "units", "Dense")?);
         layer.meta = Meta::from_config(c)?;
-        layer.activation = cfg::activation(c)?;
-        layer.use_bias = cfg::bool_or(c, "use_bias", true)?;
-        if let Some(v) = c.get("kernel_initializer").filter(|v| !v.is_null()) {
-            layer.kernel_initializer = Initializer::from_config(v)?;
-        }
-        if let Some(v) = c.get("bias_initializer").filter(|v| !v.is_null()) {
-            layer.bias_initializer = Initializer::from_config(v)?;
-        }
-        let reg = |k: &str| c.get(k).map_or(Ok(None), Regularizer::from_config);
-        layer.kernel_regularizer = reg("kernel_regularizer")?;
-        layer.bias_regularizer = reg("bias_regularizer")?;
-        layer.activity_regularizer = reg("activity_regularizer")?;
-        let con = |k: &str| c.get(k).map_or(Ok(None), Constraint::from_config);
-        layer.kernel_constraint = con("kernel_constraint")?;
-        layer.bias_constraint = con("bias_constraint")?;
+        layer.opts = WeightOptions::from_config(c)?;
         Ok(layer)
     }
 }
@@ -183,14 +100,7 @@ impl Layer for Dense {
             return Err(Error::config("Dense needs at least one unit"));
         }
         let kshape = [inf, self.units];
-        let mut kernel = Param::new("kernel", &kshape, self.kernel_regularizer)?;
-        init_param(&mut kernel, &self.kernel_initializer, &self.kernel_constraint, &self.meta.name, rng)?;
-        self.params = vec![kernel];
-        if self.use_bias {
-            let mut bias = Param::new("bias", &[self.units], self.bias_regularizer)?;
-            init_param(&mut bias, &self.bias_initializer, &self.bias_constraint, &self.meta.name, rng)?;
-            self.params.push(bias);
-        }
+        self.params = self.opts.build_params(&kshape, self.units, &self.meta.name, rng)?;
         self.in_features = inf;
         self.out_shape = input_shape.to_vec();
         *self.out_shape.last_mut().expect("non-empty") = self.units;
@@ -206,7 +116,7 @@ impl Layer for Dense {
         let kernel = &self.params[0].value;
         par_gemm(GemmShape::nn(rows, self.in_features, self.units), x.data(), kernel, y.data_mut(), false);
         let bias = self.params.get(1).map(|p| p.value.as_slice());
-        let keep = if ctx.training && self.activation.needs_input() {
+        let keep = if ctx.training && self.opts.activation.needs_input() {
             if self.pre.len() < y.len() {
                 self.pre.resize(y.len(), 0.0);
             }
@@ -214,15 +124,15 @@ impl Layer for Dense {
         } else {
             None
         };
-        bias_activation(y.data_mut(), bias, self.activation, self.units, keep);
+        bias_activation(y.data_mut(), bias, self.opts.activation, self.units, keep);
     }
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let rows = x.len() / self.in_features;
         let (inf, units) = (self.in_features, self.units);
         if !self.fused {
-            let pre = self.activation.needs_input().then(|| &self.pre[..y.len()]);
-            self.activation.backward(pre, y.data(), dy.data_mut(), units);
+            let pre = self.opts.activation.needs_input().then(|| &self.pre[..y.len()]);
+            self.opts.activation.backward(pre, y.data(), dy.data_mut(), units);
         }
         let dz = dy.data();
         if let Some(b) = self.params.get_mut(1) {
@@ -246,7 +156,7 @@ impl Layer for Dense {
     }
 
     fn activation(&self) -> Activation {
-        self.activation
+        self.opts.activation
     }
 
     fn set_output_gradient_fused(&mut self, fused: bool) {
@@ -254,23 +164,13 @@ impl Layer for Dense {
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.activity_regularizer
+        self.opts.activity_regularizer
     }
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();
-        let reg = |r: &Option<Regularizer>| r.map_or(Value::Null, |r| r.to_config());
         m.insert("units".into(), json!(self.units));
-        m.insert("activation".into(), self.activation.to_config());
-        m.insert("use_bias".into(), json!(self.use_bias));
-        m.insert("kernel_initializer".into(), self.kernel_initializer.to_config());
-        m.insert("bias_initializer".into(), self.bias_initializer.to_config());
-        m.insert("kernel_regularizer".into(), reg(&self.kernel_regularizer));
-        m.insert("bias_regularizer".into(), reg(&self.bias_regularizer));
-        m.insert("activity_regularizer".into(), reg(&self.activity_regularizer));
-        let con = |c: &Option<Constraint>| c.as_ref().map_or(Value::Null, Constraint::to_config);
-        m.insert("kernel_constraint".into(), con(&self.kernel_constraint));
-        m.insert("bias_constraint".into(), con(&self.bias_constraint));
+        self.opts.write_config(&mut m);
         m
     }
 }
@@ -278,6 +178,7 @@ impl Layer for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::initializers::Initializer;
     use crate::nn::layers::activation::tests::Scaled;
     use crate::nn::layers::gradcheck::{check_layer, check_layer_piecewise};
 

@@ -14,6 +14,7 @@ mod prelu;
 pub mod registry;
 mod relu;
 mod softmax;
+mod weights;
 
 pub use activation::ActivationLayer;
 pub use conv2d::Conv2D;
@@ -26,6 +27,7 @@ pub use pooling::{AveragePooling2D, MaxPooling2D};
 pub use prelu::PReLU;
 pub use relu::ReLU;
 pub use softmax::Softmax;
+pub use weights::WeightOptions;
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
