@@ -47,7 +47,7 @@ fn main() -> Result<()> {
     )?;
 
     let res = cnn.evaluate(&x_test, &y_test, 128)?;
-    println!("정확도는 {} %", res["accuracy"] * 100.0);
+    println!("accuracy: {:.2} %", res["accuracy"] * 100.0);
     std::fs::write("history.csv", hist.to_csv()).map_err(|e| Error::io("history.csv", e))?;
 
     // Save the trained network, as `cnn.save('my_cnn.h5')` does.

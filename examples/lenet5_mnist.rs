@@ -46,6 +46,6 @@ fn main() -> Result<()> {
 
     // Evaluate
     let res = cnn.evaluate(&x_test, &y_test, 128)?;
-    println!("정확도는 {} %", res["accuracy"] * 100.0);
+    println!("accuracy: {:.2} %", res["accuracy"] * 100.0);
     Ok(())
 }

@@ -35,6 +35,6 @@ fn main() -> Result<()> {
         cnn.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy])?;
     }
     let res = cnn.evaluate(&x_test, &y_test, 128)?;
-    println!("정확도는 {} %", res["accuracy"] * 100.0);
+    println!("accuracy: {:.2} %", res["accuracy"] * 100.0);
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    /// Training batch size (the lecture's 128).
+    /// Training batch size (128, as the classic Keras examples use).
     pub batch_size: usize,
     /// Inference batch size.
     pub infer_batch: usize,

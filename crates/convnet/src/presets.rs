@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Names of the presets.
 pub const NAMES: [&str; 3] = ["lenet5", "mnist-cnn", "cifar10-cnn"];
 
-/// LeNet-5 as the lecture builds it for 28×28×1 digits (61,706 parameters):
+/// LeNet-5 as Keras courses build it for 28×28×1 digits (61,706 parameters):
 /// C(6,5×5,same) → P → C(16,5×5) → P → C(120,5×5) → Flatten → FC(84) → FC(10, softmax).
 pub fn lenet5() -> Sequential {
     let mut m = Sequential::new();
@@ -28,7 +28,7 @@ pub fn lenet5() -> Sequential {
     m
 }
 
-/// The lecture's flexible variant for MNIST: C(32,3×3) → C(64,3×3) → P → Dropout(0.25) →
+/// The classic Keras MNIST CNN: C(32,3×3) → C(64,3×3) → P → Dropout(0.25) →
 /// Flatten → FC(128) → Dropout(0.25) → FC(10, softmax).
 pub fn mnist_cnn() -> Sequential {
     let mut m = Sequential::new();
@@ -43,7 +43,7 @@ pub fn mnist_cnn() -> Sequential {
     m
 }
 
-/// The lecture's CIFAR-10 network for 32×32×3 images: C(32) → C(32) → P → Dropout(0.25) →
+/// The classic Keras CIFAR-10 network for 32×32×3 images: C(32) → C(32) → P → Dropout(0.25) →
 /// C(64) → C(64) → P → Dropout(0.25) → Flatten → FC(512) → Dropout(0.5) → FC(10, softmax).
 pub fn cifar10_cnn() -> Sequential {
     let mut m = Sequential::new();
@@ -129,7 +129,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lenet5_has_the_lecture_parameter_counts() {
+    fn lenet5_has_its_published_parameter_counts() {
         let mut m = lenet5();
         m.build().unwrap();
         let counts: Vec<usize> = m.layers().iter().map(|l| l.count_params()).filter(|&c| c > 0).collect();

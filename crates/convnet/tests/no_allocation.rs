@@ -1,5 +1,5 @@
 //! Once the first steps have run, a training step allocates nothing: every buffer is kept and
-//! reused (DESIGN.md). A counting allocator watches the steady state of `fit`.
+//! reused, the engine's rule. A counting allocator watches the steady state of `fit`.
 
 use convnet::prelude::*;
 use convnet::train::callbacks::{Callback, Control};

@@ -198,7 +198,7 @@ momentum = 0.9
 "#;
 
     #[test]
-    fn reads_the_lecture_lenet() {
+    fn reads_a_lenet_description() {
         let mut m = model_from_toml(LENET, Path::new("lenet.toml")).unwrap();
         m.build().unwrap();
         assert_eq!(m.count_params(), 61_706);

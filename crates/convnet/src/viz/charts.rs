@@ -1,4 +1,4 @@
-//! Pictures: the lecture's accuracy and loss charts (PNG and SVG), grids of images with
+//! Pictures: accuracy and loss charts as Keras courses draw them (PNG and SVG), grids of images with
 //! captions (augmented samples, feature maps, filters), and confusion matrices.
 //!
 //! Text is drawn with an embedded font (DejaVu Sans), so nothing depends on system libraries
@@ -166,7 +166,7 @@ pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The lecture's two charts from a history: "Model Accuracy" (accuracy and val_accuracy) and
+/// The two classic charts from a history: "Model Accuracy" (accuracy and val_accuracy) and
 /// "Model Loss" (loss and val_loss), each as `<dir>/accuracy.png|svg` and `<dir>/loss.png|svg`.
 /// Returns the files written.
 pub fn history_charts(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {

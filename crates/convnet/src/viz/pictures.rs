@@ -23,12 +23,12 @@ pub struct Kernel2d {
 }
 
 impl Kernel2d {
-    /// The lecture's horizontal-edge kernel `[[1, 1, 1], [0, 0, 0], [-1, -1, -1]]`.
+    /// The classic horizontal-edge kernel `[[1, 1, 1], [0, 0, 0], [-1, -1, -1]]`.
     pub fn horizontal_edge() -> Self {
         Kernel2d { height: 3, width: 3, values: vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0, -1.0] }
     }
 
-    /// The lecture's vertical-edge kernel `[[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]]`.
+    /// The classic vertical-edge kernel `[[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]]`.
     pub fn vertical_edge() -> Self {
         Kernel2d { height: 3, width: 3, values: vec![-1.0, 0.0, 1.0, -1.0, 0.0, 1.0, -1.0, 0.0, 1.0] }
     }
@@ -43,7 +43,7 @@ impl Kernel2d {
         let path = Path::new(spec);
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Config(format!(
-                "--kernel {spec:?} is neither vertical-edge, horizontal-edge nor a readable file ({e})"
+                "kernel {spec:?} is neither vertical-edge, horizontal-edge nor a readable file ({e})"
             ))
         })?;
         Self::from_text(&text, path)

@@ -26,14 +26,14 @@ impl LearningRateScheduler {
                 let every = every.parse::<usize>().ok().filter(|e| *e > 0);
                 match (every, num(factor)) {
                     (Some(e), Some(f)) => Ok(Self::new(move |epoch, _| base_lr * f.powi((epoch / e) as i32))),
-                    _ => Err(Error::config(format!("--lr-schedule {spec:?}: expected step:EVERY:FACTOR"))),
+                    _ => Err(Error::config(format!("learning-rate schedule {spec:?}: expected step:EVERY:FACTOR"))),
                 }
             }
             ["exp", factor] => match num(factor) {
                 Some(f) => Ok(Self::new(move |epoch, _| base_lr * f.powi(epoch as i32))),
-                None => Err(Error::config(format!("--lr-schedule {spec:?}: expected exp:FACTOR"))),
+                None => Err(Error::config(format!("learning-rate schedule {spec:?}: expected exp:FACTOR"))),
             },
-            _ => Err(Error::config(format!("--lr-schedule {spec:?}: use step:EVERY:FACTOR or exp:FACTOR"))),
+            _ => Err(Error::config(format!("learning-rate schedule {spec:?}: use step:EVERY:FACTOR or exp:FACTOR"))),
         }
     }
 }
