@@ -1,8 +1,8 @@
 //! The subcommands: each turns parsed arguments into library calls and prints the results.
 
 use crate::{
-    AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, ExportArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs, PredictArgs,
-    SummaryArgs, TrainArgs,
+    AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, ExportArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs,
+    PredictArgs, SummaryArgs, TrainArgs,
 };
 use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};

@@ -19,7 +19,7 @@
 //! "same" padding as explicit pads, the smaller half first, so asymmetric when the total is
 //! odd); pooling → `MaxPool` / `AveragePool` (`count_include_pad=0`: Keras' "same" average
 //! divides by the valid values only); `Flatten` → `Flatten` in NHWC order; `Dense` → `MatMul`
-//! + `Add`; activations and the layer classes `ReLU`, `LeakyReLU`, `ELU`, `Softmax`, `PReLU` →
+//! then `Add`; activations and the layer classes `ReLU`, `LeakyReLU`, `ELU`, `Softmax`, `PReLU` →
 //! their ONNX operators or a few standard ones composed (GELU from `Erf`, SiLU as
 //! `x·Sigmoid(x)`, Keras 3's hard sigmoid as `HardSigmoid(α = 1/6, β = ½)`, …). What has no
 //! form (`sparsemax`, a layer class the exporter does not know) is an
@@ -43,8 +43,8 @@ pub mod proto {
 use proto::attribute_proto::AttributeType;
 use proto::tensor_proto::DataType;
 use proto::{
-    tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// The opset of the default ONNX domain that exported models import (every operator used has
@@ -83,7 +83,7 @@ pub fn to_model(model: &Sequential) -> Result<ModelProto> {
             g.rename_current(layer.name().to_string());
         }
     }
-    g.to_nhwc();
+    g.make_nhwc();
     let out_name = model.layers()[last].name().to_string();
     if !g.nodes.is_empty() && g.cur != INPUT_NAME {
         g.rename_current(out_name.clone());
@@ -128,7 +128,12 @@ fn value_info(name: &str, shape: &[usize]) -> ValueInfoProto {
 }
 
 fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(v), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    }
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -241,14 +246,14 @@ impl Graph {
     }
 
     /// Makes a 4-D current value NCHW (for convolution and pooling).
-    fn to_nchw(&mut self) {
+    fn make_nchw(&mut self) {
         if self.shape.len() == 3 && self.layout == Layout::Nhwc {
             self.transpose(&[0, 3, 1, 2], Layout::Nchw);
         }
     }
 
     /// Makes a 4-D current value NHWC again (Keras' order).
-    fn to_nhwc(&mut self) {
+    fn make_nhwc(&mut self) {
         if self.shape.len() == 3 && self.layout == Layout::Nchw {
             self.transpose(&[0, 2, 3, 1], Layout::Nhwc);
         }
@@ -292,7 +297,7 @@ impl Graph {
                         }
                     }
                 }
-                self.to_nchw();
+                self.make_nchw();
                 let wname = self.weight("kernel", &[f, c, kh, kw], &oihw);
                 let mut inputs = vec![self.cur.clone(), wname];
                 if let Some(b) = params.get(1) {
@@ -314,7 +319,7 @@ impl Graph {
                 let pool = pair("pool_size")?;
                 let strides = pair("strides")?;
                 let [h, w, c] = self.image_shape(l)?;
-                self.to_nchw();
+                self.make_nchw();
                 let (pads, oh, ow) = window(h, w, pool, strides, same);
                 let mut attrs = vec![
                     attr_ints("kernel_shape", &[pool[0] as i64, pool[1] as i64]),
@@ -332,14 +337,14 @@ impl Graph {
                 self.shape = vec![oh, ow, c];
             }
             "Flatten" => {
-                self.to_nhwc();
+                self.make_nhwc();
                 if self.shape.len() != 1 {
                     self.apply("Flatten", vec![attr_int("axis", 1)]);
                 }
                 self.shape = vec![self.shape.iter().product()];
             }
             "Dense" => {
-                self.to_nhwc();
+                self.make_nhwc();
                 let params = l.params();
                 let [n_in, n_out] = [params[0].shape[0], params[0].shape[1]];
                 let k = self.weight("kernel", &[n_in, n_out], &params[0].value);
@@ -358,7 +363,7 @@ impl Graph {
             "PReLU" => {
                 // The slopes have the per-sample shape (1 on shared axes), NHWC: they
                 // broadcast against the NHWC value.
-                self.to_nhwc();
+                self.make_nhwc();
                 let a = &l.params()[0];
                 let slope = self.weight("alpha", &a.shape, &a.value);
                 let cur = self.cur.clone();
@@ -544,8 +549,23 @@ mod tests {
         assert_eq!(
             ops(&back),
             [
-                "Transpose", "Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool", "Conv", "Relu", "Transpose",
-                "Flatten", "MatMul", "Add", "Relu", "MatMul", "Add", "Softmax"
+                "Transpose",
+                "Conv",
+                "Relu",
+                "MaxPool",
+                "Conv",
+                "Relu",
+                "MaxPool",
+                "Conv",
+                "Relu",
+                "Transpose",
+                "Flatten",
+                "MatMul",
+                "Add",
+                "Relu",
+                "MatMul",
+                "Add",
+                "Softmax"
             ]
         );
         assert_eq!(g.input[0].name(), "input_layer");
@@ -559,7 +579,10 @@ mod tests {
         let raw = k.raw_data();
         let at = |i: usize| f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().unwrap());
         let keras = &m.layers()[0].params()[0].value;
-        assert_eq!(at(((3 * 1) * 5 + 2) * 5 + 4), keras[((2 * 5 + 4) * 1) * 6 + 3]);
+        // One input channel: OIHW index (o·5 + y)·5 + x, Keras index (y·5 + x)·6 + o.
+        let (o, y, x) = (3, 2, 4);
+        assert_eq!(at((o * 5 + y) * 5 + x), keras[(y * 5 + x) * 6 + o]);
+        assert_ne!(at((o * 5 + y) * 5 + x), at((o * 5 + x) * 5 + y), "a transposed kernel would pass");
         // "same" 5×5 on 28×28: two rows and columns of zeros on each side.
         assert_eq!(attr(conv, "pads").ints, [2, 2, 2, 2]);
         // The batch dimension is named, the rest fixed.
@@ -569,11 +592,10 @@ mod tests {
         };
         use tensor_shape_proto::dimension::Value as D;
         assert_eq!(dims[0].value, Some(D::DimParam("N".into())));
-        assert_eq!(dims[1..].iter().map(|d| d.value.clone().unwrap()).collect::<Vec<_>>(), [
-            D::DimValue(28),
-            D::DimValue(28),
-            D::DimValue(1)
-        ]);
+        assert_eq!(
+            dims[1..].iter().map(|d| d.value.clone().unwrap()).collect::<Vec<_>>(),
+            [D::DimValue(28), D::DimValue(28), D::DimValue(1)]
+        );
     }
 
     #[test]
