@@ -666,6 +666,59 @@ mod tests {
         assert!(!p.exists());
     }
 
+    /// A layer class the exporter does not know (one a user could implement).
+    struct Doubling {
+        meta: crate::nn::layers::Meta,
+        shape: Vec<usize>,
+    }
+
+    impl Layer for Doubling {
+        fn class_name(&self) -> &'static str {
+            "Doubling"
+        }
+        fn base_name(&self) -> &'static str {
+            "doubling"
+        }
+        fn meta(&self) -> &crate::nn::layers::Meta {
+            &self.meta
+        }
+        fn meta_mut(&mut self) -> &mut crate::nn::layers::Meta {
+            &mut self.meta
+        }
+        fn build(&mut self, input_shape: &[usize], _: &mut crate::Rng) -> Result<Vec<usize>> {
+            self.shape = input_shape.to_vec();
+            Ok(self.shape.clone())
+        }
+        fn output_shape(&self) -> &[usize] {
+            &self.shape
+        }
+        fn forward(&mut self, x: &crate::Tensor, y: &mut crate::Tensor, _: &mut crate::nn::layers::ForwardCtx<'_>) {
+            y.data_mut().iter_mut().zip(x.data()).for_each(|(y, x)| *y = 2.0 * x);
+        }
+        fn backward(
+            &mut self,
+            _: &crate::Tensor,
+            _: &crate::Tensor,
+            _: &mut crate::Tensor,
+            _: Option<&mut crate::Tensor>,
+        ) {
+        }
+        fn config(&self) -> serde_json::Map<String, Value> {
+            serde_json::Map::new()
+        }
+    }
+
+    #[test]
+    fn an_unknown_layer_class_is_refused_by_name() {
+        let mut m = Sequential::new();
+        m.add(Dense::new(4).input_shape([3]));
+        m.add(Doubling { meta: Default::default(), shape: Vec::new() });
+        m.build().unwrap();
+        let name = m.layers()[1].name().to_string();
+        let e = to_bytes(&m).unwrap_err();
+        assert!(matches!(&e, Error::Unexportable { layer, what, .. } if *layer == name && what == "Doubling"), "{e}");
+    }
+
     #[test]
     fn an_unbuilt_model_is_refused() {
         let mut m = Sequential::new();
