@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up a Python environment with real Keras 3 and tf_keras (cached in target/keras-venv)
-# and runs check.py (Keras loads files convnet wrote) then compat.py (files as notebooks
-# write them, both directions; see its docstring). Exit status 3 means the environment could
+# Sets up a Python environment with real Keras 3 and tf_keras, ONNX and ONNX Runtime (cached in
+# target/keras-venv) and runs check.py (Keras loads files convnet wrote), compat.py (files as
+# notebooks write them, both directions; see its docstring) and onnx_check.py (models exported
+# by `convnet export` run in ONNX Runtime). Exit status 3 means the environment could
 # not be installed (no network to PyPI, for example); any other failure is a real one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,12 +11,19 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import keras, tf_kera
   rm -rf "$venv"
   python3 -m venv "$venv" || exit 3
   "$venv/bin/pip" install -q --disable-pip-version-check \
-      tensorflow-cpu==2.21.0 tf-keras==2.21.0 keras==3.15.1 h5py || exit 3
+      tensorflow-cpu==2.21.0 tf-keras==2.21.0 keras==3.15.1 h5py onnx onnxruntime || exit 3
+fi
+# An environment cached before the ONNX check existed gets the two packages added.
+if ! "$venv/bin/python" -c "import onnx, onnxruntime" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check onnx onnxruntime || exit 3
 fi
 "$venv/bin/python" tests/keras_check/check.py
 check=$?
 "$venv/bin/python" tests/keras_check/compat.py
 compat=$?
-# Both run whatever the first one gave; a failure of either fails the whole.
+"$venv/bin/python" tests/keras_check/onnx_check.py
+onnx=$?
+# Each runs whatever the others gave; a failure of any fails the whole.
 if [ "$check" -ne 0 ]; then exit "$check"; fi
-exit "$compat"
+if [ "$compat" -ne 0 ]; then exit "$compat"; fi
+exit "$onnx"

@@ -1,8 +1,8 @@
 //! The subcommands: each turns parsed arguments into library calls and prints the results.
 
 use crate::{
-    AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs, PredictArgs,
-    SummaryArgs, TrainArgs,
+    AugmentArgs, BenchArgs, DataArgs, EvaluateArgs, ExportArgs, FeaturesArgs, FilterArgs, FiltersArgs, PlotArgs,
+    PredictArgs, SummaryArgs, TrainArgs,
 };
 use convnet::data::augment::ImageDataGenerator;
 use convnet::data::images::{self, Invert};
@@ -593,6 +593,22 @@ pub fn predict(a: PredictArgs) -> CliResult {
         let out = json!({"model": a.model, "results": rows, "predictions": predictions});
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
+    Ok(())
+}
+
+/// Writes a model as an ONNX file; nothing is written when it fails.
+pub fn export(a: ExportArgs) -> CliResult {
+    let (mut model, _) = open(&a.model)?;
+    model.build()?;
+    io::onnx::export(&model, &a.output)?;
+    let shape: Vec<String> = model.input_shape().unwrap_or(&[]).iter().map(usize::to_string).collect();
+    println!(
+        "wrote {} (ONNX opset {}; input {} float32 [N, {}])",
+        a.output.display(),
+        io::onnx::OPSET,
+        io::onnx::INPUT_NAME,
+        shape.join(", ")
+    );
     Ok(())
 }
 

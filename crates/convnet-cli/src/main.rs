@@ -36,6 +36,8 @@ enum Command {
     Features(FeaturesArgs),
     /// Draw the learned kernels of a model's first convolution layer
     Filters(FiltersArgs),
+    /// Export a model to ONNX (for ONNX Runtime, TensorRT, Triton, the browser)
+    Export(ExportArgs),
 }
 
 /// Where the data comes from.
@@ -182,6 +184,14 @@ pub struct SummaryArgs {
 }
 
 #[derive(Args)]
+pub struct ExportArgs {
+    /// A preset, a TOML model file, or a saved model (.keras, .h5, .safetensors)
+    model: String,
+    /// The ONNX file to write (NHWC float32 input named input_layer, batch dimension N)
+    output: PathBuf,
+}
+
+#[derive(Args)]
 pub struct FilterArgs {
     /// A picture (PNG or JPEG)
     image: PathBuf,
@@ -289,6 +299,7 @@ fn main() -> ExitCode {
         Command::Filter(a) => commands::filter(a),
         Command::Features(a) => commands::features(a),
         Command::Filters(a) => commands::filters(a),
+        Command::Export(a) => commands::export(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

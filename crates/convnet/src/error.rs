@@ -42,6 +42,16 @@ pub enum Error {
     /// A dataset could not be found locally and could not be downloaded.
     #[error("{0}")]
     DatasetUnavailable(String),
+    /// A layer or activation that an export format has no form for (named).
+    #[error("cannot export to {format}: layer {layer:?} ({what}) has no {format} form")]
+    Unexportable {
+        /// The target format (`ONNX`).
+        format: &'static str,
+        /// The layer's name.
+        layer: String,
+        /// What cannot be exported: the layer's class or its activation.
+        what: String,
+    },
     /// Training produced a loss that is NaN or infinite.
     #[error("the loss became {value} at epoch {epoch}, batch {batch}: training stopped")]
     NonFinite {

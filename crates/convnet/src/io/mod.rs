@@ -8,6 +8,7 @@ pub mod config;
 pub mod keras_h5;
 pub mod keras_v3;
 pub mod native;
+pub mod onnx;
 pub mod toml_model;
 
 pub use atomic::{atomic_write, atomic_write_with};
