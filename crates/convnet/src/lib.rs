@@ -8,7 +8,7 @@
 //! basic types ([`tensor`], [`rng`], [`parallel`], [`error`], [`numbers`]) → [`kernels`] (hot loops) →
 //! [`nn`] (layers, constraints, losses, optimizers, the model) → [`data`] (data sets, batch sources,
 //! augmentation) → [`io`] (file formats) → [`train`] (the fit loop, callbacks, checkpoints) →
-//! [`viz`] (charts and pictures) → [`presets`] and [`bench`].
+//! [`viz`] (charts and pictures) → [`presets`] and [`bench`](mod@bench).
 //!
 //! ```no_run
 //! use convnet::prelude::*;

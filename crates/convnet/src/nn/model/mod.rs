@@ -1,7 +1,7 @@
 //! `Sequential`: a stack of layers with Keras' workflow — add, compile, fit, evaluate, predict,
 //! summary. This file holds the stack itself (adding, naming, building, compiling, weights);
-//! the training step is in [`step`](self::step), inference in [`infer`](self::infer), the
-//! summary table in [`summary`](self::summary).
+//! the training step is in `step.rs`, inference in `infer.rs`, the
+//! summary table in `summary.rs`.
 
 mod infer;
 mod step;
