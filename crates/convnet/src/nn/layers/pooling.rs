@@ -1,5 +1,7 @@
 //! `MaxPooling2D` and `AveragePooling2D` over NHWC input. Max pooling stores the winning index
-//! of every output value so its backward pass is a scatter.
+//! of every output value so its backward pass is a scatter. Everything but the passes is
+//! shared: the configuration and window ([`PoolConfig`]), the builders and the layer
+//! plumbing (the `pool_builders!` and `pool_layer_basics!` macros).
 
 use super::{cfg, shape_str, ForwardCtx, Layer, Meta, Pair};
 use crate::error::{Error, Result};
@@ -10,18 +12,41 @@ use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
 
-/// Configuration shared by both pooling layers.
+/// Configuration and geometry shared by both pooling layers.
 #[derive(Clone, Debug)]
 struct PoolConfig {
     meta: Meta,
     pool_size: Pair,
     strides: Option<Pair>,
     padding: Padding,
+    /// The window, once built.
+    window: Option<Window>,
+    out_shape: Vec<usize>,
 }
 
 impl PoolConfig {
     fn new(pool_size: Pair) -> Self {
-        PoolConfig { meta: Meta::default(), pool_size, strides: None, padding: Padding::Valid }
+        PoolConfig {
+            meta: Meta::default(),
+            pool_size,
+            strides: None,
+            padding: Padding::Valid,
+            window: None,
+            out_shape: Vec::new(),
+        }
+    }
+
+    /// Sets the window for a per-sample `input_shape`; returns the output shape.
+    fn build(&mut self, input_shape: &[usize], layer: &str) -> Result<Vec<usize>> {
+        let w = self.window(input_shape, layer)?;
+        self.out_shape = vec![w.out_h, w.out_w, w.channels];
+        self.window = Some(w);
+        Ok(self.out_shape.clone())
+    }
+
+    /// The built window.
+    fn built(&self) -> Window {
+        self.window.expect("pooling layer used before build")
     }
 
     fn from_config(c: &Map<String, Value>, layer: &str) -> Result<Self> {
@@ -35,7 +60,7 @@ impl PoolConfig {
             Some(p) => Padding::parse(p)?,
             None => Padding::Valid,
         };
-        Ok(PoolConfig { meta: Meta::from_config(c)?, pool_size, strides, padding })
+        Ok(PoolConfig { meta: Meta::from_config(c)?, strides, padding, ..PoolConfig::new(pool_size) })
     }
 
     fn strides(&self) -> Pair {
@@ -79,6 +104,39 @@ fn for_sample_chunks(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync + Send)
     parallel::for_chunks(n, chunk, &mut states, |_, r| f(r));
 }
 
+/// The `Layer` methods both pooling layers share, for class `$class` (auto-names `$base`).
+macro_rules! pool_layer_basics {
+    ($class:literal, $base:literal) => {
+        fn class_name(&self) -> &'static str {
+            $class
+        }
+
+        fn base_name(&self) -> &'static str {
+            $base
+        }
+
+        fn meta(&self) -> &Meta {
+            &self.cfg.meta
+        }
+
+        fn meta_mut(&mut self) -> &mut Meta {
+            &mut self.cfg.meta
+        }
+
+        fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
+            self.cfg.build(input_shape, $class)
+        }
+
+        fn output_shape(&self) -> &[usize] {
+            &self.cfg.out_shape
+        }
+
+        fn config(&self) -> Map<String, Value> {
+            self.cfg.config()
+        }
+    };
+}
+
 macro_rules! pool_builders {
     ($t:ident) => {
         impl $t {
@@ -112,8 +170,6 @@ macro_rules! pool_builders {
 /// Max pooling (Keras' `MaxPooling2D`: pool 2×2, strides = pool size, padding "valid").
 pub struct MaxPooling2D {
     cfg: PoolConfig,
-    window: Option<Window>,
-    out_shape: Vec<usize>,
     argmax: Vec<u32>,
     fold_relu: bool,
 }
@@ -121,13 +177,7 @@ pub struct MaxPooling2D {
 impl MaxPooling2D {
     /// Max pooling over `pool_size` windows.
     pub fn new(pool_size: impl Into<Pair>) -> Self {
-        MaxPooling2D {
-            cfg: PoolConfig::new(pool_size.into()),
-            window: None,
-            out_shape: Vec::new(),
-            argmax: Vec::new(),
-            fold_relu: false,
-        }
+        MaxPooling2D { cfg: PoolConfig::new(pool_size.into()), argmax: Vec::new(), fold_relu: false }
     }
 
     /// Reads Keras' config.
@@ -147,35 +197,10 @@ impl Default for MaxPooling2D {
 pool_builders!(MaxPooling2D);
 
 impl Layer for MaxPooling2D {
-    fn class_name(&self) -> &'static str {
-        "MaxPooling2D"
-    }
-
-    fn base_name(&self) -> &'static str {
-        "max_pooling2d"
-    }
-
-    fn meta(&self) -> &Meta {
-        &self.cfg.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.cfg.meta
-    }
-
-    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let w = self.cfg.window(input_shape, "MaxPooling2D")?;
-        self.out_shape = vec![w.out_h, w.out_w, w.channels];
-        self.window = Some(w);
-        Ok(self.out_shape.clone())
-    }
-
-    fn output_shape(&self) -> &[usize] {
-        &self.out_shape
-    }
+    pool_layer_basics!("MaxPooling2D", "max_pooling2d");
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        let w = self.window.expect("MaxPooling2D used before build");
+        let w = self.cfg.built();
         let n = x.batch();
         let ol = w.out_pixels() * w.channels;
         self.argmax.resize(n * ol, 0);
@@ -197,7 +222,7 @@ impl Layer for MaxPooling2D {
 
     fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let Some(dx) = dx else { return };
-        let w = self.window.expect("MaxPooling2D used before build");
+        let w = self.cfg.built();
         let n = x.batch();
         let ol = w.out_pixels() * w.channels;
         let (dyd, yd, am, fold) = (dy.data(), y.data(), &self.argmax, self.fold_relu);
@@ -210,23 +235,17 @@ impl Layer for MaxPooling2D {
             pool::max_pool_backward(&w, &dyd[o.clone()], &am[o], y, r.len(), dxc);
         });
     }
-
-    fn config(&self) -> Map<String, Value> {
-        self.cfg.config()
-    }
 }
 
 /// Average pooling (Keras' `AveragePooling2D`: pool 2×2, strides = pool size, "valid").
 pub struct AveragePooling2D {
     cfg: PoolConfig,
-    window: Option<Window>,
-    out_shape: Vec<usize>,
 }
 
 impl AveragePooling2D {
     /// Average pooling over `pool_size` windows.
     pub fn new(pool_size: impl Into<Pair>) -> Self {
-        AveragePooling2D { cfg: PoolConfig::new(pool_size.into()), window: None, out_shape: Vec::new() }
+        AveragePooling2D { cfg: PoolConfig::new(pool_size.into()) }
     }
 
     /// Reads Keras' config.
@@ -246,35 +265,10 @@ impl Default for AveragePooling2D {
 pool_builders!(AveragePooling2D);
 
 impl Layer for AveragePooling2D {
-    fn class_name(&self) -> &'static str {
-        "AveragePooling2D"
-    }
-
-    fn base_name(&self) -> &'static str {
-        "average_pooling2d"
-    }
-
-    fn meta(&self) -> &Meta {
-        &self.cfg.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.cfg.meta
-    }
-
-    fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
-        let w = self.cfg.window(input_shape, "AveragePooling2D")?;
-        self.out_shape = vec![w.out_h, w.out_w, w.channels];
-        self.window = Some(w);
-        Ok(self.out_shape.clone())
-    }
-
-    fn output_shape(&self) -> &[usize] {
-        &self.out_shape
-    }
+    pool_layer_basics!("AveragePooling2D", "average_pooling2d");
 
     fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        let w = self.window.expect("AveragePooling2D used before build");
+        let w = self.cfg.built();
         let ol = w.out_pixels() * w.channels;
         let xd = x.data();
         let ys = SharedMut::new(y.data_mut());
@@ -287,7 +281,7 @@ impl Layer for AveragePooling2D {
 
     fn backward(&mut self, x: &Tensor, _y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
         let Some(dx) = dx else { return };
-        let w = self.window.expect("AveragePooling2D used before build");
+        let w = self.cfg.built();
         let ol = w.out_pixels() * w.channels;
         let dyd = dy.data();
         let dxs = SharedMut::new(dx.data_mut());
@@ -296,10 +290,6 @@ impl Layer for AveragePooling2D {
             let dxc = unsafe { dxs.slice(r.start * w.in_len()..r.end * w.in_len()) };
             pool::avg_pool_backward(&w, &dyd[r.start * ol..r.end * ol], r.len(), dxc);
         });
-    }
-
-    fn config(&self) -> Map<String, Value> {
-        self.cfg.config()
     }
 }
 
