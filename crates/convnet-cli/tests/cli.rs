@@ -155,3 +155,86 @@ fn sigkill_never_leaves_a_broken_checkpoint() {
     assert!(ckpt.exists(), "no checkpoint was ever written");
     eprintln!("kill -9 landed during a checkpoint write {mid_write} times of 12");
 }
+
+/// Flag values out of range are refused while parsing, naming the flag, before any data is
+/// loaded; a negative number reaches that check instead of clap's `-- -1` tip.
+#[test]
+fn bad_flag_values_are_refused_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--epochs", "0"], "--epochs"),
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--validation-split", "1.5"], "--validation-split"),
+        (&["--validation-split=-0.5"], "--validation-split"),
+        (&["--validation-split", "-0.5"], "--validation-split"),
+        (&["--learning-rate", "-1"], "--learning-rate"),
+        (&["--learning-rate", "0"], "--learning-rate"),
+        (&["--learning-rate", "NaN"], "--learning-rate"),
+        (&["--limit", "0"], "--limit"),
+    ];
+    for (flags, name) in cases {
+        let out = convnet().args(["train", "lenet5", "--no-download"]).args(*flags).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.starts_with("error: invalid value") && first.contains(name), "{flags:?}: {err}");
+        assert!(!err.contains("-- -1") && !err.contains("Dataset:"), "{flags:?}: {err}");
+    }
+    let out = convnet().args(["evaluate", "m.keras", "--batch-size", "0"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--batch-size"));
+}
+
+/// A misspelt key in a TOML model file is refused with the closest valid name, not ignored.
+#[test]
+fn toml_typos_are_refused_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.toml");
+    std::fs::write(
+        &model,
+        "input_shape = [28, 28, 1]\n[[layers]]\ntype = \"Flatten\"\n[[layers]]\ntype = \"Dense\"\nunits = 10\nactivaton = \"softmax\"\n",
+    )
+    .unwrap();
+    let out = convnet().arg("train").arg(&model).args(["--no-download", "--epochs", "1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("unknown Dense key `activaton`: did you mean `activation`?"), "{err}");
+    std::fs::write(&model, "input_shape = [28, 28, 1]\n[[layers]]\ntype = \"Flatten\"\n[[layers]]\ntype = \"Dense\"\nunits = 10\n[compile]\noptimzer = \"sgd\"\n").unwrap();
+    let out = convnet().arg("summary").arg(&model).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("did you mean `optimizer`?"), "{err}");
+}
+
+/// Every output is checked before any work: an unwritable place fails at once, naming the
+/// flag, and nothing is trained or evaluated.
+#[test]
+fn unwritable_outputs_fail_before_any_work() {
+    // /proc takes no new files, even for root.
+    for flag in ["--save", "--history", "--csv-log", "--checkpoint", "--save-best"] {
+        let out = convnet()
+            .args(["train", "lenet5", "--no-download", "--limit", "64", "--epochs", "1", "--verbose", "2", flag])
+            .arg("/proc/convnet-out.keras")
+            .output()
+            .unwrap();
+        let (err, stdout) = (String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        assert_eq!(out.status.code(), Some(1), "{flag}: {err}");
+        assert!(err.starts_with(&format!("error: {flag} /proc/convnet-out.keras: cannot write in /proc")), "{err}");
+        assert!(!stdout.contains("Epoch") && !err.contains("Dataset:"), "{flag}: {stdout}{err}");
+    }
+    let out = convnet().args(["evaluate", "lenet5", "--no-download", "--confusion", "/proc/c.png"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--confusion /proc/c.png: cannot write"), "{err}");
+    assert!(!err.contains("Dataset:"), "{err}");
+}
+
+/// A run without `--save` says once, at the end, that its model was not kept and how to keep it.
+#[test]
+fn a_run_without_save_says_the_model_was_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = convnet()
+        .args(["train", "lenet5", "--no-download", "--limit", "64", "--epochs", "1", "--verbose", "0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("the trained model was not saved; add --save model.keras to keep it").count(), 1, "{err}");
+}
