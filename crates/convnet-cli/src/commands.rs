@@ -789,7 +789,13 @@ pub fn bench(a: BenchArgs) -> CliResult {
 }
 
 pub fn plot(a: PlotArgs) -> CliResult {
-    let text = std::fs::read_to_string(&a.history).map_err(|e| Error::io(&a.history, e))?;
+    let bytes = std::fs::read(&a.history).map_err(|e| Error::io(&a.history, e))?;
+    let expected = "plot reads the CSV or JSON history that `train --history` or Keras' CSVLogger writes";
+    if io::Format::sniff(&bytes).is_some() {
+        return Err(format!("{}: a model file, not a training history; {expected}", a.history.display()).into());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: not a text file, so not a training history; {expected}", a.history.display()))?;
     let hist = if a.history.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
         convnet::History::from_json(&text, &a.history)?
     } else {

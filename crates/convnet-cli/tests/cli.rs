@@ -238,3 +238,38 @@ fn a_run_without_save_says_the_model_was_not_kept() {
     assert!(out.status.success(), "{err}");
     assert_eq!(err.matches("the trained model was not saved; add --save model.keras to keep it").count(), 1, "{err}");
 }
+
+/// A file cut short is called truncated or damaged, with what it was meant to be; a model file
+/// given to `plot` is named as a model file, not a history.
+#[test]
+fn damaged_files_are_diagnosed_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m_h5, m_keras, ckpt) = (dir.path().join("m.h5"), dir.path().join("m.keras"), dir.path().join("c.ckpt"));
+    let out = convnet()
+        .args(["train", "lenet5", "--no-download", "--limit", "64", "--epochs", "1", "--verbose", "0", "--save"])
+        .arg(&m_h5)
+        .arg("--checkpoint")
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = convnet::io::load_model(&m_h5).unwrap();
+    convnet::io::save_model(&model, &m_keras).unwrap();
+    let cases: [(&Path, &[&str], &str); 3] = [
+        (&m_h5, &["summary"], "this Keras HDF5 model (.h5) is truncated or damaged"),
+        (&m_keras, &["evaluate"], "this Keras 3 archive (.keras) is truncated or damaged"),
+        (&ckpt, &["train", "--resume"], "this convnet checkpoint is truncated or damaged"),
+    ];
+    for (file, cmd, want) in cases {
+        let bytes = std::fs::read(file).unwrap();
+        let half = dir.path().join(format!("half-{}", file.file_name().unwrap().to_string_lossy()));
+        std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+        let out = convnet().args(cmd).arg(&half).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    let out = convnet().arg("plot").arg(&m_h5).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("a model file, not a training history"), "{err}");
+}
