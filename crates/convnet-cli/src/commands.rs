@@ -195,25 +195,29 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The callbacks the flags ask for, always in the same order (checkpoints match them by position).
-fn run_callbacks(s: &RunSettings) -> Result<Vec<Box<dyn Callback>>> {
+/// The callbacks the flags ask for, always in the same order (checkpoints match them by
+/// position); `verbose` 1 has them print Keras' messages on stdout.
+fn run_callbacks(s: &RunSettings, verbose: u8) -> Result<Vec<Box<dyn Callback>>> {
     let mut cbs: Vec<Box<dyn Callback>> = Vec::new();
     if let Some(p) = s.early_stopping {
-        cbs.push(Box::new(EarlyStopping::new(&s.monitor, p).restore_best_weights(true)));
+        cbs.push(Box::new(EarlyStopping::new(&s.monitor, p).restore_best_weights(true).verbose(verbose)));
     }
     if let Some(spec) = &s.reduce_lr_on_plateau {
         let (n, f) = spec.split_once(':').unwrap_or((spec, "0.1"));
         let bad = || Error::config(format!("--reduce-lr-on-plateau {spec:?}: expected N or N:FACTOR"));
         let n: usize = n.parse().map_err(|_| bad())?;
         let f: f32 = f.parse().map_err(|_| bad())?;
-        cbs.push(Box::new(ReduceLROnPlateau::new(&s.monitor, f, n)?));
+        cbs.push(Box::new(ReduceLROnPlateau::new(&s.monitor, f, n)?.verbose(verbose)));
     }
     if let Some(spec) = &s.lr_schedule {
         cbs.push(Box::new(LearningRateScheduler::parse(spec, s.base_learning_rate)?));
     }
     if let Some(p) = &s.save_best {
         cbs.push(Box::new(
-            ModelCheckpoint::new(&p.to_string_lossy()).monitor(&s.monitor, Mode::Auto).save_best_only(true),
+            ModelCheckpoint::new(&p.to_string_lossy())
+                .monitor(&s.monitor, Mode::Auto)
+                .save_best_only(true)
+                .verbose(verbose),
         ));
     }
     if let Some(p) = &s.csv_log {
@@ -290,7 +294,7 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
         plot: a.plot.clone(),
     };
     // Bad flag values fail now, not after loading data.
-    run_callbacks(&settings)?;
+    run_callbacks(&settings, 0)?;
     Ok((model, settings))
 }
 
@@ -543,7 +547,8 @@ pub fn train(a: TrainArgs) -> CliResult {
         epochs: s.epochs,
         verbose: verbosity(&a),
         progress_to_stderr: a.json,
-        callbacks: run_callbacks(&s)?,
+        // Keras' callback messages go to stdout, so not beside a JSON result.
+        callbacks: run_callbacks(&s, u8::from(verbosity(&a) > 0 && !a.json))?,
         stop_on_non_finite: s.on_nan == "stop",
         interrupt: Some(&INTERRUPTED),
         checkpoint: Some(checkpoint_path),

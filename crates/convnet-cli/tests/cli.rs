@@ -273,3 +273,21 @@ fn damaged_files_are_diagnosed_as_such() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("a model file, not a training history"), "{err}");
 }
+
+/// With progress shown, the callbacks print Keras' own lines.
+#[test]
+fn callbacks_speak_as_keras_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = convnet()
+        .args(["train", "lenet5", "--no-download", "--limit", "128", "--epochs", "3", "--verbose", "2"])
+        .args(["--reduce-lr-on-plateau", "1:0.5", "--monitor", "accuracy", "--learning-rate", "1e-9", "--save-best"])
+        .arg(dir.path().join("best.keras"))
+        .arg("--early-stopping")
+        .arg("1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Epoch 1: accuracy improved from None to "), "{text}");
+    assert!(text.contains("Restoring model weights from the end of the best epoch: "), "{text}");
+}
