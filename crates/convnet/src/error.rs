@@ -84,7 +84,7 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// `unknown {what} `{word}`` with Keras' suggestion "did you mean …?" when a candidate is close,
 /// else the list of valid names.
-pub fn unknown_name<'a>(what: &str, word: &str, candidates: &[&'a str]) -> String {
+pub fn unknown_name(what: &str, word: &str, candidates: &[&str]) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(c) => format!("unknown {what} `{word}`: did you mean `{c}`?"),
         None => format!("unknown {what} `{word}` (valid: {})", candidates.join(", ")),

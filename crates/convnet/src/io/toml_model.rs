@@ -313,7 +313,7 @@ momentum = 0.9
             (format!("{dense}[compile]\noptimzer = \"sgd\"\n"), "unknown [compile] key `optimzer`: did you mean `optimizer`?"),
             (format!("{dense}[compile]\noptimizer = \"sgd\"\nmomentun = 0.9\n"), "did you mean `momentum`?"),
             (format!("nmae = \"x\"\n{dense}"), "unknown top-level key `nmae`: did you mean `name`?"),
-            (format!("input_shape = [8, 8, 1]\n[[layers]]\ntype = \"Conv2D\"\nfilters = 2\nkernel_size = 3\npading = \"same\"\n"), "did you mean `padding`?"),
+            ("input_shape = [8, 8, 1]\n[[layers]]\ntype = \"Conv2D\"\nfilters = 2\nkernel_size = 3\npading = \"same\"\n".to_string(), "did you mean `padding`?"),
         ];
         for (text, want) in cases {
             let e = model_from_toml(&text, p).unwrap_err().to_string();
