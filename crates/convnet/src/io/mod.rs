@@ -57,6 +57,19 @@ impl Format {
     }
 }
 
+/// Keras' `model.save(path)` on a model, as a Keras user first writes it (the model lives
+/// below the file formats, so the method comes with this trait, in the prelude).
+pub trait SaveModel {
+    /// Saves the model to `path` in the format its extension names (see [`save_model`]).
+    fn save(&self, path: impl AsRef<Path>) -> Result<()>;
+}
+
+impl SaveModel for Sequential {
+    fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_model(self, path.as_ref())
+    }
+}
+
 /// Options of [`save_model_with`].
 #[derive(Clone, Copy, Debug)]
 pub struct SaveOptions {
@@ -232,6 +245,22 @@ mod tests {
     use crate::presets;
     use crate::tensor::Tensor;
     use std::io::Write;
+
+    /// Keras' first guess compiles and round-trips: `model.save(path)`, `convnet::load_model(path)`.
+    #[test]
+    fn save_and_load_as_keras_users_write_them() {
+        use crate::prelude::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut model = crate::presets::preset("lenet5").unwrap();
+        model.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
+        model.build().unwrap();
+        let p = tmp.path().join("m.keras");
+        model.save(&p).unwrap();
+        let back = crate::load_model(&p).unwrap();
+        let _ = crate::load_model("no-such-file.keras").unwrap_err(); // a &str works, as in Keras
+        assert_eq!(back.get_weights(), model.get_weights());
+        assert!(model.save(tmp.path().join("m.txt")).is_err());
+    }
 
     /// A file cut short is called truncated, with the format it was meant to be, for each
     /// format; a whole file of the wrong kind keeps its own message.
