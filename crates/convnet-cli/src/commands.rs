@@ -816,7 +816,8 @@ pub fn augment(a: AugmentArgs) -> CliResult {
     let gen = ImageDataGenerator::from_spec(&a.augment)?;
     let kind = match &a.data.dataset {
         Some(d) => DatasetKind::parse(d)?,
-        None => DatasetKind::Cifar10,
+        // MNIST by default: its shipped sample works offline.
+        None => DatasetKind::Mnist,
     };
     prepare_output(&a.preview, false, "--preview")?;
     let ds = load_dataset(&a.data, kind, false)?;

@@ -228,6 +228,7 @@ pub struct FiltersArgs {
 
 #[derive(Args)]
 pub struct AugmentArgs {
+    // Without --dataset, MNIST (whose shipped sample works offline).
     /// Write the figure here (PNG)
     #[arg(long, value_name = "PNG", default_value = "augmentation.png")]
     preview: PathBuf,

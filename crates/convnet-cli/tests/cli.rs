@@ -291,3 +291,14 @@ fn callbacks_speak_as_keras_does() {
     assert!(text.contains("Epoch 1: accuracy improved from None to "), "{text}");
     assert!(text.contains("Restoring model weights from the end of the best epoch: "), "{text}");
 }
+
+/// `augment` with no dataset shows MNIST, which works offline from the shipped sample.
+#[test]
+fn augment_defaults_to_mnist_and_works_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("aug.png");
+    let out = convnet().args(["augment", "--no-download", "--preview"]).arg(&png).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Dataset: mnist") && png.exists(), "{err}");
+}
