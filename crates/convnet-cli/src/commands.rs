@@ -409,13 +409,20 @@ fn fit_run(
     model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
 }
 
+/// The program as it was started (`target/release/convnet`, or `convnet` when found on the
+/// PATH), so a printed command can be pasted back as is.
+fn program_name() -> String {
+    std::env::args().next().filter(|a| !a.is_empty()).unwrap_or_else(|| "convnet".into())
+}
+
 /// Says where the Ctrl-C checkpoint went and how to resume, then exits with 130.
 fn exit_interrupted(epoch: usize, batch: usize, checkpoint: Option<PathBuf>) -> ! {
     match checkpoint {
         Some(p) => eprintln!(
             "Interrupted in epoch {epoch} after batch {batch}. Checkpoint saved to {}.\n\
-             Resume with: convnet train --resume {}",
+             Resume with: {} train --resume {}",
             p.display(),
+            program_name(),
             p.display()
         ),
         None => eprintln!(

@@ -51,7 +51,8 @@ fn ctrl_c_then_resume_matches_an_uninterrupted_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     let ckpt = dir.path().join("resumed.ckpt");
-    assert!(err.contains("Resume with: convnet train --resume"), "{err}");
+    // The hint names the program as it was started, so it can be pasted back.
+    assert!(err.contains(&format!("Resume with: {} train --resume", env!("CARGO_BIN_EXE_convnet"))), "{err}");
     assert!(ckpt.exists(), "{err}");
     assert!(!resumed.exists(), "the interrupted run saved no final model");
 
