@@ -132,13 +132,26 @@ fn progress_bar(steps: usize, what: &str) -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
-/// Creates the directory that will hold `path`, before any long work, so a bad output path
-/// fails at once instead of after training.
-fn prepare_output(path: &std::path::Path, is_dir: bool) -> Result<()> {
-    let dir = if is_dir { Some(path) } else { path.parent().filter(|p| !p.as_os_str().is_empty()) };
-    if let Some(d) = dir {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+/// Checks, before any long work, that `path` can be written: creates the directory that will
+/// hold it (or the directory itself, `is_dir`) and creates and removes a probe file there, so a
+/// read-only or missing place fails at once, naming the flag, instead of after training.
+fn prepare_output(path: &Path, is_dir: bool, flag: &str) -> CliResult {
+    let dir = if is_dir { path } else { path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
+    let fail = |at: &Path, e: std::io::Error| -> Box<dyn std::error::Error> {
+        format!(
+            "{flag} {}: cannot write in {}: {e}; choose another path (nothing was done yet)",
+            path.display(),
+            at.display()
+        )
+        .into()
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    if !is_dir && path.is_dir() {
+        return Err(format!("{flag} {}: is a directory; give a file name", path.display()).into());
     }
+    let probe = dir.join(format!(".convnet-write-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| fail(dir, e))?;
+    let _ = std::fs::remove_file(&probe);
     Ok(())
 }
 
@@ -182,25 +195,29 @@ fn install_interrupt_handler() {
     });
 }
 
-/// The callbacks the flags ask for, always in the same order (checkpoints match them by position).
-fn run_callbacks(s: &RunSettings) -> Result<Vec<Box<dyn Callback>>> {
+/// The callbacks the flags ask for, always in the same order (checkpoints match them by
+/// position); `verbose` 1 has them print Keras' messages on stdout.
+fn run_callbacks(s: &RunSettings, verbose: u8) -> Result<Vec<Box<dyn Callback>>> {
     let mut cbs: Vec<Box<dyn Callback>> = Vec::new();
     if let Some(p) = s.early_stopping {
-        cbs.push(Box::new(EarlyStopping::new(&s.monitor, p).restore_best_weights(true)));
+        cbs.push(Box::new(EarlyStopping::new(&s.monitor, p).restore_best_weights(true).verbose(verbose)));
     }
     if let Some(spec) = &s.reduce_lr_on_plateau {
         let (n, f) = spec.split_once(':').unwrap_or((spec, "0.1"));
         let bad = || Error::config(format!("--reduce-lr-on-plateau {spec:?}: expected N or N:FACTOR"));
         let n: usize = n.parse().map_err(|_| bad())?;
         let f: f32 = f.parse().map_err(|_| bad())?;
-        cbs.push(Box::new(ReduceLROnPlateau::new(&s.monitor, f, n)?));
+        cbs.push(Box::new(ReduceLROnPlateau::new(&s.monitor, f, n)?.verbose(verbose)));
     }
     if let Some(spec) = &s.lr_schedule {
         cbs.push(Box::new(LearningRateScheduler::parse(spec, s.base_learning_rate)?));
     }
     if let Some(p) = &s.save_best {
         cbs.push(Box::new(
-            ModelCheckpoint::new(&p.to_string_lossy()).monitor(&s.monitor, Mode::Auto).save_best_only(true),
+            ModelCheckpoint::new(&p.to_string_lossy())
+                .monitor(&s.monitor, Mode::Auto)
+                .save_best_only(true)
+                .verbose(verbose),
         ));
     }
     if let Some(p) = &s.csv_log {
@@ -277,7 +294,7 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
         plot: a.plot.clone(),
     };
     // Bad flag values fail now, not after loading data.
-    run_callbacks(&settings)?;
+    run_callbacks(&settings, 0)?;
     Ok((model, settings))
 }
 
@@ -313,34 +330,213 @@ fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, Tr
     Ok((model, s, state))
 }
 
-pub fn train(a: TrainArgs) -> CliResult {
-    for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true), (&a.checkpoint, false)] {
+/// Checks every output a run writes (`--save`, `--history`, `--csv-log`, `--checkpoint`,
+/// `--save-best`, `--plot`) before anything is trained, and that `--save` names a known format.
+fn check_outputs(s: &RunSettings) -> CliResult {
+    let files = [
+        (&s.save, "--save"),
+        (&s.history, "--history"),
+        (&s.csv_log, "--csv-log"),
+        (&s.checkpoint, "--checkpoint"),
+        (&s.save_best, "--save-best"),
+    ];
+    for (p, flag) in files {
         if let Some(p) = p {
-            prepare_output(p, is_dir)?;
+            prepare_output(p, false, flag)?;
         }
     }
-    if let Some(p) = &a.save {
+    if let Some(p) = &s.plot {
+        prepare_output(p, true, "--plot")?;
+    }
+    if let Some(p) = &s.save {
         io::Format::for_path(p)?;
     }
-    let (mut model, s, state) = match &a.resume {
-        Some(ckpt) => {
-            let (m, s, st) = resume_run(&a, ckpt)?;
-            if !a.json {
-                eprintln!(
-                    "Resuming {} from {} at epoch {}{}",
-                    s.model,
-                    ckpt.display(),
-                    st.epoch + 1,
-                    if st.batch > 0 { format!(", batch {}", st.batch + 1) } else { String::new() }
-                );
-            }
-            (m, s, Some(st))
-        }
-        None => {
-            let (m, s) = start_run(&a)?;
-            (m, s, None)
-        }
+    Ok(())
+}
+
+/// The model, settings and (when resuming) training state of this run, announced on stderr.
+fn open_run(a: &TrainArgs) -> Result<(Sequential, RunSettings, Option<TrainState>)> {
+    let Some(ckpt) = &a.resume else {
+        let (m, s) = start_run(a)?;
+        return Ok((m, s, None));
     };
+    let (m, s, st) = resume_run(a, ckpt)?;
+    if !a.json {
+        eprintln!(
+            "Resuming {} from {} at epoch {}{}",
+            s.model,
+            ckpt.display(),
+            st.epoch + 1,
+            if st.batch > 0 { format!(", batch {}", st.batch + 1) } else { String::new() }
+        );
+    }
+    Ok((m, s, Some(st)))
+}
+
+/// The progress level: the flag, else a bar when the progress stream is a terminal.
+fn verbosity(a: &TrainArgs) -> u8 {
+    a.verbose.unwrap_or_else(|| {
+        let tty = if a.json { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
+        tty as u8
+    })
+}
+
+/// Trains on `train_set`, plainly or through the augmentation generator; validation on the
+/// held-out part when `validation_split` is set, else on the test set.
+fn fit_run(
+    model: &mut Sequential,
+    s: &RunSettings,
+    train_set: &data::ImageSet,
+    test: (&Tensor, &Tensor),
+    opts: FitOptions,
+) -> Result<History> {
+    let Some(gen) = &s.augment else {
+        let validation_data = if s.validation_split.is_none() { Some(test) } else { None };
+        let opts = FitOptions { validation_split: s.validation_split.unwrap_or(0.0), validation_data, ..opts };
+        return model.fit(&train_set.x(), &targets(model, train_set), opts);
+    };
+    // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
+    let mut gen = gen.clone();
+    gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
+    let split = s.validation_split.unwrap_or(0.0);
+    // The library's one validation split: the last samples held out, before any shuffling.
+    let keep = convnet::data::source::validation_cut(train_set.count, split)?;
+    let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
+    let (x, y) = (fit_part.x_scaled(1.0), targets(model, &fit_part));
+    let (hx, hy) = (held.x(), targets(model, &held));
+    let mut flow = gen.flow(&x, &y, s.batch_size, true, s.seed)?;
+    let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some(test) };
+    model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
+}
+
+/// The program as it was started (`target/release/convnet`, or `convnet` when found on the
+/// PATH), so a printed command can be pasted back as is.
+fn program_name() -> String {
+    std::env::args().next().filter(|a| !a.is_empty()).unwrap_or_else(|| "convnet".into())
+}
+
+/// Says where the Ctrl-C checkpoint went and how to resume, then exits with 130.
+fn exit_interrupted(epoch: usize, batch: usize, checkpoint: Option<PathBuf>) -> ! {
+    match checkpoint {
+        Some(p) => eprintln!(
+            "Interrupted in epoch {epoch} after batch {batch}. Checkpoint saved to {}.\n\
+             Resume with: {} train --resume {}",
+            p.display(),
+            program_name(),
+            p.display()
+        ),
+        None => eprintln!(
+            "Interrupted in epoch {epoch} after batch {batch}; the weights were not finite, so no checkpoint was written."
+        ),
+    }
+    std::process::exit(130);
+}
+
+/// Where a model goes when `--save` fails after training: the same file name in the working
+/// directory, else in the temporary directory.
+fn save_fallback(model: &Sequential, wanted: &Path) -> Option<PathBuf> {
+    let name = wanted.file_name().map_or_else(|| PathBuf::from("convnet-model.keras"), PathBuf::from);
+    let stem = name.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let ext = name.extension().map_or_else(|| "keras".to_string(), |e| e.to_string_lossy().into_owned());
+    let rescued = format!("{stem}-rescued-{}.{ext}", std::process::id());
+    [PathBuf::from(&rescued), std::env::temp_dir().join(&rescued)]
+        .into_iter()
+        .find(|p| p != wanted && io::save_model(model, p).is_ok())
+}
+
+/// Writes the model, history and charts the run asked for. A failed `--save` still keeps the
+/// trained model (at a fallback path, said on stderr) and is returned as the run's error.
+fn write_outputs(model: &Sequential, s: &RunSettings, hist: &History, quiet: bool) -> CliResult {
+    let mut save_error = None;
+    if let Some(p) = &s.save {
+        match io::save_model(model, p) {
+            Ok(()) if !quiet => eprintln!("Saved the model to {}", p.display()),
+            Ok(()) => {}
+            Err(e) => {
+                let kept = match save_fallback(model, p) {
+                    Some(f) => format!("the trained model was saved to {} instead", f.display()),
+                    None => "no fallback place could be written either".to_string(),
+                };
+                save_error = Some(format!("--save {}: {e}; {kept}", p.display()));
+            }
+        }
+    } else if !quiet && s.save_best.is_none() {
+        eprintln!("note: the trained model was not saved; add --save model.keras to keep it");
+    }
+    if let Some(p) = &s.history {
+        let text =
+            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { hist.to_json() } else { hist.to_csv() };
+        io::atomic_write(p, text.as_bytes())?;
+    }
+    if let Some(dir) = &s.plot {
+        let files = convnet::viz::charts::history_charts(hist, dir)?;
+        if !quiet {
+            eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        }
+    }
+    match save_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// The results on stdout: one JSON object, or the test accuracy line.
+#[allow(clippy::too_many_arguments)]
+fn report_run(
+    model: &Sequential,
+    s: &RunSettings,
+    kind: DatasetKind,
+    ds: &Dataset,
+    train_samples: usize,
+    hist: &History,
+    test: &Logs,
+    as_json: bool,
+) -> CliResult {
+    if !as_json {
+        println!(
+            "Test accuracy: {:.2}% (loss {:.4}) on {} {} test images",
+            metric(test, "accuracy") * 100.0,
+            metric(test, "loss"),
+            ds.test.count,
+            kind.name()
+        );
+        return Ok(());
+    }
+    let mut out = json!({
+        "model": s.model,
+        "dataset": kind.name(),
+        "data_source": ds.source,
+        "train_samples": train_samples,
+        "test_samples": ds.test.count,
+        "epochs": hist.epoch.len(),
+        "batch_size": s.batch_size,
+        "seed": s.seed,
+        "params": {"total": model.count_params(), "trainable": model.count_params()},
+        "history": hist.history,
+        "seconds_per_epoch": hist.seconds,
+        "test_loss": metric(test, "loss"),
+        "test_accuracy": metric(test, "accuracy"),
+    });
+    for (k, v) in &hist.history {
+        if let Some(last) = v.last() {
+            out[k] = json!(last);
+        }
+    }
+    if let Some(p) = &s.save {
+        out["saved"] = json!(p.display().to_string());
+    }
+    if let Some(p) = &s.checkpoint {
+        out["checkpoint"] = json!(p.display().to_string());
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `convnet train`: settle the run, check its outputs, load the data, fit, evaluate on the test
+/// set, write what was asked for and report.
+pub fn train(a: TrainArgs) -> CliResult {
+    let (mut model, s, state) = open_run(&a)?;
+    check_outputs(&s)?;
     let kind = DatasetKind::parse(&s.dataset)?;
     check_fit(&mut model, kind)?;
     let data_args = DataArgs { dataset: Some(s.dataset.clone()), ..a.data.clone() };
@@ -356,111 +552,27 @@ pub fn train(a: TrainArgs) -> CliResult {
     let opts = FitOptions {
         batch_size: s.batch_size,
         epochs: s.epochs,
-        verbose: a.verbose.unwrap_or_else(|| {
-            let tty = if a.json { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
-            tty as u8
-        }),
-        validation_split: s.validation_split.unwrap_or(0.0),
-        validation_data: if s.validation_split.is_none() { Some((&x_test, &y_test)) } else { None },
+        verbose: verbosity(&a),
         progress_to_stderr: a.json,
-        callbacks: run_callbacks(&s)?,
+        // Keras' callback messages go to stdout, so not beside a JSON result.
+        callbacks: run_callbacks(&s, u8::from(verbosity(&a) > 0 && !a.json))?,
         stop_on_non_finite: s.on_nan == "stop",
         interrupt: Some(&INTERRUPTED),
-        checkpoint: Some(checkpoint_path.clone()),
+        checkpoint: Some(checkpoint_path),
         checkpoint_each_epoch: s.checkpoint.is_some(),
         resume: state,
         settings: serde_json::to_value(&s)?,
         ..Default::default()
     };
-    let result = match &s.augment {
-        None => model.fit(&train_set.x(), &targets(&model, &train_set), opts),
-        Some(gen) => {
-            // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
-            let mut gen = gen.clone();
-            gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
-            let split = s.validation_split.unwrap_or(0.0);
-            let keep = train_set.count - (train_set.count as f64 * split as f64) as usize;
-            let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
-            let (x, y) = (fit_part.x_scaled(1.0), targets(&model, &fit_part));
-            let (hx, hy) = (held.x(), targets(&model, &held));
-            let mut flow = gen.flow(&x, &y, s.batch_size, true, s.seed)?;
-            let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some((&x_test, &y_test)) };
-            model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
-        }
-    };
-    let hist = match result {
+    let hist = match fit_run(&mut model, &s, &train_set, (&x_test, &y_test), opts) {
         Ok(h) => h,
-        Err(Error::Interrupted { epoch, batch, checkpoint }) => {
-            match checkpoint {
-                Some(p) => eprintln!(
-                    "Interrupted in epoch {epoch} after batch {batch}. Checkpoint saved to {}.\n\
-                     Resume with: convnet train --resume {}",
-                    p.display(),
-                    p.display()
-                ),
-                None => eprintln!("Interrupted in epoch {epoch} after batch {batch}; the weights were not finite, so no checkpoint was written."),
-            }
-            std::process::exit(130);
-        }
+        Err(Error::Interrupted { epoch, batch, checkpoint }) => exit_interrupted(epoch, batch, checkpoint),
         Err(e) => return Err(e.into()),
     };
     let test = model.evaluate(&x_test, &y_test, s.batch_size.max(256))?;
-
-    if let Some(p) = &s.save {
-        io::save_model(&model, p)?;
-        if !a.json {
-            eprintln!("Saved the model to {}", p.display());
-        }
-    }
-    if let Some(p) = &s.history {
-        let text =
-            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) { hist.to_json() } else { hist.to_csv() };
-        io::atomic_write(p, text.as_bytes())?;
-    }
-    if let Some(dir) = &s.plot {
-        let files = convnet::viz::charts::history_charts(&hist, dir)?;
-        if !a.json {
-            eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
-        }
-    }
-    if a.json {
-        let mut out = json!({
-            "model": s.model,
-            "dataset": kind.name(),
-            "data_source": ds.source,
-            "train_samples": train_set.count,
-            "test_samples": ds.test.count,
-            "epochs": hist.epoch.len(),
-            "batch_size": s.batch_size,
-            "seed": s.seed,
-            "params": {"total": model.count_params(), "trainable": model.count_params()},
-            "history": hist.history,
-            "seconds_per_epoch": hist.seconds,
-            "test_loss": metric(&test, "loss"),
-            "test_accuracy": metric(&test, "accuracy"),
-        });
-        for (k, v) in &hist.history {
-            if let Some(last) = v.last() {
-                out[k] = json!(last);
-            }
-        }
-        if let Some(p) = &s.save {
-            out["saved"] = json!(p.display().to_string());
-        }
-        if let Some(p) = &s.checkpoint {
-            out["checkpoint"] = json!(p.display().to_string());
-        }
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "Test accuracy: {:.2}% (loss {:.4}) on {} {} test images",
-            metric(&test, "accuracy") * 100.0,
-            metric(&test, "loss"),
-            ds.test.count,
-            kind.name()
-        );
-    }
-    Ok(())
+    let written = write_outputs(&model, &s, &hist, a.json);
+    report_run(&model, &s, kind, &ds, train_set.count, &hist, &test, a.json)?;
+    written
 }
 
 pub fn evaluate(a: EvaluateArgs) -> CliResult {
@@ -471,14 +583,14 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
     let kind = pick_dataset(&a.data, &source, &model)?;
     check_fit(&mut model, kind)?;
     compile_for_evaluation(&mut model)?;
+    if let Some(p) = &a.confusion {
+        prepare_output(p, false, "--confusion")?;
+    }
     let ds = load_dataset(&a.data, kind, a.json)?;
     let test = match a.limit {
         Some(n) => ds.test.take(n),
         None => ds.test.clone(),
     };
-    if let Some(p) = &a.confusion {
-        prepare_output(p, false)?;
-    }
     let x = test.x();
     let bar =
         progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::nn::model::MAX_INFERENCE_BATCH)), "Evaluating");
@@ -705,7 +817,13 @@ pub fn bench(a: BenchArgs) -> CliResult {
 }
 
 pub fn plot(a: PlotArgs) -> CliResult {
-    let text = std::fs::read_to_string(&a.history).map_err(|e| Error::io(&a.history, e))?;
+    let bytes = std::fs::read(&a.history).map_err(|e| Error::io(&a.history, e))?;
+    let expected = "plot reads the CSV or JSON history that `train --history` or Keras' CSVLogger writes";
+    if io::Format::sniff(&bytes).is_some() {
+        return Err(format!("{}: a model file, not a training history; {expected}", a.history.display()).into());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: not a text file, so not a training history; {expected}", a.history.display()))?;
     let hist = if a.history.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
         convnet::History::from_json(&text, &a.history)?
     } else {
@@ -721,9 +839,10 @@ pub fn augment(a: AugmentArgs) -> CliResult {
     let gen = ImageDataGenerator::from_spec(&a.augment)?;
     let kind = match &a.data.dataset {
         Some(d) => DatasetKind::parse(d)?,
-        None => DatasetKind::Cifar10,
+        // MNIST by default: its shipped sample works offline.
+        None => DatasetKind::Mnist,
     };
-    prepare_output(&a.preview, false)?;
+    prepare_output(&a.preview, false, "--preview")?;
     let ds = load_dataset(&a.data, kind, false)?;
     let first = ds.train.take(a.first.max(1));
     let names = kind.class_names();
@@ -745,7 +864,7 @@ fn parse_invert(s: &str) -> std::result::Result<Invert, Box<dyn std::error::Erro
 pub fn filter(a: FilterArgs) -> CliResult {
     let kernel = convnet::viz::pictures::Kernel2d::parse(&a.kernel)?;
     let padding = Padding::parse(&a.padding)?;
-    prepare_output(&a.out, false)?;
+    prepare_output(&a.out, false, "--out")?;
     let (img, h, w) = images::load_grey(&a.image, 512)?;
     let (map, oh, ow) = kernel.apply(&img, h, w, a.stride, padding)?;
     let abs: Vec<f32> = map.iter().map(|v| v.abs()).collect();
@@ -766,7 +885,7 @@ pub fn filter(a: FilterArgs) -> CliResult {
 pub fn features(a: FeaturesArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
-    prepare_output(&a.out, false)?;
+    prepare_output(&a.out, false, "--out")?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
     let img = images::load_image(&a.image, &input, parse_invert(&a.invert)?)?;
     let x = images::batch(std::slice::from_ref(&img), &input)?;
@@ -783,7 +902,7 @@ pub fn features(a: FeaturesArgs) -> CliResult {
 pub fn filters(a: FiltersArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
-    prepare_output(&a.out, false)?;
+    prepare_output(&a.out, false, "--out")?;
     let section = convnet::viz::pictures::filter_section(&model)?;
     io::atomic_write(&a.out, &grid_png(&[section], 64, 16)?)?;
     println!("{}", a.out.display());

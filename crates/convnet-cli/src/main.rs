@@ -1,6 +1,7 @@
 //! The `convnet` command: argument parsing and printing over the convnet library.
 
 mod commands;
+mod flags;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,26 +63,26 @@ pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Passes over the training set [default: 10; with --resume, the checkpoint's]
-    #[arg(long)]
+    #[arg(long, value_parser = flags::positive_count, allow_hyphen_values = true)]
     epochs: Option<usize>,
     /// Samples per gradient step
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = flags::positive_count, allow_hyphen_values = true)]
     batch_size: usize,
     /// Optimizer: adam, adamw, nadam, adamax, adagrad, adadelta, sgd or rmsprop (default: the
     /// model file's, else adam)
     #[arg(long)]
     optimizer: Option<String>,
     /// Learning rate (default: the optimizer's Keras default)
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", value_parser = flags::positive_number, allow_hyphen_values = true)]
     learning_rate: Option<f32>,
     /// Hold out this fraction of the training set for validation (default: validate on the test set)
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", value_parser = flags::fraction, allow_hyphen_values = true)]
     validation_split: Option<f32>,
     /// Seed for weights, shuffling and dropout
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Train on the first N training images only
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = flags::positive_count, allow_hyphen_values = true)]
     limit: Option<usize>,
     /// Save the trained model here
     #[arg(long, value_name = "PATH")]
@@ -139,10 +140,10 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Samples per batch
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = flags::positive_count, allow_hyphen_values = true)]
     batch_size: usize,
     /// Evaluate on the first N test images only
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = flags::positive_count, allow_hyphen_values = true)]
     limit: Option<usize>,
     /// Also draw the confusion matrix here (PNG) and print per-class precision and recall
     #[arg(long, value_name = "PNG")]
@@ -161,10 +162,10 @@ pub struct PredictArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Number of test images to predict when no pictures are given
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = flags::positive_count, allow_hyphen_values = true)]
     limit: usize,
     /// Classes to show per input
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flags::positive_count, allow_hyphen_values = true)]
     top: usize,
     /// Invert grey pictures: auto (when the background is light), yes, no
     #[arg(long, default_value = "auto")]
@@ -199,7 +200,7 @@ pub struct FilterArgs {
     #[arg(long, default_value = "vertical-edge")]
     kernel: String,
     /// Step of the kernel
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = flags::positive_count, allow_hyphen_values = true)]
     stride: usize,
     /// valid or same
     #[arg(long, default_value = "valid")]
@@ -237,6 +238,7 @@ pub struct FiltersArgs {
 
 #[derive(Args)]
 pub struct AugmentArgs {
+    // Without --dataset, MNIST (whose shipped sample works offline).
     /// Write the figure here (PNG)
     #[arg(long, value_name = "PNG", default_value = "augmentation.png")]
     preview: PathBuf,
@@ -273,13 +275,13 @@ pub struct BenchArgs {
     /// Models to measure: presets, TOML files or saved models (default: the three presets)
     models: Vec<String>,
     /// Training batch size
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = flags::positive_count, allow_hyphen_values = true)]
     batch_size: usize,
     /// Inference batch size
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = flags::positive_count, allow_hyphen_values = true)]
     infer_batch: usize,
     /// Seconds of timed training per model
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = flags::positive_seconds, allow_hyphen_values = true)]
     seconds: f64,
     /// Print one JSON object with every number
     #[arg(long)]

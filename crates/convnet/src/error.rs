@@ -80,6 +80,47 @@ pub enum Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The candidate closest to `word` by edit distance, when close enough to be a slip of the
+/// keyboard (at most a third of the word's letters, and at least one, differ).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// `unknown {what} `{word}`` with Keras' suggestion "did you mean …?" when a candidate is close,
+/// else the list of valid names.
+pub fn unknown_name(what: &str, word: &str, candidates: &[&str]) -> String {
+    match closest(word, candidates.iter().copied()) {
+        Some(c) => format!("unknown {what} `{word}`: did you mean `{c}`?"),
+        None => format!("unknown {what} `{word}` (valid: {})", candidates.join(", ")),
+    }
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions; a swap of two neighbours counts one).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Optimal string alignment: three rows of the dynamic-programming table.
+    let mut prev2 = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        prev2 = std::mem::replace(&mut prev, cur);
+    }
+    prev[b.len()]
+}
+
 impl Error {
     /// Builds an [`Error::Format`] for `path` with `message`.
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -99,5 +140,23 @@ impl Error {
     /// Builds an [`Error::Shape`].
     pub fn shape(message: impl Into<String>) -> Self {
         Error::Shape(message.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_names_the_slip_and_nothing_far() {
+        let keys = ["activation", "units", "use_bias", "kernel_initializer"];
+        assert_eq!(closest("activaton", keys), Some("activation"));
+        assert_eq!(closest("unist", keys), Some("units")); // a swap is one edit
+        assert_eq!(closest("optimizer", keys), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let m = unknown_name("key", "activaton", &keys);
+        assert_eq!(m, "unknown key `activaton`: did you mean `activation`?");
+        assert!(unknown_name("key", "zzz", &keys).contains("valid: activation, units"));
     }
 }

@@ -52,6 +52,7 @@ pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};
+pub use io::SaveModel;
 pub use kernels::conv::Padding;
 pub use nn::activations::Activation;
 pub use nn::constraints::Constraint;
@@ -65,11 +66,19 @@ pub use rng::Rng;
 pub use tensor::Tensor;
 pub use train::{FitOptions, History};
 
+/// Loads a model file of any supported format (Keras' `keras.models.load_model`): a path as
+/// text or as a `Path`. See [`io::load_model`].
+pub fn load_model(path: impl AsRef<std::path::Path>) -> Result<Sequential> {
+    io::load_model(path.as_ref())
+}
+
 /// Everything a training program needs, in one import.
 pub mod prelude {
     pub use crate::data::{to_categorical, DatasetKind};
     pub use crate::error::{Error, Result};
+    pub use crate::io::SaveModel;
     pub use crate::kernels::conv::Padding;
+    pub use crate::load_model;
     pub use crate::nn::activations::Activation;
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;

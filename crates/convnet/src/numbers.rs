@@ -21,6 +21,30 @@ pub fn decimal(x: f32) -> f64 {
     wide
 }
 
+/// `x` as Python's `repr(float)` writes it (0.0005000000237487257, 1e-05, 3.0): the form of
+/// the numbers in Keras' own messages.
+pub fn python_repr(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return match x {
+            v if v.is_nan() => "nan".into(),
+            v if v == f64::INFINITY => "inf".into(),
+            v if v == f64::NEG_INFINITY => "-inf".into(),
+            v if v.is_sign_negative() => "-0.0".into(),
+            _ => "0.0".into(),
+        };
+    }
+    let exp = x.abs().log10().floor() as i32;
+    if (-4..16).contains(&exp) {
+        let s = format!("{x}");
+        return if s.contains('.') { s } else { format!("{s}.0") };
+    }
+    // Scientific: shortest digits, a signed exponent of at least two digits.
+    let s = format!("{x:e}");
+    let (mantissa, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+    format!("{mantissa}e{sign}{digits:0>2}")
+}
+
 /// `1 − β`, as Keras computes it from the Python float and then casts to f32 (so
 /// 1 − 0.999 is 0.001, not 0.00099998713).
 pub fn one_minus(beta: f32) -> f32 {
@@ -29,6 +53,19 @@ pub fn one_minus(beta: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::python_repr;
+
+    #[test]
+    fn python_repr_writes_floats_as_python_does() {
+        // Values printed by Python 3 (`repr`).
+        assert_eq!(python_repr(f64::from(0.001f32) * 0.5), "0.0005000000237487257");
+        assert_eq!(python_repr(1e-5), "1e-05");
+        assert_eq!(python_repr(3.0), "3.0");
+        assert_eq!(python_repr(0.0001), "0.0001");
+        assert_eq!(python_repr(1.5e16), "1.5e+16");
+        assert_eq!(python_repr(0.0), "0.0");
+    }
+
     use super::*;
 
     #[test]

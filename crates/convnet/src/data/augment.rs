@@ -197,6 +197,22 @@ impl ImageDataGenerator {
     /// height_shift, shear, zoom (`z` or `lo:hi`), channel_shift, brightness (`lo:hi`),
     /// horizontal_flip, vertical_flip, fill_mode, cval, rescale.
     pub fn from_spec(spec: &str) -> Result<Self> {
+        const SPEC_KEYS: &[&str] = &[
+            "rotation",
+            "width_shift",
+            "height_shift",
+            "shear",
+            "zoom",
+            "channel_shift",
+            "brightness",
+            "horizontal_flip",
+            "vertical_flip",
+            "fill_mode",
+            "cval",
+            "rescale",
+        ];
+        const RANGED: &[&str] =
+            &["rotation", "width_shift", "height_shift", "shear", "zoom", "channel_shift", "brightness"];
         let mut g = ImageDataGenerator::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (key, value) = match item.split_once('=') {
@@ -246,11 +262,16 @@ impl ImageDataGenerator {
                 "fill_mode" => g.fill_mode = FillMode::parse(value.unwrap_or(""))?,
                 "cval" => g.cval = num(value)?,
                 "rescale" => g.rescale = Some(num(value)?),
-                other => {
-                    return Err(Error::config(format!(
-                        "unknown augmentation option {other:?} (rotation, width_shift, height_shift, shear, zoom, \
-                         channel_shift, brightness, horizontal_flip, vertical_flip, fill_mode, cval, rescale)"
-                    )))
+                _ => {
+                    // Named as written; the suggestion may be a short name or Keras' `…_range` one.
+                    let written = item.split('=').next().unwrap_or(item).trim();
+                    let names: Vec<String> = SPEC_KEYS
+                        .iter()
+                        .map(|k| k.to_string())
+                        .chain(RANGED.iter().map(|k| format!("{k}_range")))
+                        .collect();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    return Err(Error::config(crate::error::unknown_name("augmentation option", written, &names)));
                 }
             }
         }

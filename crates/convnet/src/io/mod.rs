@@ -58,6 +58,19 @@ impl Format {
     }
 }
 
+/// Keras' `model.save(path)` on a model, as a Keras user first writes it (the model lives
+/// below the file formats, so the method comes with this trait, in the prelude).
+pub trait SaveModel {
+    /// Saves the model to `path` in the format its extension names (see [`save_model`]).
+    fn save(&self, path: impl AsRef<Path>) -> Result<()>;
+}
+
+impl SaveModel for Sequential {
+    fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_model(self, path.as_ref())
+    }
+}
+
 /// Options of [`save_model_with`].
 #[derive(Clone, Copy, Debug)]
 pub struct SaveOptions {
@@ -105,15 +118,109 @@ pub fn load_model_with_warnings(path: &Path) -> Result<(Sequential, Vec<String>)
 /// Reads a model of any supported format from bytes (recognised by their content); `path`
 /// names them in errors. Returns the model and any warnings.
 pub fn model_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Sequential, Vec<String>)> {
-    match Format::sniff(&bytes) {
+    // The damage check looks only at the file's frame (its declared length, its zip directory),
+    // so it runs only once a read has failed, on a copy of the few bytes it needs.
+    let frame = Frame::of(&bytes);
+    let read = match Format::sniff(&bytes) {
         Some(Format::KerasH5) => keras_h5::from_bytes(bytes, path),
         Some(Format::Keras) => keras_v3::from_bytes(&bytes, path),
-        Some(Format::Native) => Ok((native::from_bytes(&bytes, path)?, Vec::new())),
+        Some(Format::Native) => native::from_bytes(&bytes, path).map(|m| (m, Vec::new())),
         None => Err(Error::format(
             path,
             "not a model file convnet can read (expected Keras .h5, Keras .keras or convnet .safetensors)",
         )),
+    };
+    read.map_err(|e| frame.diagnose(e, path, None))
+}
+
+/// What a failed read needs to tell a truncated file from a wrong one: the format its first
+/// bytes announce, and whether its length falls short of what its own header declares.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    format: Option<Format>,
+    truncated: bool,
+}
+
+impl Frame {
+    /// Reads the frame of a file's bytes: HDF5's superblock end-of-file address, the zip
+    /// archive's end-of-central-directory record, safetensors' header length and data offsets.
+    pub fn of(bytes: &[u8]) -> Frame {
+        // A safetensors file cut inside its header no longer passes `sniff`: its declared
+        // header length runs past the end. It is still recognisable by its first bytes.
+        let cut_header = bytes.len() > 8
+            && bytes[8] == b'{'
+            && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) > (bytes.len() - 8) as u64
+            && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) < 1 << 30;
+        let format = Format::sniff(bytes).or(cut_header.then_some(Format::Native));
+        let truncated = match format {
+            Some(Format::KerasH5) => hdf5_declared_len(bytes).is_some_and(|n| (bytes.len() as u64) < n),
+            // A zip archive ends with its directory ("PK\x05\x06" within the last 64 KiB + 22 bytes).
+            Some(Format::Keras) => {
+                let tail = &bytes[bytes.len().saturating_sub(65_557)..];
+                !tail.windows(4).any(|w| w == b"PK\x05\x06")
+            }
+            Some(Format::Native) => safetensors_declared_len(bytes).is_none_or(|n| (bytes.len() as u64) < n),
+            None => false,
+        };
+        Frame { format, truncated }
     }
+
+    /// `err`, or when the file is cut short, a message that says so and what the file was
+    /// expected to be (`expected` overrides the format's name, e.g. "convnet checkpoint").
+    pub fn diagnose(self, err: Error, path: &Path, expected: Option<&str>) -> Error {
+        if !self.truncated {
+            return err;
+        }
+        let what = expected.unwrap_or(match self.format {
+            Some(Format::KerasH5) => "Keras HDF5 model (.h5)",
+            Some(Format::Keras) => "Keras 3 archive (.keras)",
+            _ => "convnet safetensors model",
+        });
+        // The reader's own complaint (a missing model_config, a missing zip directory) would
+        // send the user after the wrong cause, so only the frame's finding is said.
+        drop(err);
+        let how = match self.format {
+            Some(Format::Keras) => "its zip directory, written last, is missing",
+            _ => "it ends before the length its header declares",
+        };
+        Error::format(
+            path,
+            format!(
+                "this {what} is truncated or damaged: {how} (an interrupted copy or download, or a full disk?); \
+                 copy or save it again"
+            ),
+        )
+    }
+}
+
+/// The file length an HDF5 superblock declares (its end-of-file address), if it can be read.
+fn hdf5_declared_len(b: &[u8]) -> Option<u64> {
+    let start = (0..b.len()).step_by(512).find(|&o| b[o..].starts_with(b"\x89HDF\r\n\x1a\n"))?;
+    let sb = &b[start..];
+    let version = *sb.get(8)?;
+    let (offsets, eof_at) = match version {
+        0 => (*sb.get(13)? as usize, 24 + 2 * *sb.get(13)? as usize),
+        1 => (*sb.get(13)? as usize, 28 + 2 * *sb.get(13)? as usize),
+        2 | 3 => (*sb.get(9)? as usize, 12 + 2 * *sb.get(9)? as usize),
+        _ => return None,
+    };
+    if !(1..=8).contains(&offsets) {
+        return None;
+    }
+    let field = sb.get(eof_at..eof_at + offsets)?;
+    let mut n = [0u8; 8];
+    n[..offsets].copy_from_slice(field);
+    Some(u64::from_le_bytes(n) + start as u64)
+}
+
+/// The file length a safetensors header declares (8 + header + the largest data end), or
+/// `None` when the header itself is cut short or unreadable.
+fn safetensors_declared_len(b: &[u8]) -> Option<u64> {
+    let n = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+    let header = b.get(8..8usize.checked_add(usize::try_from(n).ok()?)?)?;
+    let v: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let end = v.as_object()?.values().filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64()).max().unwrap_or(0);
+    Some(8 + n + end)
 }
 
 /// Saves only the weights (Keras' `save_weights`): Keras 3's layout for `*.weights.h5`,
@@ -129,7 +236,8 @@ pub fn save_weights(model: &Sequential, path: &Path) -> Result<()> {
 /// `.h5` model file, into `model` (which must have the same architecture).
 pub fn load_weights(model: &mut Sequential, path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    keras_h5::load_weights_bytes(model, bytes, path)
+    let frame = Frame::of(&bytes);
+    keras_h5::load_weights_bytes(model, bytes, path).map_err(|e| frame.diagnose(e, path, Some("Keras HDF5 file")))
 }
 
 #[cfg(test)]
@@ -138,6 +246,48 @@ mod tests {
     use crate::presets;
     use crate::tensor::Tensor;
     use std::io::Write;
+
+    /// Keras' first guess compiles and round-trips: `model.save(path)`, `convnet::load_model(path)`.
+    #[test]
+    fn save_and_load_as_keras_users_write_them() {
+        use crate::prelude::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut model = crate::presets::preset("lenet5").unwrap();
+        model.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
+        model.build().unwrap();
+        let p = tmp.path().join("m.keras");
+        model.save(&p).unwrap();
+        let back = crate::load_model(&p).unwrap();
+        let _ = crate::load_model("no-such-file.keras").unwrap_err(); // a &str works, as in Keras
+        assert_eq!(back.get_weights(), model.get_weights());
+        assert!(model.save(tmp.path().join("m.txt")).is_err());
+    }
+
+    /// A file cut short is called truncated, with the format it was meant to be, for each
+    /// format; a whole file of the wrong kind keeps its own message.
+    #[test]
+    fn truncated_files_are_diagnosed_as_such() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = presets::preset("lenet5").unwrap();
+        m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[crate::Metric::Accuracy]).unwrap();
+        m.build().unwrap();
+        for (name, what) in [
+            ("m.h5", "Keras HDF5 model (.h5)"),
+            ("m.keras", "Keras 3 archive (.keras)"),
+            ("m.safetensors", "convnet safetensors model"),
+        ] {
+            let p = tmp.path().join(name);
+            save_model(&m, &p).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(!Frame::of(&bytes).truncated, "{name}: a whole file is not truncated");
+            for keep in [bytes.len() / 2, bytes.len() * 9 / 10, 4096.min(bytes.len() / 3)] {
+                let e = model_from_bytes(bytes[..keep].to_vec(), &p).map(|_| ()).expect_err(name).to_string();
+                assert!(e.contains(&format!("this {what} is truncated or damaged")), "{name} cut at {keep}: {e}");
+            }
+        }
+        let e = model_from_bytes(b"\x89HDF\r\n\x1a\nthis is not really hdf5".to_vec(), Path::new("j.h5"));
+        assert!(!e.unwrap_err().to_string().contains("truncated"));
+    }
 
     #[test]
     fn native_round_trip_predicts_bit_identically_for_every_preset() {

@@ -22,11 +22,18 @@
 //! learning_rate = 0.001
 //! metrics = ["accuracy"]
 //! ```
+//!
+//! Unlike Keras' own files (read leniently, as Keras reads them), a TOML file is written by
+//! hand, so every key must be one the reader knows: a misspelt `activaton` would otherwise
+//! train a linear layer without a word. Keras itself raises "Unrecognized keyword arguments"
+//! here. The keys a layer takes are the ones its own `config()` writes (plus `type` and the
+//! input-shape keys), so a new layer is checked with no list to keep.
 
 use super::config;
-use crate::error::{Error, Result};
+use crate::error::{unknown_name, Error, Result};
 use crate::nn::layers::{registry, shape_list};
 use crate::nn::model::Sequential;
+use crate::nn::optimizers::Optimizer;
 use serde_json::{json, Map, Value};
 use std::path::Path;
 
@@ -58,11 +65,49 @@ fn regularizer_form(v: &Value) -> Value {
     }
 }
 
+/// The keys a model file may have at its top level.
+const TOP_LEVEL_KEYS: &[&str] = &["name", "input_shape", "layers", "compile", "augment"];
+
+/// Keys every layer table may have besides its config's: its class and Keras' input-shape forms.
+const LAYER_EXTRA_KEYS: &[&str] = &["class_name", "type", "input_shape", "batch_input_shape", "batch_shape"];
+
+/// The `[compile]` keys that are not the optimizer's own options.
+const COMPILE_KEYS: &[&str] = &["loss", "optimizer", "metrics"];
+
+/// Refuses the first key of `keys` not in `valid`, naming the closest valid one.
+fn check_keys<'a>(keys: impl IntoIterator<Item = &'a String>, valid: &[&str], what: &str) -> Result<()> {
+    match keys.into_iter().find(|k| !valid.contains(&k.as_str())) {
+        Some(k) => Err(Error::config(unknown_name(what, k, valid))),
+        None => Ok(()),
+    }
+}
+
+/// The keys a layer of `class` takes: those its `config()` writes, read off a layer built from
+/// the user's table or, when that fails (a required key misspelt), from a stand-in built with
+/// the usual required keys filled.
+fn layer_keys(class: &str, cfg: &Map<String, Value>) -> Option<Vec<String>> {
+    let stand_in: Map<String, Value> =
+        [("units", json!(1)), ("filters", json!(1)), ("kernel_size", json!(1)), ("rate", json!(0.5))]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    let layer =
+        registry::layer_from_config(class, cfg).or_else(|_| registry::layer_from_config(class, &stand_in)).ok()?;
+    let mut keys: Vec<String> = layer.config().keys().cloned().collect();
+    keys.extend(LAYER_EXTRA_KEYS.iter().map(|k| k.to_string()));
+    if layer.class_name() == "LeakyReLU" {
+        keys.push("alpha".into()); // Keras 2's name for negative_slope, still accepted by Keras 3
+    }
+    Some(keys)
+}
+
 /// Reads a TOML model; returns the model, compiled if the file has a `[compile]` table.
+/// Unknown keys anywhere are refused with the closest valid name.
 pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
     let doc: toml::Table =
         text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("invalid TOML: {}", e.message())))?;
     let bad = |m: String| Error::format(path, m);
+    check_keys(doc.keys(), TOP_LEVEL_KEYS, "top-level key").map_err(|e| bad(strip(e)))?;
     let mut model = Sequential::new();
     if let Some(name) = doc.get("name").and_then(|v| v.as_str()) {
         model.set_name(name);
@@ -85,6 +130,11 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
             .or_else(|| cfg.remove("type"))
             .and_then(|v| v.as_str().map(str::to_string))
             .ok_or_else(|| bad(format!("layer {} needs class_name = \"Conv2D\" (or another Keras layer)", i + 1)))?;
+        if let Some(valid) = layer_keys(&class, &cfg) {
+            let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+            check_keys(cfg.keys(), &valid, &format!("{class} key"))
+                .map_err(|e| bad(format!("layer {}: {}", i + 1, strip(e))))?;
+        }
         for key in ["kernel_regularizer", "bias_regularizer", "activity_regularizer", "alpha_regularizer"] {
             if let Some(v) = cfg.get(key) {
                 let r = regularizer_form(v);
@@ -101,10 +151,17 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
         };
         let opt_name =
             c.remove("optimizer").and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "adam".into());
+        // The optimizer's options are the keys its own config writes (as for layers).
+        let opt_keys: Vec<String> = match Optimizer::parse(&opt_name).map_err(|e| bad(strip(e)))?.to_config() {
+            Value::Object(m) => m.get("config").and_then(Value::as_object).unwrap_or(&m).keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let opt_keys: Vec<&str> = opt_keys.iter().map(String::as_str).filter(|k| *k != "name").collect();
+        let valid: Vec<&str> = COMPILE_KEYS.iter().copied().chain(opt_keys.iter().copied()).collect();
+        check_keys(c.keys().chain(std::iter::once(&"optimizer".to_string())), &valid, "[compile] key")
+            .map_err(|e| bad(strip(e)))?;
         let mut opt_cfg = Map::new();
-        for key in
-            ["learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "rho", "centered", "amsgrad"]
-        {
+        for key in opt_keys {
             if let Some(v) = c.remove(key) {
                 opt_cfg.insert(key.into(), v);
             }
@@ -119,6 +176,15 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
         config::compile_from_config(&mut model, &Value::Object(c)).map_err(|e| bad(e.to_string()))?;
     }
     Ok(model)
+}
+
+/// The message of a configuration error without its "invalid configuration: " prefix, for a
+/// file error that names the file instead.
+fn strip(e: Error) -> String {
+    match e {
+        Error::Config(m) => m,
+        other => other.to_string(),
+    }
 }
 
 /// The `[augment]` table of a TOML model file, if any, as an augmentation generator
@@ -140,7 +206,7 @@ pub fn augment_from_toml(text: &str, path: &Path) -> Result<Option<crate::data::
         .collect();
     crate::data::augment::ImageDataGenerator::from_spec(&spec.join(","))
         .map(Some)
-        .map_err(|e| Error::format(path, format!("[augment]: {e}")))
+        .map_err(|e| Error::format(path, format!("[augment]: {}", strip(e))))
 }
 
 #[cfg(test)]
@@ -218,6 +284,10 @@ momentum = 0.9
         assert!(g.horizontal_flip);
         assert_eq!(g.brightness_range, Some((0.8, 1.2)));
         assert!(augment_from_toml("name = \"x\"\n", Path::new("m.toml")).unwrap().is_none());
+        let e = augment_from_toml("[augment]\nrotaton = 30\n", Path::new("m.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `rotation`?"), "{e}");
+        let e = augment_from_toml("[augment]\nwidth_shift_rnage = 0.1\n", Path::new("m.toml")).unwrap_err().to_string();
+        assert!(e.contains("did you mean `width_shift_range`?"), "{e}");
     }
 
     #[test]
@@ -230,5 +300,28 @@ momentum = 0.9
         let e = model_from_toml("layers = 3 = 4", p).unwrap_err().to_string();
         assert!(e.contains("invalid TOML"), "{e}");
         assert!(model_from_toml("name = \"x\"\n", p).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_closest_name() {
+        let p = Path::new("m.toml");
+        let dense = "input_shape = [4]\n[[layers]]\ntype = \"Dense\"\nunits = 2\n";
+        let cases = [
+            (format!("{dense}activaton = \"softmax\"\n"), "layer 1: unknown Dense key `activaton`: did you mean `activation`?"),
+            // A misspelt required key is named too, not reported as missing.
+            ("input_shape = [4]\n[[layers]]\ntype = \"Dense\"\nunit = 2\n".into(), "did you mean `units`?"),
+            (format!("{dense}[compile]\noptimzer = \"sgd\"\n"), "unknown [compile] key `optimzer`: did you mean `optimizer`?"),
+            (format!("{dense}[compile]\noptimizer = \"sgd\"\nmomentun = 0.9\n"), "did you mean `momentum`?"),
+            (format!("nmae = \"x\"\n{dense}"), "unknown top-level key `nmae`: did you mean `name`?"),
+            ("input_shape = [8, 8, 1]\n[[layers]]\ntype = \"Conv2D\"\nfilters = 2\nkernel_size = 3\npading = \"same\"\n".to_string(), "did you mean `padding`?"),
+        ];
+        for (text, want) in cases {
+            let e = model_from_toml(&text, p).unwrap_err().to_string();
+            assert!(e.starts_with("m.toml: ") && e.contains(want), "{e}");
+        }
+        // Every key a layer's config writes is accepted back, and Keras 2's LeakyReLU alpha.
+        let ok = format!("{dense}use_bias = false\nkernel_initializer = \"he_normal\"\n[[layers]]\ntype = \"LeakyReLU\"\nalpha = 0.2\n[compile]\noptimizer = \"adam\"\nweight_decay = 0.01\nbeta_1 = 0.8\n");
+        let m = model_from_toml(&ok, p).unwrap();
+        assert_eq!(m.compiled().unwrap().optimizer.class_name(), "Adam");
     }
 }

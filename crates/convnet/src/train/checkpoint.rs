@@ -95,6 +95,10 @@ pub fn load_checkpoint(path: &Path) -> Result<(Sequential, TrainState)> {
 
 /// Like [`load_checkpoint`], from bytes already read; `path` names them in errors.
 pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<(Sequential, TrainState)> {
+    read_checkpoint(bytes, path).map_err(|e| crate::io::Frame::of(bytes).diagnose(e, path, Some("convnet checkpoint")))
+}
+
+fn read_checkpoint(bytes: &[u8], path: &Path) -> Result<(Sequential, TrainState)> {
     if !native::sniff(bytes) {
         return Err(Error::format(path, "not a convnet checkpoint (no safetensors header)"));
     }

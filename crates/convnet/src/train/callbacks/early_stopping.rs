@@ -1,7 +1,7 @@
 //! `EarlyStopping`: stops training when a monitored quantity stops improving, optionally
 //! restoring the best weights.
 
-use super::{state_usize, Callback, Control, Mode, Monitor, TrainParams};
+use super::{say, state_usize, Callback, Control, Mode, Monitor, TrainParams};
 use crate::error::{Error, Result};
 use crate::nn::model::{Logs, Sequential};
 use crate::tensor::Tensor;
@@ -14,6 +14,7 @@ pub struct EarlyStopping {
     baseline: Option<f64>,
     restore_best_weights: bool,
     start_from_epoch: usize,
+    verbose: u8,
     wait: usize,
     best_weights: Option<Vec<Tensor>>,
     /// Epoch (0-based) at which training was stopped, if it was.
@@ -31,6 +32,7 @@ impl EarlyStopping {
             baseline: None,
             restore_best_weights: false,
             start_from_epoch: 0,
+            verbose: 0,
             wait: 0,
             best_weights: None,
             stopped_epoch: None,
@@ -60,6 +62,25 @@ impl EarlyStopping {
     pub fn restore_best_weights(mut self, on: bool) -> Self {
         self.restore_best_weights = on;
         self
+    }
+
+    /// 1 prints Keras' messages when training stops and when the best weights come back
+    /// (Keras' default, 0, is silent).
+    pub fn verbose(mut self, v: u8) -> Self {
+        self.verbose = v;
+        self
+    }
+
+    /// What Keras prints when training ends: the epoch that stopped it, the best epoch restored.
+    pub fn end_messages(&self) -> Vec<String> {
+        let mut m = Vec::new();
+        if let Some(e) = self.stopped_epoch.filter(|&e| e > 0) {
+            m.push(format!("Epoch {}: early stopping", e + 1));
+        }
+        if let (true, Some(_), Some(b)) = (self.restore_best_weights, &self.best_weights, self.best_epoch) {
+            m.push(format!("Restoring model weights from the end of the best epoch: {}.", b + 1));
+        }
+        m
     }
 
     /// Epochs to wait before watching at all.
@@ -114,6 +135,9 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_end(&mut self, model: &mut Sequential) {
+        for m in self.end_messages() {
+            say(self.verbose, &m);
+        }
         if let (true, Some(w)) = (self.restore_best_weights, &self.best_weights) {
             // The weights came from this model, so their shapes fit.
             let _ = model.set_weights(w);

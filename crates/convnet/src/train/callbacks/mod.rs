@@ -76,6 +76,13 @@ pub trait Callback: Send {
     }
 }
 
+/// Prints a callback's message on stdout as Keras' `print_msg` does, when `verbose` > 0.
+pub(crate) fn say(verbose: u8, message: &str) {
+    if verbose > 0 {
+        println!("{message}");
+    }
+}
+
 /// Whether a monitored quantity improves upwards or downwards (Keras' `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -232,5 +239,60 @@ mod tests {
         let mut m = Monitor::new("val_loss", Mode::Auto, 0.1);
         m.best = 1.0;
         assert!(m.improved(0.85) && !m.improved(0.95));
+    }
+
+    /// Keras' own lines, word for word (from keras/src/callbacks/*.py, Keras 3.15): the epoch
+    /// that stopped, the best epoch restored, each learning-rate cut, each checkpoint.
+    #[test]
+    fn verbose_callbacks_say_what_keras_says() {
+        use crate::nn::layers::Dense;
+        let mut model = Sequential::new();
+        model.add(Dense::new(2).input_shape([3]));
+        model.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[]).unwrap();
+        model.build().unwrap();
+        let params = TrainParams { epochs: 20, steps: 1, samples: 1, batch_size: 1 };
+        let losses = [0.9, 0.5, 0.6, 0.7, 0.8];
+        let logs = |v: f64| -> Logs { [("val_loss".to_string(), v)].into_iter().collect() };
+
+        let mut es = EarlyStopping::new("val_loss", 3).restore_best_weights(true).verbose(1);
+        es.on_train_begin(&params, &mut model).unwrap();
+        let stops: Vec<Control> =
+            losses.iter().enumerate().map(|(e, &v)| es.on_epoch_end(e, &logs(v), &mut model).unwrap()).collect();
+        assert_eq!(stops.last(), Some(&Control::Stop));
+        assert_eq!(
+            es.end_messages(),
+            ["Epoch 5: early stopping", "Restoring model weights from the end of the best epoch: 2."]
+        );
+
+        let mut rl = ReduceLROnPlateau::new("val_loss", 0.5, 1).unwrap().verbose(1);
+        for (e, &v) in losses.iter().enumerate().take(3) {
+            rl.on_epoch_end(e, &logs(v), &mut model).unwrap();
+        }
+        // Keras: float(np.float32(0.001)) * 0.5, printed by Python.
+        assert_eq!(
+            rl.last_message.as_deref(),
+            Some("\nEpoch 3: ReduceLROnPlateau reducing learning rate to 0.0005000000237487257.")
+        );
+        assert_eq!(model.optimizer().unwrap().learning_rate(), 0.0005);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("best.safetensors");
+        let mut mc = ModelCheckpoint::new(&path.to_string_lossy()).save_best_only(true).verbose(1);
+        mc.on_epoch_end(0, &logs(0.9), &mut model).unwrap();
+        let shown = path.display();
+        assert_eq!(
+            mc.last_message,
+            Some(format!("\nEpoch 1: val_loss improved from None to 0.90000, saving model to {shown}"))
+        );
+        mc.on_epoch_end(1, &logs(0.5), &mut model).unwrap();
+        assert_eq!(
+            mc.last_message,
+            Some(format!("\nEpoch 2: val_loss improved from 0.90000 to 0.50000, saving model to {shown}"))
+        );
+        mc.on_epoch_end(2, &logs(0.6), &mut model).unwrap();
+        assert_eq!(mc.last_message.as_deref(), Some("\nEpoch 3: val_loss did not improve from 0.50000"));
+        let mut every = ModelCheckpoint::new(&path.to_string_lossy()).verbose(1);
+        every.on_epoch_end(6, &logs(0.6), &mut model).unwrap();
+        assert_eq!(every.last_message, Some(format!("\nEpoch 7: saving model to {shown}")));
     }
 }

@@ -1,6 +1,6 @@
 //! `ReduceLROnPlateau`: lowers the learning rate when a monitored quantity stops improving.
 
-use super::{state_usize, Callback, Control, Mode, Monitor};
+use super::{say, state_usize, Callback, Control, Mode, Monitor};
 use crate::error::{Error, Result};
 use crate::nn::model::{Logs, Sequential};
 use serde_json::{json, Value};
@@ -13,7 +13,10 @@ pub struct ReduceLROnPlateau {
     patience: usize,
     cooldown: usize,
     min_lr: f32,
+    verbose: u8,
     wait: usize,
+    /// Keras' message of the last reduction, if any.
+    pub last_message: Option<String>,
     cooldown_counter: usize,
 }
 
@@ -29,9 +32,17 @@ impl ReduceLROnPlateau {
             patience,
             cooldown: 0,
             min_lr: 0.0,
+            verbose: 0,
             wait: 0,
+            last_message: None,
             cooldown_counter: 0,
         })
+    }
+
+    /// 1 prints Keras' message at each reduction (Keras' default, 0, is silent).
+    pub fn verbose(mut self, v: u8) -> Self {
+        self.verbose = v;
+        self
     }
 
     /// Epochs to wait after a reduction before watching again.
@@ -54,7 +65,7 @@ impl ReduceLROnPlateau {
 }
 
 impl Callback for ReduceLROnPlateau {
-    fn on_epoch_end(&mut self, _epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<Control> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<Control> {
         let Some(current) = self.monitor.value(logs) else { return Ok(Control::Continue) };
         if self.cooldown_counter > 0 {
             self.cooldown_counter -= 1;
@@ -69,7 +80,18 @@ impl Callback for ReduceLROnPlateau {
                 if let Some(opt) = model.optimizer_mut() {
                     let old = opt.learning_rate();
                     if old > self.min_lr {
-                        opt.set_learning_rate((old * self.factor).max(self.min_lr));
+                        // Keras multiplies the f32 rate, read as a Python float, by the
+                        // factor's Python float, and prints that product.
+                        let new = (f64::from(old) * crate::numbers::decimal(self.factor))
+                            .max(crate::numbers::decimal(self.min_lr));
+                        opt.set_learning_rate(new as f32);
+                        let m = format!(
+                            "\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.",
+                            epoch + 1,
+                            crate::numbers::python_repr(new)
+                        );
+                        say(self.verbose, &m);
+                        self.last_message = Some(m);
                         self.cooldown_counter = self.cooldown;
                         self.wait = 0;
                     }
