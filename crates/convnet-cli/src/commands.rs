@@ -245,23 +245,23 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
     let kind = pick_dataset(&a.data, &source, &model)?;
     check_fit(&mut model, kind)?;
     let explicit_opt = a.optimizer.as_deref().map(Optimizer::parse).transpose()?;
-    match (explicit_opt, model.compiled().cloned()) {
-        (None, Some(c)) => {
-            let mut opt = c.optimizer;
-            if let Some(lr) = a.learning_rate {
-                opt.set_learning_rate(lr);
-            }
-            let metrics = if c.metrics.is_empty() { vec![Metric::Accuracy] } else { c.metrics.clone() };
-            model.compile(c.loss, opt, &metrics)?;
-        }
-        (opt, _) => {
-            let mut opt = opt.unwrap_or_else(|| Adam::default().into());
-            if let Some(lr) = a.learning_rate {
-                opt.set_learning_rate(lr);
-            }
-            model.compile(Loss::CategoricalCrossentropy, opt, &[Metric::Accuracy])?;
-        }
+    // The file's own compile settings stay (its loss above all: a from_logits or sparse loss
+    // trains as in Keras); --optimizer and --learning-rate replace only what they name.
+    let file = model.compiled().cloned();
+    let mut opt = match (explicit_opt, &file) {
+        (Some(o), _) => o,
+        (None, Some(c)) => c.optimizer,
+        (None, None) => Adam::default().into(),
+    };
+    if let Some(lr) = a.learning_rate {
+        opt.set_learning_rate(lr);
     }
+    let (loss, metrics) = match file {
+        Some(c) if !c.metrics.is_empty() => (c.loss, c.metrics),
+        Some(c) => (c.loss, vec![Metric::Accuracy]),
+        None => (Loss::CategoricalCrossentropy, vec![Metric::Accuracy]),
+    };
+    model.compile(loss, opt, &metrics)?;
     model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
     let augment = match (&a.augment, &source) {
         (Some(spec), _) => Some(ImageDataGenerator::from_spec(spec)?),

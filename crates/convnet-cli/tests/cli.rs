@@ -303,3 +303,27 @@ fn augment_defaults_to_mnist_and_works_offline() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("Dataset: mnist") && png.exists(), "{err}");
 }
+
+/// A model file keeps its own loss when `--optimizer` replaces its optimizer: a file compiled
+/// with a from-logits loss trains with it, as Keras would, not with a default one.
+#[test]
+fn the_files_loss_survives_another_optimizer() {
+    use convnet::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Sequential::new();
+    m.add(Flatten::new().input_shape([28, 28, 1]));
+    m.add(Dense::new(10));
+    m.compile(Loss::SparseCategoricalCrossentropy.with_from_logits(true), Adam::default(), &[Metric::Accuracy])
+        .unwrap();
+    m.build().unwrap();
+    let file = dir.path().join("logits.keras");
+    convnet::io::save_model(&m, &file).unwrap();
+    let trained = dir.path().join("trained.keras");
+    let args = ["--no-download", "--limit", "256", "--epochs", "1", "--optimizer", "sgd", "--verbose", "0"];
+    let out = convnet().arg("train").arg(&file).args(args).arg("--save").arg(&trained).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let back = convnet::io::load_model(&trained).unwrap();
+    let c = back.compiled().unwrap();
+    assert_eq!(c.loss, Loss::SparseCategoricalCrossentropy.with_from_logits(true));
+    assert_eq!(c.optimizer.class_name(), "SGD");
+}
