@@ -545,7 +545,7 @@ pub fn load_picture_bytes(path: &Path, spec: &PictureSpec, out: &mut [u8]) -> Re
 pub fn load_picture(path: &Path, spec: &PictureSpec) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (pixels, h, w) = decode_pixels(&bytes, path, spec.color_mode)?;
-    Ok(fit_to(&pixels, h, w, spec).into_iter().map(|v| v / 255.0).collect())
+    Ok(fit_to(&pixels, h, w, spec).into_iter().map(|v| v * (1.0 / 255.0)).collect())
 }
 
 /// Checks that a file's header is a picture within the size limits (without decoding pixels).
@@ -749,7 +749,8 @@ impl TrainData for FolderData {
                 &self.scratch[(next_scratch - 1) * len..next_scratch * len]
             };
             for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s as f32 / 255.0;
+                // As the built-in sets scale (`ImageSet::x`): times 1/255.
+                *d = s as f32 * (1.0 / 255.0);
             }
         }
         let yd = y.data_mut();
