@@ -22,6 +22,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod folders;
+
 type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Opens a model named on the command line, printing any warnings on stderr.
@@ -314,6 +316,9 @@ fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, Tr
 }
 
 pub fn train(a: TrainArgs) -> CliResult {
+    if let Some(dir) = folders::folder_of(&a.data) {
+        return folders::train(&a, &dir);
+    }
     for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true), (&a.checkpoint, false)] {
         if let Some(p) = p {
             prepare_output(p, is_dir)?;
@@ -464,6 +469,9 @@ pub fn train(a: TrainArgs) -> CliResult {
 }
 
 pub fn evaluate(a: EvaluateArgs) -> CliResult {
+    if let Some(dir) = folders::folder_of(&a.data) {
+        return folders::evaluate(&a, &dir);
+    }
     let (mut model, source) = open(&a.model)?;
     if !matches!(source, ModelSource::File(_)) {
         eprintln!("note: {} is untrained; its accuracy will be near chance", a.model);
@@ -539,6 +547,9 @@ fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 pub fn predict(a: PredictArgs) -> CliResult {
+    if folders::any_folder(&a) {
+        return folders::predict(&a);
+    }
     let (mut model, source) = open(&a.model)?;
     model.build()?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();

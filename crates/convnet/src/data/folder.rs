@@ -274,6 +274,14 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Every picture below `dir`, in sorted order (for prediction; no classes).
+pub fn pictures_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(walk(dir)?
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| is_picture_name(&n.to_string_lossy())))
+        .collect())
+}
+
 /// The pictures of one tree of class folders, labelled by `class_names`.
 fn list_tree(dir: &Path, class_names: &[String]) -> Result<Vec<ImageFile>> {
     let mut files = Vec::new();
