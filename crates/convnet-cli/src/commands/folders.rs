@@ -148,11 +148,12 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
         );
     }
     let mut data = prepare(train_files, classes, &opts, "training")?;
-    let (x_test, y_test) = if ix.test.is_empty() {
-        (None, None)
+    let (x_test, y_test, test_skipped) = if ix.test.is_empty() {
+        (None, None, 0)
     } else {
-        let (x, y) = prepare(ix.test.clone(), classes, &opts, "test")?.to_tensors()?;
-        (Some(x), Some(y))
+        let mut test = prepare(ix.test.clone(), classes, &opts, "test")?;
+        let (x, y) = test.to_tensors()?;
+        (Some(x), Some(y), test.skipped().len())
     };
     for (p, is_dir) in [(&a.save, false), (&a.history, false), (&a.plot, true)] {
         if let Some(p) = p {
@@ -245,7 +246,7 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
             "class_names": ix.class_names,
             "train_samples": data.len(),
             "test_samples": x_test.as_ref().map_or(0, |x| x.batch()),
-            "skipped_images": data.skipped().len(),
+            "skipped_images": data.skipped().len() + test_skipped,
             "image_size": [opts.image_size.0, opts.image_size.1],
             "color_mode": opts.color_mode.name(),
             "epochs": hist.epoch.len(),
