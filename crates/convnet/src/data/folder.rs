@@ -19,7 +19,8 @@
 //! same split. (Keras shuffles with NumPy's generator, so the same seed picks other files there.)
 //!
 //! **Pixels.** Decoded to `color_mode` (grey from colour with the weights 0.299, 0.587, 0.114
-//! in libpng's 15-bit fixed point, as TensorFlow's PNG decoder converts), then resized to
+//! in libpng's 15-bit fixed point, as TensorFlow's PNG decoder converts; TensorFlow reads a
+//! JPEG's own luma instead, which can differ by a level), then resized to
 //! `image_size` with `tf.image.resize(…, "bilinear")` (half-pixel centres, no antialiasing);
 //! optionally the centre crop with the target's aspect ratio first (`crop_to_aspect_ratio`, as
 //! Keras' `smart_resize`) or a zero border after (`pad_to_aspect_ratio`, as
@@ -230,9 +231,14 @@ fn subfolders(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Whether `dir` looks like a folder of class folders of pictures (and not a data set's files):
-/// it has subfolders, and a picture within two levels of it.
+/// it holds no IDX or CIFAR-10 files, and a picture below one of its subfolders.
 pub fn is_image_folder(dir: &Path) -> bool {
     let Ok(subs) = subfolders(dir) else { return false };
+    let dataset_file = |n: &str| n.contains("-ubyte") || n.starts_with("cifar-10") || n.ends_with(".bin");
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    if entries.flatten().any(|e| dataset_file(&e.file_name().to_string_lossy())) {
+        return false;
+    }
     let has_picture = |d: &Path| {
         walk(d).map(|files| files.iter().any(|f| f.file_name().is_some_and(|n| is_picture_name(&n.to_string_lossy()))))
     };
@@ -900,6 +906,10 @@ mod tests {
         one_tree(d);
         assert!(is_image_folder(d));
         let opts = FolderOptions { validation_split: 0.25, seed: 7, ..Default::default() };
+        // A data set's own files next to the folders: not a picture folder.
+        std::fs::write(d.join("train-images-idx3-ubyte.gz"), b"").unwrap();
+        assert!(!is_image_folder(d));
+        std::fs::remove_file(d.join("train-images-idx3-ubyte.gz")).unwrap();
         let ix = index(d, &opts).unwrap();
         assert_eq!(ix.layout, Layout::OneTree);
         // Sorted folder names; the empty class keeps its index; hidden folders are not classes.
