@@ -13,8 +13,10 @@
 //! such files and their count, raised before training starts; with
 //! [`FolderOptions::skip_bad_images`] those files are left out and counted instead.
 //!
-//! **Split.** Without a test tree, `validation_split` holds out pictures as Keras does: the
-//! sorted file list is shuffled with `seed`, and the last `⌊n·split⌋` files are the validation
+//! **Order and split.** The sorted file list is shuffled with `seed` (unless `shuffle` is off,
+//! as Keras' `shuffle`), so that taking the first N pictures takes every class. Without a test
+//! tree, `validation_split` holds out pictures as Keras does: the sorted file list is shuffled
+//! with `seed` (always), and the last `⌊n·split⌋` files are the validation
 //! set (Keras: `int(validation_split * len(samples))`). The same files and seed always give the
 //! same split. (Keras shuffles with NumPy's generator, so the same seed picks other files there.)
 //!
@@ -149,8 +151,11 @@ pub struct FolderOptions {
     pub class_names: Option<Vec<String>>,
     /// Fraction of a single tree held out for validation (ignored when a test tree exists).
     pub validation_split: f32,
-    /// Seed of the shuffle that draws the validation split.
+    /// Seed of the shuffle of the file list (and so of the validation split).
     pub seed: u64,
+    /// Shuffle the training files' order with `seed` (Keras' `shuffle`, default true); the split
+    /// is always drawn from a shuffle.
+    pub shuffle: bool,
     /// Stretch, crop or pad to `image_size`.
     pub aspect_ratio: AspectRatio,
     /// Leave out (and count) files that do not decode, instead of stopping.
@@ -169,6 +174,7 @@ impl Default for FolderOptions {
             class_names: None,
             validation_split: 0.0,
             seed: 42,
+            shuffle: true,
             aspect_ratio: AspectRatio::Stretch,
             skip_bad_images: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -349,8 +355,11 @@ pub fn index(dir: &Path, opts: &FolderOptions) -> Result<FolderIndex> {
                 )));
             }
         }
-        let train = list_tree(&train_dir, &class_names)?;
+        let mut train = list_tree(&train_dir, &class_names)?;
         let test = list_tree(&test_dir, &class_names)?;
+        if opts.shuffle {
+            crate::rng::Rng::new(opts.seed).shuffle(&mut train);
+        }
         if train.is_empty() {
             return Err(no_images(&train_dir));
         }
@@ -369,8 +378,10 @@ pub fn index(dir: &Path, opts: &FolderOptions) -> Result<FolderIndex> {
         return Err(Error::config(format!("validation_split must be in [0, 1), not {split}")));
     }
     let mut test = Vec::new();
-    if split > 0.0 {
+    if split > 0.0 || opts.shuffle {
         crate::rng::Rng::new(opts.seed).shuffle(&mut files);
+    }
+    if split > 0.0 {
         // Keras: num_val_samples = int(validation_split * len(samples)), with the decimal written.
         let n_val = (files.len() as f64 * crate::numbers::decimal(split)) as usize;
         if n_val == 0 || n_val == files.len() {
@@ -634,8 +645,10 @@ impl FolderData {
                 }
             });
         }
-        let bad: Vec<(PathBuf, String)> =
+        let mut bad: Vec<(PathBuf, String)> =
             errors.iter().zip(&files).filter_map(|(e, f)| e.as_ref().map(|e| (f.path.clone(), e.clone()))).collect();
+        // Listed in path order, whatever order the files are drawn in.
+        bad.sort();
         if !bad.is_empty() && !opts.skip_bad_images {
             return Err(bad_files_error(&bad));
         }
@@ -930,11 +943,18 @@ mod tests {
         let other = index(d, &FolderOptions { seed: 8, ..opts.clone() }).unwrap();
         assert_ne!(other.test, ix.test);
         // No split: everything for training, in sorted order.
+        let sorted = index(d, &FolderOptions { shuffle: false, ..Default::default() }).unwrap();
+        assert_eq!((sorted.train.len(), sorted.test.len()), (12, 0));
+        assert!(sorted.train.windows(2).all(|p| p[0].path < p[1].path));
+        // Shuffled by default: the same files in another order.
         let whole = index(d, &FolderOptions::default()).unwrap();
-        assert_eq!((whole.train.len(), whole.test.len()), (12, 0));
-        assert!(whole.train.windows(2).all(|p| p[0].path < p[1].path));
+        assert_ne!(whole.train, sorted.train);
+        let mut back = whole.train.clone();
+        back.sort_by(|a, b| a.path.cmp(&b.path));
+        assert_eq!(back, sorted.train);
         // Given class names set the order, and must be folders there.
-        let given = FolderOptions { class_names: Some(vec!["dog".into(), "cat".into()]), ..Default::default() };
+        let given =
+            FolderOptions { class_names: Some(vec!["dog".into(), "cat".into()]), shuffle: false, ..Default::default() };
         let ix = index(d, &given).unwrap();
         assert_eq!(ix.class_names, ["dog", "cat"]);
         assert_eq!(ix.train[0].label, 0);
@@ -985,7 +1005,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         one_tree(d);
-        let opts = FolderOptions { image_size: (8, 6), color_mode: ColorMode::Rgb, ..Default::default() };
+        let opts =
+            FolderOptions { image_size: (8, 6), color_mode: ColorMode::Rgb, shuffle: false, ..Default::default() };
         let ix = index(d, &opts).unwrap();
         let mut cached = FolderData::new(ix.train.clone(), 3, &opts).unwrap();
         assert_eq!(cached.cached(), 12);
