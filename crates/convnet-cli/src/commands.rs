@@ -22,6 +22,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod folders;
+
 type CliResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Opens a model named on the command line, printing any warnings on stderr.
@@ -535,6 +537,9 @@ fn report_run(
 /// `convnet train`: settle the run, check its outputs, load the data, fit, evaluate on the test
 /// set, write what was asked for and report.
 pub fn train(a: TrainArgs) -> CliResult {
+    if let Some(dir) = folders::folder_of(&a.data) {
+        return folders::train(&a, &dir);
+    }
     let (mut model, s, state) = open_run(&a)?;
     check_outputs(&s)?;
     let kind = DatasetKind::parse(&s.dataset)?;
@@ -576,6 +581,9 @@ pub fn train(a: TrainArgs) -> CliResult {
 }
 
 pub fn evaluate(a: EvaluateArgs) -> CliResult {
+    if let Some(dir) = folders::folder_of(&a.data) {
+        return folders::evaluate(&a, &dir);
+    }
     let (mut model, source) = open(&a.model)?;
     if !matches!(source, ModelSource::File(_)) {
         eprintln!("note: {} is untrained; its accuracy will be near chance", a.model);
@@ -651,6 +659,9 @@ fn top_k(row: &[f32], k: usize) -> Vec<(usize, f32)> {
 }
 
 pub fn predict(a: PredictArgs) -> CliResult {
+    if folders::any_folder(&a) {
+        return folders::predict(&a);
+    }
     let (mut model, source) = open(&a.model)?;
     model.build()?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();

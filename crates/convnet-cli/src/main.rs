@@ -55,6 +55,29 @@ pub struct DataArgs {
     no_download: bool,
 }
 
+/// How pictures in a folder given to --data-dir (or to predict) become model inputs.
+#[derive(Args, Clone, Default)]
+pub struct FolderArgs {
+    /// Resize pictures to HxW, e.g. 64x64 (default: the model's input size)
+    #[arg(long, value_name = "HxW")]
+    image_size: Option<String>,
+    /// grayscale, rgb or rgba (default: from the model's input channels)
+    #[arg(long, value_name = "MODE")]
+    color_mode: Option<String>,
+    /// Crop pictures to the target's aspect ratio (centre) before resizing, instead of stretching
+    #[arg(long, conflicts_with = "pad_to_aspect_ratio")]
+    crop_to_aspect_ratio: bool,
+    /// Resize pictures to fit and pad them with black to the target's aspect ratio
+    #[arg(long)]
+    pad_to_aspect_ratio: bool,
+    /// Leave out pictures that cannot be decoded (and say how many) instead of stopping
+    #[arg(long)]
+    skip_bad_images: bool,
+    /// Memory for decoded pictures, in MiB; beyond it pictures are decoded from the files every epoch
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    image_cache: usize,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// A preset (lenet5, mnist-cnn, cifar10-cnn), a TOML model file, or a saved model
@@ -131,6 +154,8 @@ pub struct TrainArgs {
     /// Print one JSON object with the results on stdout (progress goes to stderr)
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    folder: FolderArgs,
 }
 
 #[derive(Args)]
@@ -151,13 +176,16 @@ pub struct EvaluateArgs {
     /// Print one JSON object with the results
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    folder: FolderArgs,
 }
 
 #[derive(Args)]
 pub struct PredictArgs {
     /// A saved model file
     model: String,
-    /// Pictures (PNG or JPEG) to classify; without them, the dataset's test images are used
+    /// Pictures (PNG, JPEG, BMP, GIF, WebP) or folders of them to classify; without them, the
+    /// dataset's test images are used
     images: Vec<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
@@ -173,6 +201,8 @@ pub struct PredictArgs {
     /// Print one JSON object with the predictions
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    folder: FolderArgs,
 }
 
 #[derive(Args)]
