@@ -889,8 +889,9 @@ impl Optimizer {
             Optimizer::Sgd(o) => {
                 if o.momentum != 0.0 {
                     let mu = o.momentum;
-                    let m = &mut *slots[0];
-                    for i in 0..w.len() {
+                    let n = w.len();
+                    let (m, g) = (&mut slots[0][..n], &g[..n]);
+                    for i in 0..n {
                         m[i] = m[i] * mu - g[i] * lr;
                         w[i] += if o.nesterov { m[i] * mu - g[i] * lr } else { m[i] };
                     }
@@ -907,16 +908,20 @@ impl Optimizer {
                 let alpha = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
                 let (a1, a2) = (one_minus(beta_1), one_minus(beta_2));
                 let [m, v, rest @ ..] = slots else { return };
+                // Plain slices of the weight's length: the loops then run without bounds
+                // checks and vectorise (through the slot table they did neither).
+                let n = w.len();
+                let (m, v, g) = (&mut m[..n], &mut v[..n], &g[..n]);
                 if amsgrad {
-                    let vh = &mut *rest[0];
-                    for i in 0..w.len() {
+                    let vh = &mut rest[0][..n];
+                    for i in 0..n {
                         m[i] += (g[i] - m[i]) * a1;
                         v[i] += (g[i] * g[i] - v[i]) * a2;
                         vh[i] = vh[i].max(v[i]);
                         w[i] -= m[i] * alpha / (vh[i].sqrt() + epsilon);
                     }
                 } else {
-                    for i in 0..w.len() {
+                    for i in 0..n {
                         m[i] += (g[i] - m[i]) * a1;
                         v[i] += (g[i] * g[i] - v[i]) * a2;
                         w[i] -= m[i] * alpha / (v[i].sqrt() + epsilon);
