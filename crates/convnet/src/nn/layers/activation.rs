@@ -3,12 +3,55 @@
 //! shape is kept, the function runs on a copy of the input, and the backward pass reads the
 //! input where the derivative needs it (it is the pre-activation, so nothing else is kept).
 
-use super::{ForwardCtx, Layer, Meta};
+use super::{Layer, Meta};
 use crate::error::Result;
 use crate::nn::activations::Activation;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{Map, Value};
+
+/// The `Layer` methods every activation layer (`Activation`, `ReLU`, `LeakyReLU`, `ELU`,
+/// `Softmax`) delegates to its `meta` and `apply` fields: identity, output shape, both passes,
+/// and the loss's fused gradient.
+macro_rules! apply_plumbing {
+    () => {
+        fn meta(&self) -> &$crate::nn::layers::Meta {
+            &self.meta
+        }
+
+        fn meta_mut(&mut self) -> &mut $crate::nn::layers::Meta {
+            &mut self.meta
+        }
+
+        fn output_shape(&self) -> &[usize] {
+            self.apply.output_shape()
+        }
+
+        fn forward(
+            &mut self,
+            x: &$crate::tensor::Tensor,
+            y: &mut $crate::tensor::Tensor,
+            _ctx: &mut $crate::nn::layers::ForwardCtx<'_>,
+        ) {
+            self.apply.forward(x, y);
+        }
+
+        fn backward(
+            &mut self,
+            x: &$crate::tensor::Tensor,
+            y: &$crate::tensor::Tensor,
+            dy: &mut $crate::tensor::Tensor,
+            dx: Option<&mut $crate::tensor::Tensor>,
+        ) {
+            self.apply.backward(x, y, dy, dx);
+        }
+
+        fn set_output_gradient_fused(&mut self, fused: bool) {
+            self.apply.set_fused(fused);
+        }
+    };
+}
+pub(crate) use apply_plumbing;
 
 /// The work of a layer that applies one activation to its whole input.
 #[derive(Default)]
@@ -97,36 +140,14 @@ impl Layer for ActivationLayer {
         "activation"
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+    apply_plumbing!();
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         Ok(self.apply.build(input_shape))
     }
 
-    fn output_shape(&self) -> &[usize] {
-        self.apply.output_shape()
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        self.apply.forward(x, y);
-    }
-
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
-        self.apply.backward(x, y, dy, dx);
-    }
-
     fn activation(&self) -> Activation {
         self.apply.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.apply.set_fused(fused);
     }
 
     fn config(&self) -> Map<String, Value> {
@@ -192,7 +213,7 @@ pub(crate) mod tests {
         fn output_shape(&self) -> &[usize] {
             self.0.output_shape()
         }
-        fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut ForwardCtx<'_>) {
+        fn forward(&mut self, x: &Tensor, y: &mut Tensor, ctx: &mut crate::nn::layers::ForwardCtx<'_>) {
             let mut xs = x.clone();
             xs.data_mut().iter_mut().for_each(|v| *v *= self.1);
             self.0.forward(&xs, y, ctx)

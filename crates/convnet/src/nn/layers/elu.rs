@@ -1,11 +1,10 @@
 //! `ELU`: `x` for `x > 0`, else `alpha·(e^x − 1)`.
 
-use super::activation::Apply;
-use super::{cfg, ForwardCtx, Layer, Meta};
+use super::activation::{apply_plumbing, Apply};
+use super::{cfg, Layer, Meta};
 use crate::error::Result;
 use crate::nn::activations::{f32_json, Activation};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
 use serde_json::{Map, Value};
 
 /// The exponential linear unit layer (Keras' `ELU`).
@@ -53,37 +52,15 @@ impl Layer for ELU {
         "elu"
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+    apply_plumbing!();
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         self.apply.activation = self.activation();
         Ok(self.apply.build(input_shape))
     }
 
-    fn output_shape(&self) -> &[usize] {
-        self.apply.output_shape()
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        self.apply.forward(x, y);
-    }
-
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
-        self.apply.backward(x, y, dy, dx);
-    }
-
     fn activation(&self) -> Activation {
         Activation::Elu { alpha: self.alpha }
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.apply.set_fused(fused);
     }
 
     fn config(&self) -> Map<String, Value> {

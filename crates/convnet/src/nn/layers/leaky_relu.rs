@@ -1,12 +1,11 @@
 //! `LeakyReLU`: `x` for `x > 0`, else `negative_slope·x` (Keras 3 default slope 0.3; Keras 2
 //! files call it `alpha`).
 
-use super::activation::Apply;
-use super::{cfg, ForwardCtx, Layer, Meta};
+use super::activation::{apply_plumbing, Apply};
+use super::{cfg, Layer, Meta};
 use crate::error::{Error, Result};
 use crate::nn::activations::{f32_json, Activation};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
 use serde_json::{Map, Value};
 
 /// The leaky rectified linear unit layer (Keras' `LeakyReLU`).
@@ -62,13 +61,7 @@ impl Layer for LeakyReLU {
         "leaky_re_lu"
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+    apply_plumbing!();
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         self.check()?;
@@ -76,24 +69,8 @@ impl Layer for LeakyReLU {
         Ok(self.apply.build(input_shape))
     }
 
-    fn output_shape(&self) -> &[usize] {
-        self.apply.output_shape()
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        self.apply.forward(x, y);
-    }
-
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
-        self.apply.backward(x, y, dy, dx);
-    }
-
     fn activation(&self) -> Activation {
         Activation::LeakyRelu { negative_slope: self.negative_slope }
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.apply.set_fused(fused);
     }
 
     fn config(&self) -> Map<String, Value> {

@@ -2,12 +2,11 @@
 //! clipped to `max_value` when one is set, and `negative_slope·(x − threshold)` below the
 //! threshold. With Keras' defaults it is the plain ReLU (and keeps its fast paths).
 
-use super::activation::Apply;
-use super::{cfg, ForwardCtx, Layer, Meta};
+use super::activation::{apply_plumbing, Apply};
+use super::{cfg, Layer, Meta};
 use crate::error::{Error, Result};
 use crate::nn::activations::{f32_json, Activation};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
 use serde_json::{Map, Value};
 
 /// The rectified linear unit layer (Keras' `ReLU`).
@@ -94,13 +93,7 @@ impl Layer for ReLU {
         "re_lu"
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+    apply_plumbing!();
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         self.check()?;
@@ -108,24 +101,8 @@ impl Layer for ReLU {
         Ok(self.apply.build(input_shape))
     }
 
-    fn output_shape(&self) -> &[usize] {
-        self.apply.output_shape()
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        self.apply.forward(x, y);
-    }
-
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
-        self.apply.backward(x, y, dy, dx);
-    }
-
     fn activation(&self) -> Activation {
         self.activation_fn()
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.apply.set_fused(fused);
     }
 
     fn config(&self) -> Map<String, Value> {

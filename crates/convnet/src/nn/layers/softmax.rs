@@ -1,12 +1,11 @@
 //! `Softmax`: softmax as a layer, over the last axis (`axis=-1`, Keras' default; other axes
 //! are refused when the layer is built, where the input's rank tells which axis is last).
 
-use super::activation::Apply;
-use super::{shape_str, ForwardCtx, Layer, Meta};
+use super::activation::{apply_plumbing, Apply};
+use super::{shape_str, Layer, Meta};
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
 
 /// The softmax layer (Keras' `Softmax`).
@@ -82,13 +81,7 @@ impl Layer for Softmax {
         "softmax"
     }
 
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
+    apply_plumbing!();
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         if self.last_axis(Some(input_shape.len())).is_err() {
@@ -102,24 +95,8 @@ impl Layer for Softmax {
         Ok(self.apply.build(input_shape))
     }
 
-    fn output_shape(&self) -> &[usize] {
-        self.apply.output_shape()
-    }
-
-    fn forward(&mut self, x: &Tensor, y: &mut Tensor, _ctx: &mut ForwardCtx<'_>) {
-        self.apply.forward(x, y);
-    }
-
-    fn backward(&mut self, x: &Tensor, y: &Tensor, dy: &mut Tensor, dx: Option<&mut Tensor>) {
-        self.apply.backward(x, y, dy, dx);
-    }
-
     fn activation(&self) -> Activation {
         Activation::Softmax
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.apply.set_fused(fused);
     }
 
     fn config(&self) -> Map<String, Value> {
