@@ -320,6 +320,13 @@ impl EpochRunner<'_, '_, '_> {
                 logs.insert(format!("val_{k}"), val);
             }
         }
+        // The rate this epoch trained with, as Keras 3's rate callbacks log it (the f32 rate
+        // as a double, before any change at the epoch's end).
+        if self.callbacks.iter().any(|c| c.logs_learning_rate()) {
+            if let Some(o) = model.optimizer() {
+                logs.insert("learning_rate".into(), f64::from(o.learning_rate()));
+            }
+        }
         history.push(p.epoch, &logs, p.seconds_before + start.elapsed().as_secs_f64());
         let mut stop = false;
         for cb in self.callbacks.iter_mut() {

@@ -39,6 +39,10 @@ impl LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
+    fn logs_learning_rate(&self) -> bool {
+        true
+    }
+
     fn on_epoch_begin(&mut self, epoch: usize, model: &mut Sequential) -> Result<()> {
         if let Some(opt) = model.optimizer_mut() {
             let lr = (self.schedule)(epoch, opt.learning_rate());
@@ -54,6 +58,31 @@ impl Callback for LearningRateScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As in Keras 3, a rate callback puts the rate each epoch trained with into the history;
+    /// without one there is no such column.
+    #[test]
+    fn the_history_logs_the_learning_rate_with_a_rate_callback() {
+        use crate::nn::layers::{Dense, Flatten};
+        use crate::nn::losses::Loss;
+        use crate::nn::optimizers::Sgd;
+        use crate::tensor::Tensor;
+        use crate::train::FitOptions;
+        let fit = |callbacks: Vec<Box<dyn Callback>>| {
+            let mut m = Sequential::new().seed(1);
+            m.add(Flatten::new().input_shape([2, 2, 1]));
+            m.add(Dense::new(2).activation(crate::nn::activations::Activation::Softmax));
+            m.compile(Loss::CategoricalCrossentropy, Sgd { learning_rate: 0.1, ..Default::default() }, &[]).unwrap();
+            let x = Tensor::from_vec(&[4, 2, 2, 1], (0..16).map(|i| i as f32 / 16.0).collect()).unwrap();
+            let y = crate::data::to_categorical(&[0, 1, 0, 1], 2);
+            let opts = FitOptions { epochs: 3, batch_size: 2, verbose: 0, callbacks, ..Default::default() };
+            m.fit(&x, &y, opts).unwrap()
+        };
+        let h = fit(vec![Box::new(LearningRateScheduler::parse("step:1:0.5", 0.1).unwrap())]);
+        let want: Vec<f64> = [0.1f32, 0.05, 0.025].iter().map(|&r| f64::from(r)).collect();
+        assert_eq!(h.get("learning_rate").unwrap(), want.as_slice());
+        assert!(fit(Vec::new()).get("learning_rate").is_none());
+    }
 
     #[test]
     fn schedules_parse() {

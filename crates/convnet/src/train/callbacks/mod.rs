@@ -74,6 +74,11 @@ pub trait Callback: Send {
     fn set_state(&mut self, _state: &Value) -> Result<()> {
         Ok(())
     }
+    /// Whether the epoch logs (and so the history) should carry the epoch's `learning_rate`,
+    /// as Keras 3's ReduceLROnPlateau and LearningRateScheduler add it (default: no).
+    fn logs_learning_rate(&self) -> bool {
+        false
+    }
 }
 
 /// Prints a callback's message on stdout as Keras' `print_msg` does, when `verbose` > 0.

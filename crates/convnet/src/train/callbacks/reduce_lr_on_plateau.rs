@@ -65,6 +65,10 @@ impl ReduceLROnPlateau {
 }
 
 impl Callback for ReduceLROnPlateau {
+    fn logs_learning_rate(&self) -> bool {
+        true
+    }
+
     fn on_epoch_end(&mut self, epoch: usize, logs: &Logs, model: &mut Sequential) -> Result<Control> {
         let Some(current) = self.monitor.value(logs) else { return Ok(Control::Continue) };
         if self.cooldown_counter > 0 {
