@@ -62,14 +62,20 @@ impl History {
     /// Parses the CSV written by [`History::to_csv`] (or Keras' CSVLogger).
     pub fn from_csv(text: &str, path: &Path) -> Result<Self> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header: Vec<&str> =
-            lines.next().ok_or_else(|| Error::format(path, "empty history file"))?.split(',').map(str::trim).collect();
-        if header.first() != Some(&"epoch") {
-            return Err(Error::format(path, "a history CSV starts with an `epoch` column"));
+        let first = lines.next().ok_or_else(|| Error::format(path, "empty history file"))?;
+        // Keras' CSVLogger may use another separator (`separator=";"`); pandas' `to_csv`
+        // writes its row index under an empty first header instead of `epoch`.
+        let sep = if !first.contains(',') && first.contains(';') { ';' } else { ',' };
+        let header: Vec<&str> = first.split(sep).map(|c| c.trim().trim_matches('"')).collect();
+        if !matches!(header.first(), Some(&"epoch") | Some(&"")) {
+            return Err(Error::format(
+                path,
+                "a history CSV starts with an `epoch` column (Keras' CSVLogger) or an unnamed index (pandas' to_csv)",
+            ));
         }
         let mut h = History::default();
         for (ln, line) in lines.enumerate() {
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            let cells: Vec<&str> = line.split(sep).map(str::trim).collect();
             if cells.len() != header.len() {
                 return Err(Error::format(
                     path,
@@ -84,7 +90,7 @@ impl History {
                 let v: f64 = c
                     .parse()
                     .map_err(|_| Error::format(path, format!("row {}: {k} = {c:?} is not a number", ln + 2)))?;
-                h.history.entry(k.to_string()).or_default().push(v);
+                h.history.entry(keras3_name(k)).or_default().push(v);
             }
         }
         Ok(h)
@@ -109,7 +115,7 @@ impl History {
                 .iter()
                 .map(|x| x.as_f64().ok_or_else(|| Error::format(path, format!("{k} holds a non-number"))))
                 .collect::<Result<Vec<f64>>>()?;
-            h.history.insert(k.clone(), list);
+            h.history.insert(keras3_name(k), list);
         }
         let n = h.history.values().map(Vec::len).max().unwrap_or(0);
         h.epoch = match v.get("epoch").and_then(|e| e.as_array()) {
@@ -122,6 +128,15 @@ impl History {
             .map(|s| s.iter().filter_map(|x| x.as_f64()).collect())
             .unwrap_or_default();
         Ok(h)
+    }
+}
+
+/// Keras 3's name of a history column: Keras 2 logged accuracy as `acc` / `val_acc`.
+fn keras3_name(key: &str) -> String {
+    match key {
+        "acc" => "accuracy".into(),
+        "val_acc" => "val_accuracy".into(),
+        other => other.to_string(),
     }
 }
 
@@ -147,5 +162,20 @@ mod tests {
         assert_eq!(back.history, h.history);
         assert!(History::from_csv("epoch,loss\n0,abc\n", Path::new("x")).is_err());
         assert!(History::from_csv("", Path::new("x")).is_err());
+        assert!(History::from_csv("loss,accuracy\n0.5,0.8\n", Path::new("x")).is_err());
+    }
+
+    /// The other dialects a user brings: CSVLogger with `;`, pandas' `to_csv` (unnamed index),
+    /// Keras 2's `acc` names, in CSV and JSON.
+    #[test]
+    fn other_csv_dialects_and_keras2_names_are_read() {
+        let want = |h: &History| {
+            assert_eq!(h.epoch, [0, 1]);
+            assert_eq!(h.get("accuracy").unwrap(), [0.8, 0.9]);
+            assert_eq!(h.get("val_accuracy").unwrap(), [0.7, 0.75]);
+        };
+        want(&History::from_csv("epoch;accuracy;val_accuracy\n0;0.8;0.7\n1;0.9;0.75\n", Path::new("x")).unwrap());
+        want(&History::from_csv(",loss,acc,val_acc\n0,0.5,0.8,0.7\n1,0.4,0.9,0.75\n", Path::new("x")).unwrap());
+        want(&History::from_json(r#"{"acc": [0.8, 0.9], "val_acc": [0.7, 0.75]}"#, Path::new("x")).unwrap());
     }
 }
