@@ -119,6 +119,10 @@ pub fn draw_chart<DB: DrawingBackend>(
             .map_err(perr)?
             .label(s.label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2)));
+        // A line through one point draws nothing: a one-epoch history gets a dot.
+        if data.len() == 1 {
+            chart.draw_series(data.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(perr)?;
+        }
         points.push(data.iter().map(|p| chart.backend_coord(p)).collect());
     }
     chart
@@ -383,6 +387,18 @@ pub fn confusion_png(counts: &[Vec<usize>], names: &[String]) -> Result<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-epoch history still shows its value (as a dot), not an empty frame.
+    #[test]
+    fn a_single_epoch_is_drawn() {
+        let one = [0.5];
+        let series = [Series { label: "Train", values: &one, color: TRAIN_COLOR }];
+        let svg = chart_svg("Model Loss", "Loss", &series).unwrap();
+        assert!(svg.contains("<circle"), "no mark for the only epoch");
+        let two = [0.5, 0.4];
+        let series = [Series { label: "Train", values: &two, color: TRAIN_COLOR }];
+        assert!(!chart_svg("Model Loss", "Loss", &series).unwrap().contains("<circle"));
+    }
 
     fn decode(png: &[u8]) -> image::RgbImage {
         image::load_from_memory(png).unwrap().to_rgb8()
