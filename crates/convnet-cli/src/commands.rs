@@ -580,6 +580,28 @@ pub fn train(a: TrainArgs) -> CliResult {
     written
 }
 
+/// Draws the confusion matrix of `predicted` against `truth` to `path` and, unless `json`,
+/// prints per-class precision and recall; returns them.
+fn write_confusion(
+    path: &Path,
+    predicted: &[usize],
+    truth: &[usize],
+    names: &[String],
+    json: bool,
+) -> Result<Vec<(f64, f64, usize)>> {
+    let m = convnet::viz::pictures::confusion_matrix(predicted, truth, names.len());
+    io::atomic_write(path, &convnet::viz::charts::confusion_png(&m, names)?)?;
+    let per_class = convnet::viz::pictures::precision_recall(&m);
+    if !json {
+        println!("{:<14} {:>9} {:>9} {:>9}", "class", "precision", "recall", "support");
+        for (name, (pr, rc, n)) in names.iter().zip(&per_class) {
+            println!("{name:<14} {pr:>9.4} {rc:>9.4} {n:>9}");
+        }
+        eprintln!("Confusion matrix: {}", path.display());
+    }
+    Ok(per_class)
+}
+
 pub fn evaluate(a: EvaluateArgs) -> CliResult {
     if let Some(dir) = folders::folder_of(&a.data) {
         return folders::evaluate(&a, &dir);
@@ -614,17 +636,8 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
     if let Some(p) = &a.confusion {
         let predicted = model.predict(&x, a.batch_size)?.argmax_rows();
         let truth: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
-        let m = convnet::viz::pictures::confusion_matrix(&predicted, &truth, 10);
         let names: Vec<String> = kind.class_names().iter().map(|s| s.to_string()).collect();
-        io::atomic_write(p, &convnet::viz::charts::confusion_png(&m, &names)?)?;
-        per_class = convnet::viz::pictures::precision_recall(&m);
-        if !a.json {
-            println!("{:<14} {:>9} {:>9} {:>9}", "class", "precision", "recall", "support");
-            for (name, (pr, rc, n)) in names.iter().zip(&per_class) {
-                println!("{name:<14} {pr:>9.4} {rc:>9.4} {n:>9}");
-            }
-            eprintln!("Confusion matrix: {}", p.display());
-        }
+        per_class = write_confusion(p, &predicted, &truth, &names, a.json)?;
     }
     if a.json {
         let mut out = json!({"model": a.model, "dataset": kind.name(), "samples": test.count});

@@ -305,16 +305,7 @@ pub(super) fn evaluate(a: &EvaluateArgs, dir: &Path) -> CliResult {
     if let Some(p) = &a.confusion {
         prepare_output(p, false, "--confusion")?;
         let predicted = model.predict(&x, a.batch_size)?.argmax_rows();
-        let m = convnet::viz::pictures::confusion_matrix(&predicted, &data.labels(), names.len());
-        io::atomic_write(p, &convnet::viz::charts::confusion_png(&m, &names)?)?;
-        per_class = convnet::viz::pictures::precision_recall(&m);
-        if !a.json {
-            println!("{:<14} {:>9} {:>9} {:>9}", "class", "precision", "recall", "support");
-            for (name, (pr, rc, n)) in names.iter().zip(&per_class) {
-                println!("{name:<14} {pr:>9.4} {rc:>9.4} {n:>9}");
-            }
-            eprintln!("Confusion matrix: {}", p.display());
-        }
+        per_class = super::write_confusion(p, &predicted, &data.labels(), &names, a.json)?;
     }
     if a.json {
         let mut out = json!({
