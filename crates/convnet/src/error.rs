@@ -160,3 +160,11 @@ mod tests {
         assert!(unknown_name("key", "zzz", &keys).contains("valid: activation, units"));
     }
 }
+
+/// A conversion that cannot fail (a typed argument where a name is also accepted) turns into
+/// no error at all.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
