@@ -188,3 +188,42 @@ fn predict_json_says_which_pictures_were_inverted() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["results"][0]["inverted"], serde_json::json!(false), "{v}");
 }
+
+/// A final `--save` that fails after training still keeps the model: written to a fallback
+/// path, which the error names. The save directory passes the start-of-run check, then is
+/// replaced by a plain file while the run trains (so the save fails even for root).
+#[test]
+fn a_failed_final_save_keeps_the_model_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("models");
+    let target = out_dir.join("net.keras");
+    let mut child = convnet()
+        .args(["train", "lenet5", "--no-download", "--limit", "640", "--epochs", "6", "--batch-size", "32"])
+        .args(["--verbose", "2", "--save"])
+        .arg(&target)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 && !line.starts_with("Epoch 1/6") {
+        line.clear();
+    }
+    assert!(line.starts_with("Epoch 1/6"), "training did not start");
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    std::fs::write(&out_dir, b"not a directory any more").unwrap();
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with(&format!("error: --save {}: ", target.display())), "{err}");
+    let kept =
+        last.split("the trained model was saved to ").nth(1).expect("a fallback path").trim_end_matches(" instead");
+    let kept = dir.path().join(kept);
+    assert!(kept.file_name().unwrap().to_string_lossy().starts_with("net-rescued-"), "{}", kept.display());
+    let model = convnet::io::load_model(&kept).expect("the rescued model loads");
+    assert_eq!(model.layers().len(), convnet::open_model("lenet5").unwrap().model.layers().len());
+}
