@@ -324,8 +324,8 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
 fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, TrainState, bool)> {
     if !ckpt.exists() {
         return Err(Error::State(format!(
-            "--resume {}: no such checkpoint (a resumed run removes the checkpoint Ctrl-C wrote once it has \
-             finished, so that run is complete)",
+            "--resume {}: no such checkpoint (if Ctrl-C wrote it, the resumed run that finished removed it: \
+             that run is complete)",
             ckpt.display()
         )));
     }
