@@ -143,6 +143,14 @@ impl Error {
     }
 }
 
+/// A conversion that cannot fail (a typed argument where a name is also accepted) turns into
+/// no error at all.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,13 +166,5 @@ mod tests {
         let m = unknown_name("key", "activaton", &keys);
         assert_eq!(m, "unknown key `activaton`: did you mean `activation`?");
         assert!(unknown_name("key", "zzz", &keys).contains("valid: activation, units"));
-    }
-}
-
-/// A conversion that cannot fail (a typed argument where a name is also accepted) turns into
-/// no error at all.
-impl From<std::convert::Infallible> for Error {
-    fn from(never: std::convert::Infallible) -> Self {
-        match never {}
     }
 }

@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn summary_counts_parameters() {
-        let mut m = tiny();
+        let m = tiny();
         let s = m.summary().unwrap();
         // conv 3*3*1*3 + 3 = 30; dense 27*4 + 4 = 112
         assert!(s.contains("(None, 6, 6, 3)") && s.contains("│            30 │"), "{s}");
