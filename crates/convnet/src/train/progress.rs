@@ -4,7 +4,7 @@
 //! The live line is redrawn in place with `\r`, so it must never reach the terminal's last
 //! column: a line that wraps leaves one new row per redraw. [`live_line`] fits it to the width,
 //! shortening the bar first, then leaving out metrics from the last, then the bar and the time
-//! per step.
+//! per step. The epoch's final line, drawn once, keeps every metric.
 
 use crate::error::Result;
 use crate::nn::model::{Logs, Sequential};
@@ -221,8 +221,10 @@ impl Callback for ProgbarLogger {
         let elapsed = self.start.elapsed().as_secs_f64();
         let per = seconds_per_step(elapsed, self.first_batch.unwrap_or(0), self.steps);
         if self.live {
+            // The epoch's last draw is never redrawn: it may wrap, so it keeps every metric
+            // (the validation ones above all).
             let lead = format!("{elapsed:.0}s");
-            let (text, visible) = live_line(self.steps, self.steps, &lead, per, logs, terminal_columns(self.to_stderr));
+            let (text, visible) = live_line(self.steps, self.steps, &lead, per, logs, usize::MAX);
             self.draw(text, visible, true);
         } else if self.verbose > 0 {
             emit(self.to_stderr, &Self::epoch_line(self.steps, elapsed, per, logs));
