@@ -35,6 +35,11 @@
 //! println!("accuracy: {:.2}%", res["accuracy"] * 100.0);
 //! # Ok::<(), convnet::Error>(())
 //! ```
+//!
+//! Keras' names work as well: `.activation("relu")`, `.padding("same")`,
+//! `compile("categorical_crossentropy", "adam", …)`, or all of Keras' `compile` arguments by
+//! name with [`Sequential::compile_str`]`("adam", "categorical_crossentropy", &["accuracy"])`.
+//! A name convnet does not know is an error listing the ones it does.
 #![warn(missing_docs)]
 
 pub mod bench;

@@ -159,6 +159,8 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
     let s = RunSettings {
         model: spec.clone(),
         dataset: dir.display().to_string(),
+        data_dir: Some(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())),
+        no_download: a.data.no_download,
         epochs: a.epochs.unwrap_or(10),
         batch_size: a.batch_size,
         validation_split: None,
@@ -231,7 +233,7 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
         io::atomic_write(p, text.as_bytes())?;
     }
     if let Some(d) = &s.plot {
-        convnet::viz::charts::history_charts(&hist, d)?;
+        convnet::viz::charts::write_history_charts(&hist, d)?;
     }
     if a.json {
         let mut out = json!({

@@ -293,15 +293,47 @@ pub struct Meta {
     pub input_shape: Option<Vec<usize>>,
     /// Whether training updates the layer's weights.
     pub trainable: bool,
+    /// A builder argument that could not be read (`.activation("rleu")`): a builder returns
+    /// the layer to chain on, so the layer keeps the error and building the model reports it.
+    pub invalid: Option<String>,
 }
 
 impl Default for Meta {
     fn default() -> Self {
-        Meta { name: String::new(), input_shape: None, trainable: true }
+        Meta { name: String::new(), input_shape: None, trainable: true, invalid: None }
     }
 }
 
 impl Meta {
+    /// Converts a builder argument given by name or typed (`"relu"` or `Activation::Relu`):
+    /// `Some` value, or `None` after keeping the first error for [`Meta::check`].
+    pub fn accept<T, A>(&mut self, arg: A, what: &str) -> Option<T>
+    where
+        A: TryInto<T>,
+        A::Error: Into<Error>,
+    {
+        match arg.try_into() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e: Error = e.into();
+                let text = match e {
+                    Error::Config(m) => m,
+                    other => other.to_string(),
+                };
+                self.invalid.get_or_insert_with(|| format!("{what}: {text}"));
+                None
+            }
+        }
+    }
+
+    /// Fails with the error a builder kept, if any.
+    pub fn check(&self) -> Result<()> {
+        match &self.invalid {
+            Some(m) => Err(Error::config(m.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Keras' common config fields: name, trainable, dtype. (A model's input shape is written
     /// as its `InputLayer`, as Keras does.)
     fn config(&self) -> Map<String, Value> {
@@ -322,7 +354,7 @@ impl Meta {
                 _ => None,
             },
         };
-        Ok(Meta { name, input_shape, trainable })
+        Ok(Meta { name, input_shape, trainable, invalid: None })
     }
 }
 

@@ -269,6 +269,11 @@ impl Sequential {
         let mut shape = if self.built == 0 { input } else { self.layers[self.built - 1].output_shape().to_vec() };
         let mut weights = self.layers[..self.built].iter().map(|l| l.count_params()).sum::<usize>();
         for i in self.built..self.layers.len() {
+            // A builder argument that could not be read (`.activation("rleu")`) fails here.
+            self.layers[i].meta().check().map_err(|e| match e {
+                Error::Config(m) => Error::config(format!("layer {} ({}): {m}", i, self.layers[i].name())),
+                other => other,
+            })?;
             shape = self.layers[i].build(&shape, &mut self.rng).map_err(|e| match e {
                 Error::Shape(m) => Error::Shape(format!("layer {} ({}): {m}", i, self.layers[i].name())),
                 other => other,
@@ -319,9 +324,17 @@ impl Sequential {
         }
     }
 
-    /// Fixes the loss, optimizer and metrics for training (Keras' `compile`).
-    pub fn compile(&mut self, loss: Loss, optimizer: impl Into<Optimizer>, metrics: &[Metric]) -> Result<()> {
-        let optimizer = optimizer.into();
+    /// Fixes the loss, optimizer and metrics for training (Keras' `compile`). The loss and the
+    /// optimizer are typed (`Loss::CategoricalCrossentropy`, `Adam::default()`) or Keras' names
+    /// (`"categorical_crossentropy"`, `"adam"`); an unknown name is an error listing the known
+    /// ones. For Keras' names throughout, metrics too, see [`Sequential::compile_str`].
+    pub fn compile<L, O>(&mut self, loss: L, optimizer: O, metrics: &[Metric]) -> Result<()>
+    where
+        L: TryInto<Loss, Error: Into<Error>>,
+        O: TryInto<Optimizer, Error: Into<Error>>,
+    {
+        let loss: Loss = loss.try_into().map_err(Into::into)?;
+        let optimizer: Optimizer = optimizer.try_into().map_err(Into::into)?;
         optimizer.validate()?;
         loss.validate()?;
         if metrics.len() > 4 {
@@ -351,6 +364,19 @@ impl Sequential {
         optimizer.sync_learning_rate(self.opt_state.iterations);
         self.compiled = Some(Compiled { loss, optimizer, metrics: metrics.to_vec(), fused });
         Ok(())
+    }
+
+    /// Keras' `compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])`
+    /// with Keras' names: `compile_str("adam", "categorical_crossentropy", &["accuracy"])`. The
+    /// optimizer and the loss may come in either order (their names differ); an unknown name is
+    /// an error listing the known ones.
+    pub fn compile_str(&mut self, optimizer: &str, loss: &str, metrics: &[&str]) -> Result<()> {
+        let (optimizer, loss) = match (Optimizer::parse(optimizer), Loss::parse(optimizer)) {
+            (Err(_), Ok(_)) => (loss, optimizer),
+            _ => (optimizer, loss),
+        };
+        let metrics = metrics.iter().map(|m| Metric::parse(m)).collect::<Result<Vec<_>>>()?;
+        self.compile(Loss::parse(loss)?, Optimizer::parse(optimizer)?, &metrics)
     }
 
     /// The compile settings, if compiled.

@@ -2,12 +2,42 @@
 //! totals (trainable and non-trainable) with their sizes.
 
 use super::Sequential;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::nn::layers::registry::layer_from_config;
 
 impl Sequential {
     /// Keras' `summary()` table: each layer with its output shape and parameter count.
-    pub fn summary(&mut self) -> Result<String> {
-        self.build()?;
+    ///
+    /// A built model is read as it is. An unbuilt one whose input shape is known (Keras builds
+    /// such a model as layers are added) is summarized from a copy built from its layers'
+    /// configs: the model itself stays unbuilt, its weights not yet created (call
+    /// [`Sequential::build`] for that). Without an input shape, as in Keras, there is nothing
+    /// to summarize yet: the error says how to give one.
+    pub fn summary(&self) -> Result<String> {
+        if self.is_built() {
+            return Ok(self.table());
+        }
+        if self.input_shape.is_none() {
+            return Err(Error::State(
+                "this model has not been built yet, so it has no shapes to show: give the first layer an \
+                 input_shape (e.g. Conv2D::new(6, 5).input_shape([28, 28, 1])) or call build"
+                    .into(),
+            ));
+        }
+        let mut copy = Sequential::new().with_name(&self.name);
+        copy.input_shape.clone_from(&self.input_shape);
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Some(m) = &l.meta().invalid {
+                return Err(Error::config(format!("layer {i} ({}): {m}", l.class_name())));
+            }
+            copy.add_boxed(layer_from_config(l.class_name(), &l.config())?);
+        }
+        copy.build()?;
+        Ok(copy.table())
+    }
+
+    /// The table of a built model.
+    fn table(&self) -> String {
         let rows: Vec<(String, String, String)> = self
             .layers
             .iter()
@@ -55,7 +85,7 @@ impl Sequential {
         s += &format!(" Total params: {} ({})\n", group_thousands(total), human_bytes(total * 4));
         s += &format!(" Trainable params: {} ({})\n", group_thousands(trainable), human_bytes(trainable * 4));
         s += &format!(" Non-trainable params: {} ({})\n", group_thousands(frozen), human_bytes(frozen * 4));
-        Ok(s)
+        s
     }
 }
 
@@ -93,7 +123,7 @@ mod tests {
 
     #[test]
     fn summary_counts_parameters() {
-        let mut m = tiny();
+        let m = tiny();
         let s = m.summary().unwrap();
         // conv 3*3*1*3 + 3 = 30; dense 27*4 + 4 = 112
         assert!(s.contains("(None, 6, 6, 3)") && s.contains("│            30 │"), "{s}");
