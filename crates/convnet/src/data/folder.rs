@@ -31,8 +31,17 @@
 //! **Streaming.** [`FolderData`] is a [`TrainData`]: decoded pictures are kept in memory as bytes
 //! (rounded to whole grey levels: at most half a level from TensorFlow's floats) for as many
 //! files as fit in `cache_bytes`, decoded on all worker threads before training starts, so
-//! later epochs read no files; pictures beyond the budget are decoded per batch, in parallel,
-//! and only their headers are checked before training.
+//! later epochs read no files; pictures beyond the budget are decoded per batch, and only their
+//! headers are checked before training.
+//!
+//! **Prefetch.** Batches beyond the cache are decoded ahead on one background thread: the fit
+//! loop hands over the next batch's indices ([`TrainData::prefetch`]) before each step, the
+//! thread decodes them while the step trains, and `fill` takes the decoded batch (or decodes
+//! in place, on all worker threads, a batch that was not handed over). At most
+//! [`FolderOptions::prefetch`] batches are in flight, each in a buffer that is reused, so memory
+//! stays bounded whatever the data set's size. Decoding is a pure function of the file, so a
+//! batch is the same bytes either way, and training is bit-identical with and without it; an
+//! unreadable file is reported by `fill` with its path, as without prefetch.
 
 use crate::data::source::TrainData;
 use crate::error::{Error, Result};
@@ -40,6 +49,8 @@ use crate::nn::model::Sequential;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
 
 /// File name endings read as pictures (Keras' `ALLOWLIST_FORMATS` plus WebP).
 pub const ALLOWED_FORMATS: [&str; 6] = [".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp"];
@@ -49,6 +60,9 @@ const TEST_DIRS: [&str; 3] = ["test", "val", "validation"];
 
 /// Default in-memory cache of decoded pictures: 1 GiB.
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+/// Default bound on batches decoded ahead of the training step (the fit loop hands over one).
+pub const DEFAULT_PREFETCH: usize = 2;
 
 /// Largest picture accepted, in pixels per side (guards against decompression bombs).
 const MAX_SIDE: u32 = 16_384;
@@ -164,6 +178,9 @@ pub struct FolderOptions {
     pub cache_bytes: usize,
     /// Targets as class indices or one-hot rows.
     pub label_mode: LabelMode,
+    /// Batches beyond the cache decoded ahead on a background thread, at most this many at
+    /// once (0: every batch decoded when it is filled).
+    pub prefetch: usize,
 }
 
 impl Default for FolderOptions {
@@ -179,6 +196,7 @@ impl Default for FolderOptions {
             skip_bad_images: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
             label_mode: LabelMode::Categorical,
+            prefetch: DEFAULT_PREFETCH,
         }
     }
 }
@@ -600,10 +618,131 @@ fn bad_files_error(bad: &[(PathBuf, String)]) -> Error {
     Error::config(msg)
 }
 
+/// One batch handed to the prefetch thread and back: its sample indices, the decoded
+/// pictures of those beyond the cache (in batch order), and how decoding went. Jobs are
+/// recycled, so their buffers are allocated once.
+struct Job {
+    indices: Vec<usize>,
+    pixels: Vec<u8>,
+    result: Result<()>,
+}
+
+/// The background thread that decodes handed-over batches, in the order handed over.
+struct Prefetcher {
+    /// Batches to decode (`None` once shutting down).
+    requests: Option<SyncSender<Job>>,
+    /// Decoded batches, in the order requested.
+    done: Receiver<Job>,
+    /// Batches requested and not yet taken back.
+    in_flight: usize,
+    /// Jobs taken back, for reuse.
+    free: Vec<Job>,
+    /// Jobs ever made (at most the bound).
+    made: usize,
+    /// Batches `fill` took from the thread.
+    taken: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    /// Starts the thread for `files` (pictures below `cached` come from the cache, not here),
+    /// with room for `bound` batches.
+    fn start(files: Arc<Vec<ImageFile>>, cached: usize, spec: PictureSpec, bound: usize) -> Result<Prefetcher> {
+        let (requests, jobs) = std::sync::mpsc::sync_channel::<Job>(bound);
+        let (done_tx, done) = std::sync::mpsc::sync_channel::<Job>(bound);
+        let thread = std::thread::Builder::new()
+            .name("convnet-prefetch".into())
+            .spawn(move || {
+                let len = spec.len();
+                // At most `bound` jobs exist, so sending back never blocks.
+                for mut job in jobs {
+                    let missing = job.indices.iter().filter(|&&i| i >= cached).count();
+                    job.pixels.resize(missing * len, 0);
+                    let todo = job.indices.iter().filter(|&&i| i >= cached);
+                    // In batch order, stopping at the first failure: the error `fill` gives
+                    // when it decodes in place.
+                    job.result = todo
+                        .zip(job.pixels.chunks_exact_mut(len))
+                        .try_for_each(|(&i, out)| load_picture_bytes(&files[i].path, &spec, out));
+                    if done_tx.send(job).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| Error::io("prefetch thread", e))?;
+        Ok(Prefetcher {
+            requests: Some(requests),
+            done,
+            in_flight: 0,
+            free: Vec::new(),
+            made: 0,
+            taken: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `indices` over unless `bound` batches are already in flight; returns whether it did.
+    fn request(&mut self, indices: &[usize], bound: usize) -> bool {
+        if self.in_flight >= bound {
+            return false;
+        }
+        let mut job = match self.free.pop() {
+            Some(j) => j,
+            None => {
+                self.made += 1;
+                Job { indices: Vec::new(), pixels: Vec::new(), result: Ok(()) }
+            }
+        };
+        job.indices.clear();
+        job.indices.extend_from_slice(indices);
+        let Some(tx) = &self.requests else { return false };
+        match tx.send(job) {
+            Ok(()) => {
+                self.in_flight += 1;
+                true
+            }
+            // The thread is gone (it cannot be, short of a panic): batches decode in place.
+            Err(e) => {
+                self.free.push(e.0);
+                false
+            }
+        }
+    }
+
+    /// The decoded batch for `indices`, if it was handed over: batches handed over before it
+    /// (hints that did not come true) are dropped.
+    fn take(&mut self, indices: &[usize]) -> Option<Job> {
+        while self.in_flight > 0 {
+            let Ok(job) = self.done.recv() else {
+                self.in_flight = 0;
+                return None;
+            };
+            self.in_flight -= 1;
+            if job.indices == indices {
+                self.taken += 1;
+                return Some(job);
+            }
+            self.free.push(job);
+        }
+        None
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Closing the request channel ends the thread's loop once it has finished its batch.
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Pictures of a folder as training (or evaluation) data: a [`TrainData`] source that decodes
-/// on the worker threads and keeps decoded pictures in memory within a budget.
+/// on the worker threads, ahead of the step on a background thread, and keeps decoded
+/// pictures in memory within a budget.
 pub struct FolderData {
-    files: Vec<ImageFile>,
+    files: Arc<Vec<ImageFile>>,
     classes: usize,
     spec: PictureSpec,
     shape: [usize; 3],
@@ -615,6 +754,10 @@ pub struct FolderData {
     skipped: Vec<PathBuf>,
     /// Per-batch decoding buffers (pictures beyond the cache).
     scratch: Vec<u8>,
+    /// Bound on batches decoded ahead (0: no prefetch).
+    prefetch: usize,
+    /// The prefetch thread, started by the first hint that needs it.
+    prefetcher: Option<Prefetcher>,
 }
 
 impl FolderData {
@@ -653,7 +796,7 @@ impl FolderData {
             return Err(bad_files_error(&bad));
         }
         let mut data = FolderData {
-            files,
+            files: Arc::new(files),
             classes,
             spec,
             shape: spec.shape(),
@@ -662,6 +805,8 @@ impl FolderData {
             cached,
             skipped: Vec::new(),
             scratch: Vec::new(),
+            prefetch: opts.prefetch,
+            prefetcher: None,
         };
         if !bad.is_empty() {
             data.drop_bad(&errors);
@@ -674,7 +819,8 @@ impl FolderData {
         let len = self.spec.len();
         let mut kept = Vec::with_capacity(self.files.len());
         let mut cached = 0;
-        for (i, (f, e)) in std::mem::take(&mut self.files).into_iter().zip(errors).enumerate() {
+        let files = Arc::try_unwrap(std::mem::take(&mut self.files)).unwrap_or_else(|shared| (*shared).clone());
+        for (i, (f, e)) in files.into_iter().zip(errors).enumerate() {
             if e.is_some() {
                 self.skipped.push(f.path);
                 continue;
@@ -687,7 +833,14 @@ impl FolderData {
         }
         self.cache.truncate(cached * len);
         self.cached = cached;
-        self.files = kept;
+        self.files = Arc::new(kept);
+    }
+
+    /// Gives a prefetched batch's buffers back to the prefetch thread's pool.
+    fn recycle(&mut self, job: Option<Job>) {
+        if let (Some(p), Some(j)) = (&mut self.prefetcher, job) {
+            p.free.push(j);
+        }
     }
 
     /// Files left out because they did not decode.
@@ -750,9 +903,21 @@ impl TrainData for FolderData {
             LabelMode::Int => y.resize_batch(indices.len(), &[]),
             LabelMode::Categorical => y.resize_batch(indices.len(), &[self.classes]),
         }
-        // Pictures beyond the cache: decoded in parallel into the scratch buffer, in order.
+        // Pictures beyond the cache: decoded ahead by the prefetch thread, or else now, in
+        // parallel, into the scratch buffer; in batch order either way.
         let missing = indices.iter().filter(|&&i| i >= self.cached).count();
-        if missing > 0 {
+        let mut job = match (&mut self.prefetcher, missing) {
+            (Some(p), 1..) => p.take(indices),
+            _ => None,
+        };
+        if let Some(j) = &mut job {
+            if j.result.is_err() {
+                let e = std::mem::replace(&mut j.result, Ok(()));
+                self.recycle(job);
+                return e;
+            }
+        }
+        if missing > 0 && job.is_none() {
             self.scratch.resize(missing * len, 0);
             let todo: Vec<&Path> =
                 indices.iter().filter(|&&i| i >= self.cached).map(|&i| self.files[i].path.as_path()).collect();
@@ -767,13 +932,14 @@ impl TrainData for FolderData {
                 return Err(e);
             }
         }
+        let decoded = job.as_ref().map_or(self.scratch.as_slice(), |j| j.pixels.as_slice());
         let mut next_scratch = 0;
         for (dst, &i) in x.data_mut().chunks_exact_mut(len).zip(indices) {
             let src = if i < self.cached {
                 &self.cache[i * len..(i + 1) * len]
             } else {
                 next_scratch += 1;
-                &self.scratch[(next_scratch - 1) * len..next_scratch * len]
+                &decoded[(next_scratch - 1) * len..next_scratch * len]
             };
             for (d, &s) in dst.iter_mut().zip(src) {
                 // As the built-in sets scale (`ImageSet::x`): times 1/255.
@@ -794,7 +960,32 @@ impl TrainData for FolderData {
                 }
             }
         }
+        self.recycle(job);
         Ok(())
+    }
+
+    fn prefetch(&mut self, upcoming: &[usize]) {
+        // Nothing to decode ahead when every picture is cached; an index out of range is
+        // never handed to the thread.
+        if self.prefetch == 0
+            || upcoming.iter().all(|&i| i < self.cached)
+            || upcoming.iter().any(|&i| i >= self.files.len())
+        {
+            return;
+        }
+        if self.prefetcher.is_none() {
+            match Prefetcher::start(self.files.clone(), self.cached, self.spec, self.prefetch) {
+                Ok(p) => self.prefetcher = Some(p),
+                // No thread to be had: batches decode in place, as without prefetch.
+                Err(_) => {
+                    self.prefetch = 0;
+                    return;
+                }
+            }
+        }
+        if let Some(p) = &mut self.prefetcher {
+            p.request(upcoming, self.prefetch);
+        }
     }
 
     fn check(&self, model: &mut Sequential) -> Result<()> {
@@ -1084,6 +1275,146 @@ mod tests {
         let mut lazy = FolderData::new(files, 1, &FolderOptions { cache_bytes: 0, ..opts }).unwrap();
         let e = lazy.fill(&[0, 1, 2], &mut Tensor::zeros(&[0]), &mut Tensor::zeros(&[0])).unwrap_err().to_string();
         assert!(e.contains("ok2.png"), "{e}");
+    }
+
+    /// Batches of `n` samples in a drawn order, filled as the fit loop does: each fill, then the
+    /// next batch handed over. Returns every batch's inputs and targets.
+    fn stream(data: &mut FolderData, order: &[usize], n: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let (mut x, mut y) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        let batches: Vec<&[usize]> = order.chunks(n).collect();
+        let mut out = Vec::new();
+        for (b, idx) in batches.iter().enumerate() {
+            data.fill(idx, &mut x, &mut y).unwrap();
+            if let Some(next) = batches.get(b + 1) {
+                data.prefetch(next);
+            }
+            out.push((x.data().to_vec(), y.data().to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn prefetched_batches_are_the_batches_decoded_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (7, 9), cache_bytes: 0, shuffle: false, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let order = [3, 11, 0, 7, 5, 9, 1, 10, 2, 8, 6, 4];
+        let mut plain = FolderData::new(ix.train.clone(), 3, &FolderOptions { prefetch: 0, ..opts.clone() }).unwrap();
+        let want = stream(&mut plain, &order, 5);
+        assert!(plain.prefetcher.is_none());
+        // Cache off, and a cache holding five of the twelve (batches mix cached and decoded).
+        for cache in [0, 5 * 7 * 9 * 3] {
+            let mut ahead =
+                FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: cache, ..opts.clone() }).unwrap();
+            let got = stream(&mut ahead, &order, 5);
+            assert!(got == want, "cache {cache}: prefetched batches differ");
+            // The two batches after the first came from the thread.
+            assert_eq!(ahead.prefetcher.as_ref().unwrap().taken, 2, "cache {cache}");
+        }
+        // Everything cached: nothing to decode ahead, no thread.
+        let mut cached = FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: 1 << 20, ..opts }).unwrap();
+        assert!(stream(&mut cached, &order, 5) == want);
+        assert!(cached.prefetcher.is_none());
+    }
+
+    #[test]
+    fn the_prefetch_queue_is_bounded_and_drops_hints_that_do_not_come_true() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (4, 4), cache_bytes: 0, prefetch: 2, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let mut data = FolderData::new(ix.train.clone(), 3, &opts).unwrap();
+        let mut plain = FolderData::new(ix.train.clone(), 3, &FolderOptions { prefetch: 0, ..opts }).unwrap();
+        // Five hints without a fill: two batches in flight, two buffers ever made.
+        for b in 0..5 {
+            data.prefetch(&[b, b + 6]);
+            let p = data.prefetcher.as_ref().unwrap();
+            assert_eq!((p.in_flight, p.made), ((b + 1).min(2), (b + 1).min(2)), "after hint {b}");
+        }
+        let (mut x, mut y, mut xp, mut yp) =
+            (Tensor::zeros(&[0]), Tensor::zeros(&[0]), Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        // The second hint comes true: the first is dropped, the second taken.
+        data.fill(&[1, 7], &mut x, &mut y).unwrap();
+        plain.fill(&[1, 7], &mut xp, &mut yp).unwrap();
+        assert_eq!((x.data(), y.data()), (xp.data(), yp.data()));
+        let p = data.prefetcher.as_ref().unwrap();
+        assert_eq!((p.in_flight, p.taken, p.free.len()), (0, 1, 2));
+        // A batch never handed over decodes in place; buffers are reused, never more than two.
+        for b in 0..6 {
+            data.prefetch(&[b, 11 - b]);
+            data.fill(&[b, 11 - b], &mut x, &mut y).unwrap();
+            data.fill(&[11, b], &mut x, &mut y).unwrap();
+            plain.fill(&[11, b], &mut xp, &mut yp).unwrap();
+            assert_eq!(x.data(), xp.data());
+        }
+        let p = data.prefetcher.as_ref().unwrap();
+        assert_eq!((p.in_flight, p.made, p.taken), (0, 2, 7));
+    }
+
+    #[test]
+    fn an_unreadable_file_found_ahead_is_reported_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for i in 0..4 {
+            write_png(&d.join(format!("a/{i}.png")), 6, 6, 3 + i as u8);
+        }
+        // The header reads (so it passes the check before training); the pixels do not.
+        let png = std::fs::read(d.join("a/0.png")).unwrap();
+        std::fs::write(d.join("a/2.png"), &png[..png.len() - 20]).unwrap();
+        let opts = FolderOptions { image_size: (6, 6), cache_bytes: 0, shuffle: false, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let mut plain = FolderData::new(ix.train.clone(), 1, &FolderOptions { prefetch: 0, ..opts.clone() }).unwrap();
+        let mut ahead = FolderData::new(ix.train.clone(), 1, &opts).unwrap();
+        let (mut x, mut y) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        let want = plain.fill(&[3, 2, 1], &mut x, &mut y).unwrap_err().to_string();
+        assert!(want.contains("a/2.png"), "{want}");
+        ahead.fill(&[0], &mut x, &mut y).unwrap();
+        ahead.prefetch(&[3, 2, 1]);
+        let got = ahead.fill(&[3, 2, 1], &mut x, &mut y).unwrap_err().to_string();
+        assert_eq!(ahead.prefetcher.as_ref().unwrap().taken, 1, "the error came from the thread");
+        assert_eq!(got, want);
+        // And training stops with it, naming the file.
+        let mut m = small_model([6, 6, 3], 1);
+        let fit = crate::train::FitOptions { batch_size: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let e = m.fit_data(&mut ahead, None, fit).unwrap_err().to_string();
+        assert!(e.contains("a/2.png"), "{e}");
+    }
+
+    fn small_model(input: [usize; 3], classes: usize) -> Sequential {
+        use crate::nn::layers::{Conv2D, Dense, Flatten};
+        let mut m = Sequential::new().seed(4);
+        m.add(Conv2D::new(4, (3, 3)).activation(crate::Activation::Relu).input_shape(input));
+        m.add(Flatten::new());
+        m.add(Dense::new(classes).activation(crate::Activation::Softmax));
+        m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[crate::Metric::Accuracy]).unwrap();
+        m
+    }
+
+    #[test]
+    fn training_is_bit_identical_with_and_without_prefetch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (8, 8), ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let train = |cache: usize, prefetch: usize| {
+            let mut data =
+                FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: cache, prefetch, ..opts.clone() })
+                    .unwrap();
+            let mut m = small_model([8, 8, 3], 3);
+            let fit = crate::train::FitOptions { batch_size: 5, epochs: 3, verbose: 0, ..Default::default() };
+            let h = m.fit_data(&mut data, None, fit).unwrap();
+            let taken = data.prefetcher.as_ref().map_or(0, |p| p.taken);
+            (m.get_weights(), h.history["loss"].clone(), taken)
+        };
+        let (w, loss, taken) = train(DEFAULT_CACHE_BYTES, 2);
+        assert_eq!(taken, 0, "all cached: nothing decoded ahead");
+        assert!(train(0, 0) == (w.clone(), loss.clone(), 0));
+        // 12 pictures in batches of 5: the 2nd and 3rd batch of each of the 3 epochs came ahead.
+        assert!(train(0, 2) == (w, loss, 6));
     }
 
     #[test]
