@@ -36,12 +36,13 @@
 //!
 //! **Prefetch.** Batches beyond the cache are decoded ahead on one background thread: the fit
 //! loop hands over the next batch's indices ([`TrainData::prefetch`]) before each step, the
-//! thread decodes them while the step trains, and `fill` takes the decoded batch (or decodes
-//! in place, on all worker threads, a batch that was not handed over). At most
-//! [`FolderOptions::prefetch`] batches are in flight, each in a buffer that is reused, so memory
-//! stays bounded whatever the data set's size. Decoding is a pure function of the file, so a
-//! batch is the same bytes either way, and training is bit-identical with and without it; an
-//! unreadable file is reported by `fill` with its path, as without prefetch.
+//! thread decodes them while the step trains, and `fill` takes the decoded batch, decoding on
+//! all worker threads whatever pictures the thread has not reached (so a thread the system kept
+//! waiting never holds the step up), or decodes in place a batch that was not handed over. At
+//! most [`FolderOptions::prefetch`] batches exist, in buffers that are reused, so memory stays
+//! bounded whatever the data set's size. Decoding is a pure function of the file, so a batch is
+//! the same bytes either way and training is bit-identical with and without prefetch; an
+//! unreadable file is reported by `fill` with its path (the first in batch order), as without.
 
 use crate::data::source::TrainData;
 use crate::error::{Error, Result};
