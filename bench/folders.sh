@@ -6,6 +6,12 @@
 # machine makes single timings drift. Needs a release build and Fashion-MNIST's IDX files
 # (Debian: apt-get install dataset-fashion-mnist).
 #
+# The folder path trains on the same images as the IDX path but in another order: the file list
+# is shuffled with --seed where IDX keeps the file's order, and every epoch's shuffle permutes
+# that. Given the same order the two train bit for bit alike (tests/image_folders.rs; IDX files
+# rewritten in the folder's order give the folder's history to the last digit), so a gap for one
+# seed is the spread that the sample order alone gives: compare the mean over seeds.
+#
 #   SEEDS="1 2 3" ROUNDS=3 bench/folders.sh
 set -e
 IDX=${IDX:-/usr/share/datasets/fashion-mnist}
