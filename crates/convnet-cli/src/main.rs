@@ -76,6 +76,10 @@ pub struct FolderArgs {
     /// Memory for decoded pictures, in MiB; beyond it pictures are decoded from the files every epoch
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     image_cache: usize,
+    /// Batches of pictures beyond the cache decoded ahead of the training step, on a background
+    /// thread (0: each batch decoded when it is needed)
+    #[arg(long, value_name = "N", default_value_t = convnet::data::folder::DEFAULT_PREFETCH)]
+    prefetch: usize,
 }
 
 #[derive(Args)]

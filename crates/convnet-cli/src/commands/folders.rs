@@ -59,6 +59,7 @@ fn options(f: &FolderArgs, model: &Sequential) -> Result<FolderOptions> {
         },
         skip_bad_images: f.skip_bad_images,
         cache_bytes: f.image_cache.saturating_mul(1 << 20),
+        prefetch: f.prefetch,
         label_mode: LabelMode::for_model(model),
         ..Default::default()
     })
