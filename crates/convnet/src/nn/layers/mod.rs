@@ -5,6 +5,7 @@
 mod activation;
 mod conv2d;
 mod dense;
+mod depthwise_conv2d;
 mod dropout;
 mod elu;
 mod flatten;
@@ -19,6 +20,7 @@ mod weights;
 pub use activation::ActivationLayer;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
+pub use depthwise_conv2d::DepthwiseConv2D;
 pub use dropout::Dropout;
 pub use elu::ELU;
 pub use flatten::Flatten;
