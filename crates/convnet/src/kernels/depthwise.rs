@@ -248,7 +248,15 @@ pub fn forward(
 }
 
 /// Input gradient for `n` samples: `dx` (overwritten) from `dy` `[n, out_h, out_w, C·M]`.
-pub fn backward_data(g: &Dilated, dy: &[f32], n: usize, m: usize, kernel: &[f32], dx: &mut [f32], s: &mut DepthwiseScratch) {
+pub fn backward_data(
+    g: &Dilated,
+    dy: &[f32],
+    n: usize,
+    m: usize,
+    kernel: &[f32],
+    dx: &mut [f32],
+    s: &mut DepthwiseScratch,
+) {
     let (il, ol) = (g.in_len(), g.out_pixels() * g.channels * m);
     assert!(dx.len() >= n * il && dy.len() >= n * ol);
     let gs = spread_geometry(g, m);

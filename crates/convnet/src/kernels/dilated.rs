@@ -195,7 +195,15 @@ multiversion! {
 }
 
 /// Naive grouped, dilated convolution (Keras' kernel `[kh, kw, c/groups, f]`), the reference.
-pub fn conv_naive(g: &Dilated, x: &[f32], n: usize, kernel: &[f32], bias: Option<&[f32]>, f: usize, groups: usize) -> Vec<f32> {
+pub fn conv_naive(
+    g: &Dilated,
+    x: &[f32],
+    n: usize,
+    kernel: &[f32],
+    bias: Option<&[f32]>,
+    f: usize,
+    groups: usize,
+) -> Vec<f32> {
     let (c, cg, fg) = (g.channels, g.channels / groups, f / groups);
     let mut y = vec![0.0f32; n * g.out_pixels() * f];
     for s in 0..n {
@@ -325,7 +333,8 @@ mod tests {
             let mut dx = vec![0.0; n * g.in_len()];
             let mut dk = vec![0.0; kl * f];
             for gi in 0..groups {
-                let kg: Vec<f32> = (0..kl).flat_map(|r| kern[r * f + gi * fg..r * f + (gi + 1) * fg].to_vec()).collect();
+                let kg: Vec<f32> =
+                    (0..kl).flat_map(|r| kern[r * f + gi * fg..r * f + (gi + 1) * fg].to_vec()).collect();
                 let dyg: Vec<f32> = (0..m).flat_map(|r| dy[r * f + gi * fg..r * f + (gi + 1) * fg].to_vec()).collect();
                 let mut cols = vec![f32::NAN; m * kl];
                 im2col_group(&g, &x, n, gi * cg, cg, &mut cols);

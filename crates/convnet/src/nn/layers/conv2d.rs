@@ -791,7 +791,8 @@ mod tests {
         let mut rng = Rng::new(9);
         let mut l = Conv2D::new(8, 3).groups(4).dilation_rate(2).padding(Padding::Same);
         l.build(&[9, 7, 12], &mut rng).unwrap();
-        let x = Tensor::from_vec(&[37, 9, 7, 12], crate::kernels::testing::random_vec(&mut rng, 37 * 9 * 7 * 12)).unwrap();
+        let x =
+            Tensor::from_vec(&[37, 9, 7, 12], crate::kernels::testing::random_vec(&mut rng, 37 * 9 * 7 * 12)).unwrap();
         let mut y = Tensor::zeros(&[37, 9, 7, 8]);
         l.forward(&x, &mut y, &mut ForwardCtx { training: false, rng: &mut rng });
         let g = l.grouped.unwrap();

@@ -271,7 +271,8 @@ impl Layer for DepthwiseConv2D {
             self.padding,
         )?;
         let f = g.channels * self.depth_multiplier;
-        self.params = self.opts.build_params(&[g.kh, g.kw, g.channels, self.depth_multiplier], f, &self.meta.name, rng)?;
+        self.params =
+            self.opts.build_params(&[g.kh, g.kw, g.channels, self.depth_multiplier], f, &self.meta.name, rng)?;
         self.out_shape = vec![g.out_h, g.out_w, f];
         self.geom = Some(g);
         Ok(self.out_shape.clone())
@@ -453,5 +454,50 @@ mod tests {
         let mut bad = c.clone();
         bad.insert("groups".into(), json!(2));
         assert!(DepthwiseConv2D::from_config(&bad).is_err());
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Forward and backward throughput on MobileNetV2's shapes, in GFLOP/s (2 per
+    /// multiply-add): `cargo test --release -p convnet --lib depthwise_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn depthwise_speed() {
+        let mut rng = Rng::new(1);
+        let batch = std::env::var("DW_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+        for (h, c, s) in [(48, 96, 1), (48, 96, 2), (24, 144, 1), (24, 144, 2), (12, 192, 1), (6, 576, 1)] {
+            let mut l = DepthwiseConv2D::new(3).strides(s).padding(Padding::Same);
+            let out = l.build(&[h, h, c], &mut rng).unwrap();
+            let x = Tensor::from_vec(&[batch, h, h, c], (0..batch * h * h * c).map(|i| (i % 7) as f32 * 0.1).collect())
+                .unwrap();
+            let mut y = Tensor::zeros(&[batch, out[0], out[1], out[2]]);
+            let mut dx = Tensor::zeros(&[batch, h, h, c]);
+            let flops = 2.0 * 9.0 * (batch * out[0] * out[1] * c) as f64;
+            let mut ctx = ForwardCtx { training: true, rng: &mut rng };
+            l.forward(&x, &mut y, &mut ctx);
+            let reps = 5;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                l.forward(&x, &mut y, &mut ctx);
+            }
+            let fwd = t.elapsed().as_secs_f64() / reps as f64;
+            let mut dy = y.clone();
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                dy.data_mut().copy_from_slice(y.data());
+                l.backward(&x, &y, &mut dy, Some(&mut dx));
+            }
+            let bwd = t.elapsed().as_secs_f64() / reps as f64;
+            eprintln!(
+                "depthwise 3x3 s{s} {batch}x{h}x{h}x{c}: forward {:.1} ms {:.1} GFLOP/s, backward (dx + dk) {:.1} ms {:.1} GFLOP/s",
+                fwd * 1e3,
+                flops / fwd / 1e9,
+                bwd * 1e3,
+                2.0 * flops / bwd / 1e9
+            );
+        }
     }
 }
