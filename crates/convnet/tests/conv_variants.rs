@@ -47,7 +47,8 @@ fn outputs_and_gradients_match_keras() {
             assert_eq!(layer.count_params() as u64, case["params"].as_u64().unwrap(), "{what}: parameters");
             let shapes: Vec<Vec<usize>> = case["weight_shapes"].as_array().unwrap().iter().map(sizes).collect();
             assert_eq!(layer.params().len(), shapes.len(), "{what}: weights");
-            for (p, (s, w)) in layer.params_mut().iter_mut().zip(shapes.iter().zip(case["weights"].as_array().unwrap())) {
+            for (p, (s, w)) in layer.params_mut().iter_mut().zip(shapes.iter().zip(case["weights"].as_array().unwrap()))
+            {
                 assert_eq!(&p.shape, s, "{what}: weight {} shape", p.name);
                 p.value = floats(w);
             }
@@ -71,4 +72,41 @@ fn outputs_and_gradients_match_keras() {
             assert_eq!(layer_from_config(class, &c).unwrap().config(), c, "{what}: config round trip");
         }
     }
+}
+
+/// A model of every variant, trained a step, saved in each format convnet writes (`.keras`,
+/// `.h5`, `.safetensors`) and loaded back: same configs, same predictions.
+#[test]
+fn every_format_round_trips_the_variants() {
+    use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
+    use convnet::prelude::*;
+    let mut m = Sequential::new().seed(2);
+    m.add(
+        Conv2D::new(4, 3).dilation_rate(2).padding(Padding::Same).activation(Activation::Relu).input_shape([9, 8, 2]),
+    );
+    m.add(Conv2D::new(6, 3).groups(2).activation(Activation::Tanh));
+    m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same));
+    m.add(SeparableConv2D::new(4, 3).padding(Padding::Same).depth_multiplier(2).activation(Activation::Relu));
+    m.add(Conv2DTranspose::new(3, 3).strides(2).padding(Padding::Same).output_padding(1));
+    m.add(Flatten::new());
+    m.add(Dense::new(3).activation(Activation::Softmax));
+    m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();
+    let mut rng = Rng::new(3);
+    let x = Tensor::from_vec(&[4, 9, 8, 2], (0..4 * 9 * 8 * 2).map(|_| rng.uniform()).collect()).unwrap();
+    let y = to_categorical(&[0, 1, 2, 1], 3);
+    m.train_on_batch(&x, &y).unwrap();
+    let want = m.predict(&x, 4).unwrap();
+    let dir = std::env::temp_dir().join(format!("convnet-conv-variants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for ext in ["keras", "h5", "safetensors"] {
+        let path = dir.join(format!("m.{ext}"));
+        convnet::io::save_model(&m, &path).unwrap();
+        let mut back = convnet::io::load_model(&path).unwrap();
+        for (a, b) in m.layers().iter().zip(back.layers()) {
+            assert_eq!(a.config(), b.config(), "{ext}: {}", a.name());
+        }
+        let got = back.predict(&x, 4).unwrap();
+        assert_close(got.data(), want.data(), 1e-6, ext);
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

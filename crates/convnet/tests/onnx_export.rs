@@ -86,7 +86,9 @@ fn layers_model() -> Sequential {
 fn conv_variants_model() -> Sequential {
     use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
     let mut m = Sequential::new().seed(4);
-    m.add(Conv2D::new(6, 3).dilation_rate(2).padding(Padding::Same).activation(Activation::Relu).input_shape([12, 11, 4]));
+    m.add(
+        Conv2D::new(6, 3).dilation_rate(2).padding(Padding::Same).activation(Activation::Relu).input_shape([12, 11, 4]),
+    );
     m.add(Conv2D::new(6, 3).groups(3).activation(Activation::Tanh));
     m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same));
     m.add(SeparableConv2D::new(5, 3).padding(Padding::Same).activation(Activation::Relu));
