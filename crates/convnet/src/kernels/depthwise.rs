@@ -26,6 +26,15 @@ pub struct DepthwiseScratch {
     dspread: Vec<f32>,
     /// (input offset, weight offset) of the taps of one pixel.
     taps: Vec<(usize, usize)>,
+    /// The same, relative to the first tap, for pixels whose taps are all inside.
+    full: Vec<(usize, usize)>,
+}
+
+/// The outputs along one axis whose taps all land inside the input: the intersection of the
+/// first and the last tap's valid ranges.
+fn interior(first: std::ops::Range<usize>, last: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let (lo, hi) = (first.start.max(last.start), first.end.min(last.end));
+    lo..hi.max(lo)
 }
 
 /// `out[..W] = init + Σ_t x[xo_t + c0 ..] ⊙ k[ko_t + c0 ..]` for a block of `W` channels.
@@ -74,6 +83,74 @@ fn pixel<M: Madd>(x: &[f32], k: &[f32], taps: &[(usize, usize)], c: usize, init:
     }
     while c0 < c {
         block::<M, 1>(x, k, taps, c0, init, out);
+        c0 += 1;
+    }
+}
+
+/// [`block`] for `P` pixels at once, `step` apart in `x` and `ostep` apart in `out`: each
+/// weight vector loaded serves `P` multiply-adds.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block_px<M: Madd, const W: usize, const P: usize>(
+    x: &[f32],
+    step: usize,
+    k: &[f32],
+    taps: &[(usize, usize)],
+    c0: usize,
+    init: Option<&[f32]>,
+    out: &mut [f32],
+    ostep: usize,
+) {
+    let mut acc = [[0.0f32; W]; P];
+    if let Some(b) = init {
+        for a in acc.iter_mut() {
+            a.copy_from_slice(&b[c0..c0 + W]);
+        }
+    }
+    for &(xo, ko) in taps {
+        let ks: &[f32; W] = k[ko + c0..ko + c0 + W].try_into().expect("block");
+        for (p, a) in acc.iter_mut().enumerate() {
+            let at = p * step + xo + c0;
+            let xs: &[f32; W] = x[at..at + W].try_into().expect("block");
+            for l in 0..W {
+                a[l] = M::madd(xs[l], ks[l], a[l]);
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        out[p * ostep + c0..p * ostep + c0 + W].copy_from_slice(a);
+    }
+}
+
+/// [`block_px`] over all `c` channels for 4 pixels: blocks of 32, 16 and 8 channels, then
+/// single channels.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pixels4<M: Madd>(
+    x: &[f32],
+    step: usize,
+    k: &[f32],
+    taps: &[(usize, usize)],
+    c: usize,
+    init: Option<&[f32]>,
+    out: &mut [f32],
+    ostep: usize,
+) {
+    let mut c0 = 0;
+    while c0 + 32 <= c {
+        block_px::<M, 32, 4>(x, step, k, taps, c0, init, out, ostep);
+        c0 += 32;
+    }
+    if c0 + 16 <= c {
+        block_px::<M, 16, 4>(x, step, k, taps, c0, init, out, ostep);
+        c0 += 16;
+    }
+    if c0 + 8 <= c {
+        block_px::<M, 8, 4>(x, step, k, taps, c0, init, out, ostep);
+        c0 += 8;
+    }
+    while c0 < c {
+        block_px::<M, 1, 4>(x, step, k, taps, c0, init, out, ostep);
         c0 += 1;
     }
 }
@@ -134,10 +211,33 @@ fn dot_rows<M: Madd>(a: &[f32], sa: usize, b: &[f32], sb: usize, count: usize, c
 
 multiversion! {
     /// One sample with `M = 1` (`g.channels` channels in and out): `y = bias + Σ taps`.
-    fn forward_sample(g: &Dilated, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, y: &mut [f32], taps: &mut Vec<(usize, usize)>) {
+    fn forward_sample(g: &Dilated, x: &[f32], kernel: &[f32], bias: Option<&[f32]>, y: &mut [f32], taps: &mut Vec<(usize, usize)>, full: &mut Vec<(usize, usize)>) {
         let c = g.channels;
+        // Pixels away from the border read every tap at fixed offsets from their first one.
+        full.clear();
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                full.push(((ky * g.dh * g.in_w + kx * g.dw) * c, (ky * g.kw + kx) * c));
+            }
+        }
+        let rows = interior(g.valid_rows(0), g.valid_rows(g.kh - 1));
+        let cols = interior(g.valid_cols(0), g.valid_cols(g.kw - 1));
         for oy in 0..g.out_h {
-            for ox in 0..g.out_w {
+            let mut ox = 0;
+            while ox < g.out_w {
+                let o = (oy * g.out_w + ox) * c;
+                if rows.contains(&oy) && cols.contains(&ox) {
+                    let base = ((oy * g.sh - g.pad_top) * g.in_w + ox * g.sw - g.pad_left) * c;
+                    if ox + 4 <= cols.end {
+                        // Four interior pixels share each weight vector.
+                        pixels4::<M>(&x[base..], g.sw * c, kernel, full, c, bias, &mut y[o..o + 4 * c], c);
+                        ox += 4;
+                    } else {
+                        pixel::<M>(&x[base..], kernel, full, c, bias, &mut y[o..o + c]);
+                        ox += 1;
+                    }
+                    continue;
+                }
                 taps.clear();
                 for ky in 0..g.kh {
                     let Some(iy) = g.in_row(oy, ky) else { continue };
@@ -147,8 +247,8 @@ multiversion! {
                         }
                     }
                 }
-                let o = (oy * g.out_w + ox) * c;
                 pixel::<M>(x, kernel, taps, c, bias, &mut y[o..o + c]);
+                ox += 1;
             }
         }
     }
@@ -157,15 +257,47 @@ multiversion! {
 multiversion! {
     /// One sample's input gradient with `M = 1`: `dx[iy, ix] = Σ dy[oy, ox] ⊙ k[tap]` over the
     /// output pixels whose tap lands on `(iy, ix)`.
-    fn backward_sample(g: &Dilated, dy: &[f32], kernel: &[f32], dx: &mut [f32], taps: &mut Vec<(usize, usize)>) {
+    fn backward_sample(g: &Dilated, dy: &[f32], kernel: &[f32], dx: &mut [f32], taps: &mut Vec<(usize, usize)>, full: &mut Vec<(usize, usize)>) {
         let c = g.channels;
+        // With stride 1, input pixels away from the border take every tap, at fixed offsets
+        // from the output pixel of the last tap.
+        let (kh, kw) = (g.kh, g.kw);
+        let (rows, cols) = if g.sh == 1 && g.sw == 1 {
+            full.clear();
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    full.push((((kh - 1 - ky) * g.dh * g.out_w + (kw - 1 - kx) * g.dw) * c, (ky * kw + kx) * c));
+                }
+            }
+            // Input row iy takes tap ky from output row iy + pad − ky·d, inside when in 0..out.
+            let span = |pad: usize, d: usize, k: usize, out: usize, len: usize| {
+                let (lo, hi) = (((k - 1) * d).saturating_sub(pad), out.saturating_sub(pad).min(len));
+                lo..hi.max(lo)
+            };
+            (span(g.pad_top, g.dh, kh, g.out_h, g.in_h), span(g.pad_left, g.dw, kw, g.out_w, g.in_w))
+        } else {
+            (0..0, 0..0)
+        };
         // The output index along one axis whose tap `t` lands on input index `i`.
         let hit = |i: usize, t: usize, pad: usize, s: usize, d: usize, out: usize| -> Option<usize> {
             let p = (i + pad).checked_sub(t * d)?;
             (p % s == 0 && p / s < out).then_some(p / s)
         };
         for iy in 0..g.in_h {
-            for ix in 0..g.in_w {
+            let mut ix = 0;
+            while ix < g.in_w {
+                let o = (iy * g.in_w + ix) * c;
+                if rows.contains(&iy) && cols.contains(&ix) {
+                    let base = ((iy + g.pad_top - (kh - 1) * g.dh) * g.out_w + ix + g.pad_left - (kw - 1) * g.dw) * c;
+                    if ix + 4 <= cols.end {
+                        pixels4::<M>(&dy[base..], c, kernel, full, c, None, &mut dx[o..o + 4 * c], c);
+                        ix += 4;
+                    } else {
+                        pixel::<M>(&dy[base..], kernel, full, c, None, &mut dx[o..o + c]);
+                        ix += 1;
+                    }
+                    continue;
+                }
                 taps.clear();
                 for ky in 0..g.kh {
                     let Some(oy) = hit(iy, ky, g.pad_top, g.sh, g.dh, g.out_h) else { continue };
@@ -175,8 +307,8 @@ multiversion! {
                         }
                     }
                 }
-                let o = (iy * g.in_w + ix) * c;
                 pixel::<M>(dy, kernel, taps, c, None, &mut dx[o..o + c]);
+                ix += 1;
             }
         }
     }
@@ -187,20 +319,21 @@ multiversion! {
     /// `dk[tap] += Σ_{oy, ox} dy[oy, ox] ⊙ x[iy, ix]`, accumulated along output rows.
     fn weight_grad_sample(g: &Dilated, x: &[f32], dy: &[f32], dk: &mut [f32]) {
         let c = g.channels;
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
-                let cols = g.valid_cols(kx);
-                if cols.is_empty() {
-                    continue;
-                }
-                let ix0 = g.in_col(cols.start, kx).expect("valid column");
-                let t = (ky * g.kw + kx) * c;
-                let dkt = &mut dk[t..t + c];
-                for oy in g.valid_rows(ky) {
-                    let iy = g.in_row(oy, ky).expect("valid row");
+        // Output row by output row, so that its gradient and the input rows under it stay in
+        // cache while every tap reads them.
+        for oy in 0..g.out_h {
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_row(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    let cols = g.valid_cols(kx);
+                    if cols.is_empty() {
+                        continue;
+                    }
+                    let ix0 = g.in_col(cols.start, kx).expect("valid column");
+                    let t = (ky * g.kw + kx) * c;
                     let a = &dy[(oy * g.out_w + cols.start) * c..];
                     let b = &x[(iy * g.in_w + ix0) * c..];
-                    dot_rows::<M>(a, c, b, g.sw * c, cols.len(), c, dkt);
+                    dot_rows::<M>(a, c, b, g.sw * c, cols.len(), c, &mut dk[t..t + c]);
                 }
             }
         }
@@ -239,10 +372,10 @@ pub fn forward(
         let xs = &x[i * il..(i + 1) * il];
         let ys = &mut y[i * ol..(i + 1) * ol];
         if m == 1 {
-            forward_sample(g, xs, kernel, bias, ys, &mut s.taps);
+            forward_sample(g, xs, kernel, bias, ys, &mut s.taps, &mut s.full);
         } else {
             spread(xs, g.channels, m, &mut s.spread);
-            forward_sample(&gs, &s.spread, kernel, bias, ys, &mut s.taps);
+            forward_sample(&gs, &s.spread, kernel, bias, ys, &mut s.taps, &mut s.full);
         }
     }
 }
@@ -264,10 +397,10 @@ pub fn backward_data(
         let dys = &dy[i * ol..(i + 1) * ol];
         let dxs = &mut dx[i * il..(i + 1) * il];
         if m == 1 {
-            backward_sample(g, dys, kernel, dxs, &mut s.taps);
+            backward_sample(g, dys, kernel, dxs, &mut s.taps, &mut s.full);
         } else {
             s.dspread.resize(il * m, 0.0);
-            backward_sample(&gs, dys, kernel, &mut s.dspread, &mut s.taps);
+            backward_sample(&gs, dys, kernel, &mut s.dspread, &mut s.taps, &mut s.full);
             for (d, v) in dxs.iter_mut().zip(s.dspread.chunks_exact(m)) {
                 *d = v.iter().sum();
             }

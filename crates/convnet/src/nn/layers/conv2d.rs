@@ -800,3 +800,56 @@ mod tests {
         crate::kernels::testing::assert_close(y.data(), &want, 1e-4, "grouped");
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// The dilated and grouped path against the plain one on equal work (3×3, 64 filters, 64
+    /// input channels per group, 24×24, "same"), in GFLOP/s:
+    /// `cargo test --release -p convnet --lib grouped_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn grouped_speed() {
+        let mut rng = Rng::new(1);
+        let batch = std::env::var("CONV_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+        let h = 24;
+        for (label, layer, c) in [
+            ("plain", Conv2D::new(64, 3).padding(Padding::Same), 64),
+            ("dilation 2", Conv2D::new(64, 3).padding(Padding::Same).dilation_rate(2), 64),
+            ("groups 2", Conv2D::new(64, 3).padding(Padding::Same).groups(2), 128),
+            ("groups 4", Conv2D::new(64, 3).padding(Padding::Same).groups(4), 256),
+        ] {
+            let mut l = layer;
+            l.build(&[h, h, c], &mut rng).unwrap();
+            let x = Tensor::from_vec(&[batch, h, h, c], (0..batch * h * h * c).map(|i| (i % 7) as f32 * 0.1).collect())
+                .unwrap();
+            let mut y = Tensor::zeros(&[batch, h, h, 64]);
+            let mut dx = Tensor::zeros(&[batch, h, h, c]);
+            let flops = 2.0 * 9.0 * 64.0 * 64.0 * (batch * h * h) as f64;
+            let mut ctx = ForwardCtx { training: true, rng: &mut rng };
+            l.forward(&x, &mut y, &mut ctx);
+            let mut dy = y.clone();
+            l.backward(&x, &y, &mut dy, Some(&mut dx));
+            let reps = 3;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                l.forward(&x, &mut y, &mut ctx);
+            }
+            let fwd = t.elapsed().as_secs_f64() / reps as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                dy.data_mut().copy_from_slice(y.data());
+                l.backward(&x, &y, &mut dy, Some(&mut dx));
+            }
+            let bwd = t.elapsed().as_secs_f64() / reps as f64;
+            eprintln!(
+                "conv 3x3 {label:10} {batch}x{h}x{h}x{c} -> 64: forward {:.1} ms {:.1} GFLOP/s, backward {:.1} ms {:.1} GFLOP/s",
+                fwd * 1e3,
+                flops / fwd / 1e9,
+                bwd * 1e3,
+                2.0 * flops / bwd / 1e9
+            );
+        }
+    }
+}
