@@ -350,7 +350,17 @@ impl Conv2D {
         if groups > 1 {
             self.pack_kernel();
         }
+        // Each group's kernel transposed (`[fg, kl]`), so the input gradient is a plain product
+        // (a transposed operand would need the product's per-thread buffer).
         let kernel = if groups > 1 { &self.packed[..] } else { &self.params[0].value[..] };
+        if dx.is_some() {
+            self.kernel_t.resize(kl * f, 0.0);
+            for gi in 0..groups {
+                let part = gi * kl * fg..(gi + 1) * kl * fg;
+                transpose(&kernel[part.clone()], kl, fg, &mut self.kernel_t[part]);
+            }
+        }
+        let kernel_t = &self.kernel_t;
         let act = if self.fused { Activation::Linear } else { self.opts.activation };
         let (xd, yd) = (x.data(), y.data());
         let pre = act.needs_input().then(|| &self.pre[..yd.len()]);
@@ -386,7 +396,7 @@ impl Conv2D {
                 let dk = &mut wk.dkernel[gi * kl * fg..(gi + 1) * kl * fg];
                 gemm(GemmShape::tn(kl, m, fg), cols, dzg, dk, true);
                 if let Some(d) = dxc.as_deref_mut() {
-                    gemm(GemmShape::nt(m, fg, kl), dzg, &kernel[gi * kl * fg..(gi + 1) * kl * fg], cols, false);
+                    gemm(GemmShape::nn(m, fg, kl), dzg, &kernel_t[gi * kl * fg..(gi + 1) * kl * fg], cols, false);
                     col2im_group_add(&g, cols, r.len(), gi * cg, cg, d);
                 }
             }

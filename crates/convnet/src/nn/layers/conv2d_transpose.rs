@@ -15,7 +15,7 @@ use super::weights::{weight_option_builders, WeightOptions};
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
-use crate::kernels::gemm::{gemm, GemmShape};
+use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
 use crate::nn::regularizers::Regularizer;
@@ -50,6 +50,8 @@ pub struct Conv2DTranspose {
     params: Vec<Param>,
     fused: bool,
     pre: Vec<f32>,
+    /// The kernel transposed (`[in, kh·kw·filters]`) for `x · kᵀ`.
+    kernel_t: Vec<f32>,
     work: Vec<Work>,
 }
 
@@ -88,6 +90,7 @@ impl Conv2DTranspose {
             params: Vec::new(),
             fused: false,
             pre: Vec::new(),
+            kernel_t: Vec::new(),
             work: Vec::new(),
         }
     }
@@ -253,7 +256,10 @@ impl Layer for Conv2DTranspose {
         let (f, act) = (self.filters, self.opts.activation);
         let (k, ip, c) = (w.patch_len(), w.out_pixels(), x.sample_len() / w.out_pixels().max(1));
         let ol = w.in_len();
-        let kernel = &self.params[0].value;
+        // kᵀ as a plain operand (a transposed one would need the product's per-thread buffer).
+        self.kernel_t.resize(k * c, 0.0);
+        transpose(&self.params[0].value, k, c, &mut self.kernel_t);
+        let kernel_t = &self.kernel_t;
         let bias = self.params.get(1).map(|p| p.value.as_slice());
         let xd = x.data();
         let ys = SharedMut::new(y.data_mut());
@@ -265,7 +271,7 @@ impl Layer for Conv2DTranspose {
             // SAFETY: as above.
             let keep = pres.as_ref().map(|p| unsafe { p.slice(r.start * ol..r.end * ol) });
             let cols = &mut wk.cols[..m * k];
-            gemm(GemmShape::nt(m, c, k), xc, kernel, cols, false);
+            gemm(GemmShape::nn(m, c, k), xc, kernel_t, cols, false);
             col2im(&w, cols, r.len(), yc);
             bias_activation(yc, bias, act, f, keep);
         });

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::kernels::conv::Padding;
 use crate::kernels::depthwise::{self, DepthwiseScratch};
 use crate::kernels::dilated::Dilated;
-use crate::kernels::gemm::{gemm, GemmShape};
+use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
 use crate::nn::constraints::Constraint;
@@ -60,6 +60,8 @@ pub struct SeparableConv2D {
     pre: Vec<f32>,
     /// The depthwise stage's output of the last forward pass.
     mid: Vec<f32>,
+    /// The pointwise kernel transposed (`[filters, in·depth_multiplier]`) for `du = dz · pᵀ`.
+    pointwise_t: Vec<f32>,
     work: Vec<Work>,
 }
 
@@ -91,6 +93,7 @@ impl SeparableConv2D {
             fused: false,
             pre: Vec::new(),
             mid: Vec::new(),
+            pointwise_t: Vec::new(),
             work: Vec::new(),
         }
     }
@@ -343,7 +346,10 @@ impl Layer for SeparableConv2D {
             wk.db.resize(f, 0.0);
         }
         let act = if self.fused { Activation::Linear } else { self.opts.activation };
-        let (dk, pk) = (&self.params[0].value, &self.params[1].value);
+        // pᵀ as a plain operand (a transposed one would need the product's per-thread buffer).
+        self.pointwise_t.resize(cm * f, 0.0);
+        transpose(&self.params[1].value, cm, f, &mut self.pointwise_t);
+        let (dk, pt) = (&self.params[0].value, &self.pointwise_t);
         let (xd, yd) = (x.data(), y.data());
         let mid = &self.mid;
         let pre = act.needs_input().then(|| &self.pre[..yd.len()]);
@@ -361,7 +367,7 @@ impl Layer for SeparableConv2D {
             let mc = &mid[r.start * op * cm..r.end * op * cm];
             gemm(GemmShape::tn(cm, rows, f), mc, dz, &mut wk.dp, true);
             let du = &mut wk.du[..rows * cm];
-            gemm(GemmShape::nt(rows, f, cm), dz, pk, du, false);
+            gemm(GemmShape::nn(rows, f, cm), dz, pt, du, false);
             let xc = &xd[r.start * g.in_len()..r.end * g.in_len()];
             depthwise::weight_grad(&g, xc, r.len(), m, du, &mut wk.dd, &mut wk.scratch);
             if let Some(dxs) = &dxs {
