@@ -53,8 +53,12 @@ fn steady_state_training_steps_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
-    for name in ["lenet5", "mnist-cnn", "activations"] {
-        let mut m = if name == "activations" { activations() } else { convnet::presets::preset(name).unwrap() };
+    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants"] {
+        let mut m = match name {
+            "activations" => activations(),
+            "conv-variants" => conv_variants(),
+            _ => convnet::presets::preset(name).unwrap(),
+        };
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
         let mut counts = [0usize; 2];
         let probe = Probe { counts: &mut counts, at: [3, 9] };
@@ -118,6 +122,22 @@ fn activations() -> Sequential {
     m.add(Flatten::new());
     m.add(Dense::new(32).activation(Activation::Silu));
     m.add(LeakyReLU::default());
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
+/// The convolution variants: dilated and grouped Conv2D, DepthwiseConv2D with a multiplier,
+/// SeparableConv2D and Conv2DTranspose.
+fn conv_variants() -> Sequential {
+    use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
+    let mut m = Sequential::new();
+    m.add(Conv2D::new(8, 3).dilation_rate(2).activation(Activation::Relu).input_shape([28, 28, 1]));
+    m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same).activation(Activation::Gelu));
+    m.add(Conv2D::new(8, 3).groups(4).activation(Activation::Relu));
+    m.add(SeparableConv2D::new(8, 3).padding(Padding::Same).activation(Activation::Relu));
+    m.add(Conv2DTranspose::new(4, 3).strides(2).padding(Padding::Same).output_padding(1).activation(Activation::Relu));
+    m.add(MaxPooling2D::new(2));
+    m.add(Flatten::new());
     m.add(Dense::new(10).activation(Activation::Softmax));
     m
 }

@@ -80,6 +80,25 @@ fn layers_model() -> Sequential {
     m
 }
 
+/// The convolution variants: dilated and grouped `Conv2D`, `DepthwiseConv2D` (multiplier 2,
+/// stride 2), `SeparableConv2D`, and `Conv2DTranspose` with output padding and with a stride
+/// larger than its kernel.
+fn conv_variants_model() -> Sequential {
+    use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
+    let mut m = Sequential::new().seed(4);
+    m.add(
+        Conv2D::new(6, 3).dilation_rate(2).padding(Padding::Same).activation(Activation::Relu).input_shape([12, 11, 4]),
+    );
+    m.add(Conv2D::new(6, 3).groups(3).activation(Activation::Tanh));
+    m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same));
+    m.add(SeparableConv2D::new(5, 3).padding(Padding::Same).activation(Activation::Relu));
+    m.add(Conv2DTranspose::new(4, 3).strides(2).padding(Padding::Same).output_padding(1));
+    m.add(Conv2DTranspose::new(3, 2).strides(3).activation(Activation::Sigmoid));
+    m.add(Flatten::new());
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
 /// One activation function fused into a convolution (where it runs on NCHW values in ONNX:
 /// softmax over the channel axis) and into the output layer, whose values are compared as
 /// they are.
@@ -103,6 +122,7 @@ fn write_models_for_onnx_runtime() {
     let mut models: Vec<(String, Sequential)> =
         convnet::presets::NAMES.iter().map(|n| (n.to_string(), convnet::presets::preset(n).unwrap().seed(5))).collect();
     models.push(("layers".into(), layers_model()));
+    models.push(("conv-variants".into(), conv_variants_model()));
     models.extend(ACTIVATIONS.iter().map(|a| (format!("act-{a}"), activation_model(a))));
     for (name, mut m) in models {
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();

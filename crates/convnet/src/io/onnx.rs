@@ -15,9 +15,12 @@
 //! the graph's output). Element-wise activations run in either layout; softmax-like ones take
 //! the channel axis (1 in NCHW, −1 in NHWC).
 //!
-//! **Operators.** `Conv2D` → `Conv` (kernel `[kh, kw, in, out]` transposed to OIHW; Keras'
-//! "same" padding as explicit pads, the smaller half first, so asymmetric when the total is
-//! odd); pooling → `MaxPool` / `AveragePool` (`count_include_pad=0`: Keras' "same" average
+//! **Operators.** `Conv2D` → `Conv` (kernel `[kh, kw, in/groups, out]` transposed to OIHW,
+//! with `dilations` and `group`; Keras' "same" padding as explicit pads, the smaller half
+//! first, so asymmetric when the total is odd); `DepthwiseConv2D` → `Conv` with one group per
+//! input channel; `SeparableConv2D` → that, then a 1×1 `Conv`; `Conv2DTranspose` →
+//! `ConvTranspose` (kernel `[kh, kw, out, in]` to `[in, out, kh, kw]`, pads and
+//! `output_padding` giving Keras' output size); pooling → `MaxPool` / `AveragePool` (`count_include_pad=0`: Keras' "same" average
 //! divides by the valid values only); `Flatten` → `Flatten` in NHWC order; `Dense` → `MatMul`
 //! then `Add`; activations and the layer classes `ReLU`, `LeakyReLU`, `ELU`, `Softmax`, `PReLU` →
 //! their ONNX operators or a few standard ones composed (GELU from `Erf`, SiLU as
@@ -274,45 +277,105 @@ impl Graph {
         };
         let same = cfg.get("padding").and_then(Value::as_str) == Some("same");
         match l.class_name() {
-            "Conv2D" => {
+            class @ ("Conv2D" | "DepthwiseConv2D" | "SeparableConv2D") => {
                 let [kh, kw] = pair("kernel_size")?;
                 let strides = pair("strides")?;
-                if let Some(d) = cfg.get("dilation_rate") {
-                    if d != &serde_json::json!([1, 1]) && d != &serde_json::json!(1) {
-                        return Err(unexportable(format!("Conv2D with dilation_rate {d}")));
-                    }
-                }
+                let dil = pair("dilation_rate")?;
                 let [h, w, c] = self.image_shape(l)?;
                 let params = l.params();
-                let f = params[0].shape[3];
-                let kernel = &params[0].value;
-                // [kh, kw, in, out] → [out, in, kh, kw].
-                let mut oihw = vec![0.0; kernel.len()];
-                for y in 0..kh {
-                    for x in 0..kw {
-                        for i in 0..c {
-                            for o in 0..f {
-                                oihw[((o * c + i) * kh + y) * kw + x] = kernel[((y * kw + x) * c + i) * f + o];
-                            }
-                        }
+                // Keras' kernel `[kh, kw, c/groups, f]` is ONNX's grouped `[f, c/groups, kh, kw]`;
+                // a depthwise kernel `[kh, kw, c, m]` is the grouped kernel with `c` groups of
+                // one channel and `c·m` filters.
+                let (cg, f, groups) = match class {
+                    "Conv2D" => {
+                        let g = cfg.get("groups").and_then(Value::as_u64).unwrap_or(1) as usize;
+                        (params[0].shape[2], params[0].shape[3], g)
                     }
-                }
+                    _ => (1, c * params[0].shape[3], c),
+                };
+                let oihw = grouped_oihw(&params[0].value, kh, kw, cg, f);
                 self.make_nchw();
-                let wname = self.weight("kernel", &[f, c, kh, kw], &oihw);
+                let wname = self.weight("kernel", &[f, cg, kh, kw], &oihw);
                 let mut inputs = vec![self.cur.clone(), wname];
-                if let Some(b) = params.get(1) {
+                let bias = if class == "SeparableConv2D" { None } else { params.get(1) };
+                if let Some(b) = bias {
                     inputs.push(self.weight("bias", &[f], &b.value));
                 }
-                let (pads, oh, ow) = window(h, w, [kh, kw], strides, same);
+                let ext = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1];
+                let (pads, oh, ow) = window(h, w, ext, strides, same);
                 let attrs = vec![
                     attr_ints("kernel_shape", &[kh as i64, kw as i64]),
                     attr_ints("strides", &[strides[0] as i64, strides[1] as i64]),
                     attr_ints("pads", &pads),
-                    attr_ints("dilations", &[1, 1]),
+                    attr_ints("dilations", &[dil[0] as i64, dil[1] as i64]),
+                    attr_int("group", groups as i64),
                 ];
                 let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 self.cur = self.node("Conv", &refs, attrs, "conv");
                 self.shape = vec![oh, ow, f];
+                if class == "SeparableConv2D" {
+                    // The pointwise stage: a 1×1 convolution `[1, 1, c·m, filters]`.
+                    let fo = params[1].shape[3];
+                    let pw = grouped_oihw(&params[1].value, 1, 1, f, fo);
+                    let wname = self.weight("pointwise_kernel", &[fo, f, 1, 1], &pw);
+                    let mut inputs = vec![self.cur.clone(), wname];
+                    if let Some(b) = params.get(2) {
+                        inputs.push(self.weight("bias", &[fo], &b.value));
+                    }
+                    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                    self.cur = self.node("Conv", &refs, vec![attr_ints("kernel_shape", &[1, 1])], "conv");
+                    self.shape = vec![oh, ow, fo];
+                }
+                self.activation(l.activation(), l)?;
+            }
+            "Conv2DTranspose" => {
+                let [kh, kw] = pair("kernel_size")?;
+                let strides = pair("strides")?;
+                let [h, w, c] = self.image_shape(l)?;
+                let out = l.output_shape().to_vec();
+                let params = l.params();
+                let f = params[0].shape[2];
+                // Keras' `[kh, kw, filters, in]` → ONNX's `[in, filters, kh, kw]`.
+                let kernel = &params[0].value;
+                let mut iohw = vec![0.0; kernel.len()];
+                for y in 0..kh {
+                    for x in 0..kw {
+                        for o in 0..f {
+                            for i in 0..c {
+                                iohw[((i * f + o) * kh + y) * kw + x] = kernel[((y * kw + x) * f + o) * c + i];
+                            }
+                        }
+                    }
+                }
+                // The leading padding is that of the convolution from the output back to the
+                // input ("same": TensorFlow's smaller half first); the trailing one follows
+                // from ONNX's `out = s·(in − 1) + k − begin − end + output_padding`.
+                let (pads_hw, _, _) = window(out[0], out[1], [kh, kw], strides, same);
+                let mut pads = [pads_hw[0], pads_hw[1], 0, 0];
+                let mut extra = [0i64; 2];
+                for (a, (&len, &i)) in [out[0], out[1]].iter().zip(&[h, w]).enumerate() {
+                    let end = (strides[a] * (i - 1) + [kh, kw][a]) as i64 - pads[a] - len as i64;
+                    if end >= 0 {
+                        pads[2 + a] = end;
+                    } else {
+                        extra[a] = -end;
+                    }
+                }
+                self.make_nchw();
+                let wname = self.weight("kernel", &[c, f, kh, kw], &iohw);
+                let mut inputs = vec![self.cur.clone(), wname];
+                if let Some(b) = params.get(1) {
+                    inputs.push(self.weight("bias", &[f], &b.value));
+                }
+                let attrs = vec![
+                    attr_ints("kernel_shape", &[kh as i64, kw as i64]),
+                    attr_ints("strides", &[strides[0] as i64, strides[1] as i64]),
+                    attr_ints("pads", &pads),
+                    attr_ints("output_padding", &extra),
+                ];
+                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.cur = self.node("ConvTranspose", &refs, attrs, "conv_transpose");
+                self.shape = out;
                 self.activation(l.activation(), l)?;
             }
             class @ ("MaxPooling2D" | "AveragePooling2D") => {
@@ -512,6 +575,21 @@ impl Graph {
 /// ONNX `pads` `[top, left, bottom, right]` and the output size of a window over `h × w`:
 /// none for "valid"; for "same" Keras' (TensorFlow's) total `max((out − 1)·s + k − in, 0)`
 /// with the smaller half before, so the extra row or column goes after.
+/// A Keras kernel `[kh, kw, cg, f]` in ONNX's `[f, cg, kh, kw]` order.
+fn grouped_oihw(kernel: &[f32], kh: usize, kw: usize, cg: usize, f: usize) -> Vec<f32> {
+    let mut oihw = vec![0.0; kernel.len()];
+    for y in 0..kh {
+        for x in 0..kw {
+            for i in 0..cg {
+                for o in 0..f {
+                    oihw[((o * cg + i) * kh + y) * kw + x] = kernel[((y * kw + x) * cg + i) * f + o];
+                }
+            }
+        }
+    }
+    oihw
+}
+
 fn window(h: usize, w: usize, k: [usize; 2], s: [usize; 2], same: bool) -> ([i64; 4], usize, usize) {
     if !same {
         return ([0; 4], (h - k[0]) / s[0] + 1, (w - k[1]) / s[1] + 1);

@@ -4,7 +4,9 @@
 
 mod activation;
 mod conv2d;
+mod conv2d_transpose;
 mod dense;
+mod depthwise_conv2d;
 mod dropout;
 mod elu;
 mod flatten;
@@ -13,12 +15,15 @@ mod pooling;
 mod prelu;
 pub mod registry;
 mod relu;
+mod separable_conv2d;
 mod softmax;
 mod weights;
 
 pub use activation::ActivationLayer;
 pub use conv2d::Conv2D;
+pub use conv2d_transpose::Conv2DTranspose;
 pub use dense::Dense;
+pub use depthwise_conv2d::DepthwiseConv2D;
 pub use dropout::Dropout;
 pub use elu::ELU;
 pub use flatten::Flatten;
@@ -26,6 +31,7 @@ pub use leaky_relu::LeakyReLU;
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 pub use prelu::PReLU;
 pub use relu::ReLU;
+pub use separable_conv2d::SeparableConv2D;
 pub use softmax::Softmax;
 pub use weights::WeightOptions;
 

@@ -1,8 +1,8 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
-    Softmax, ELU,
+    ActivationLayer, AveragePooling2D, Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, Dropout, Flatten, Layer,
+    LeakyReLU, MaxPooling2D, PReLU, ReLU, SeparableConv2D, Softmax, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -23,11 +23,19 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("ELU", |c| Ok(Box::new(ELU::from_config(c)?))),
     ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
     ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
+    ("DepthwiseConv2D", |c| Ok(Box::new(DepthwiseConv2D::from_config(c)?))),
+    ("SeparableConv2D", |c| Ok(Box::new(SeparableConv2D::from_config(c)?))),
+    ("Conv2DTranspose", |c| Ok(Box::new(Conv2DTranspose::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
-const ALIASES: &[(&str, &str)] =
-    &[("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D")];
+const ALIASES: &[(&str, &str)] = &[
+    ("Convolution2D", "Conv2D"),
+    ("MaxPool2D", "MaxPooling2D"),
+    ("AvgPool2D", "AveragePooling2D"),
+    ("SeparableConvolution2D", "SeparableConv2D"),
+    ("Convolution2DTranspose", "Conv2DTranspose"),
+];
 
 /// The class names convnet supports.
 pub fn supported() -> Vec<&'static str> {
@@ -71,6 +79,10 @@ mod tests {
             Box::new(Softmax::new().name("l")),
             Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
             Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
+            Box::new(DepthwiseConv2D::new(3).depth_multiplier(2).name("o")),
+            Box::new(SeparableConv2D::new(4, 3).depth_multiplier(2).name("p")),
+            Box::new(Conv2DTranspose::new(4, 3).strides(2).output_padding(1).name("q")),
+            Box::new(Conv2D::new(4, 3).dilation_rate(2).groups(2).name("r")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));
