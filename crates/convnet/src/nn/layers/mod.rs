@@ -3,6 +3,7 @@
 //! Keras' own field names. The set of layers is registered in one place, [`registry`].
 
 mod activation;
+mod batch_normalization;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -17,6 +18,7 @@ mod softmax;
 mod weights;
 
 pub use activation::ActivationLayer;
+pub use batch_normalization::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use dropout::Dropout;
@@ -53,6 +55,10 @@ pub struct Param {
     pub regularizer: Option<Regularizer>,
     /// Projection applied after each optimizer update, if any (Keras' `kernel_constraint`).
     pub constraint: Option<Constraint>,
+    /// Whether the optimizer updates this weight (Keras' `trainable` of `add_weight`): false
+    /// for state the layer updates itself, such as `BatchNormalization`'s moving statistics.
+    /// Such weights get no optimizer slots, no penalties, and count as non-trainable.
+    pub trainable: bool,
 }
 
 /// Most values one weight may hold (2^28, 1 GiB of f32): a config asking for more is refused
@@ -108,6 +114,7 @@ impl Param {
             grad: vec![0.0; n],
             regularizer,
             constraint: None,
+            trainable: true,
         })
     }
 
@@ -119,6 +126,12 @@ impl Param {
     /// True for a weight without values.
     pub fn is_empty(&self) -> bool {
         self.value.is_empty()
+    }
+
+    /// Marks the weight as updated by its layer rather than by the optimizer.
+    pub fn non_trainable(mut self) -> Self {
+        self.trainable = false;
+        self
     }
 
     /// Projects the values with the weight's constraint, if any (after an optimizer update).
@@ -508,9 +521,11 @@ pub(crate) mod gradcheck {
             let (lm, _) = eval(layer, &xm);
             check(dx.data()[i], lp, lm, &format!("dx[{i}]"));
         }
-        // Weight gradients.
-        let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad.clone()).collect();
-        for (pi, g) in grads.iter().enumerate() {
+        // Weight gradients (of the weights the optimizer updates: a layer keeps no gradient for
+        // state it updates itself).
+        let grads: Vec<Option<Vec<f32>>> =
+            layer.params().iter().map(|p| p.trainable.then(|| p.grad.clone())).collect();
+        for (pi, g) in grads.iter().enumerate().filter_map(|(pi, g)| g.as_ref().map(|g| (pi, g))) {
             let n = g.len();
             for i in (0..n).step_by((n / 30).max(1)) {
                 let orig = layer.params()[pi].value[i];

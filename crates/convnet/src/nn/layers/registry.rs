@@ -1,7 +1,7 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
     Softmax, ELU,
 };
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("ELU", |c| Ok(Box::new(ELU::from_config(c)?))),
     ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
     ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
+    ("BatchNormalization", |c| Ok(Box::new(BatchNormalization::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
@@ -71,6 +72,7 @@ mod tests {
             Box::new(Softmax::new().name("l")),
             Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
             Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
+            Box::new(BatchNormalization::new().momentum(0.9).scale(false).name("o")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));
@@ -86,8 +88,8 @@ mod tests {
 
     #[test]
     fn unknown_class_is_named() {
-        let e = layer_from_config("BatchNormalization", &Map::new()).err().unwrap().to_string();
-        assert!(e.contains("BatchNormalization") && e.contains("Conv2D"), "{e}");
+        let e = layer_from_config("Bidirectional", &Map::new()).err().unwrap().to_string();
+        assert!(e.contains("Bidirectional") && e.contains("Conv2D"), "{e}");
         let e = layer_from_config("Dense", json!({"units": 0}).as_object().unwrap()).err().unwrap();
         assert!(e.to_string().contains("units"), "{e}");
     }

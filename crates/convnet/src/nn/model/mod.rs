@@ -414,7 +414,7 @@ impl Sequential {
     /// The weights training updates — those of trainable layers — in model order (Keras'
     /// `trainable_weights`): the optimizer keeps its slots for these, in this order.
     pub fn trainable_params(&self) -> impl Iterator<Item = &Param> {
-        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter())
+        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter().filter(|p| p.trainable))
     }
 
     /// Total number of weight values.

@@ -1,0 +1,83 @@
+//! The single-input modern layers against Keras 3 (TensorFlow backend): BatchNormalization's
+//! training steps (losses, weights and moving statistics after four SGD steps, then
+//! inference), and every other layer's inference output from the configs Keras 3 and tf_keras
+//! write. The numbers come from `tests/fixtures/modern_layers/make.py`.
+
+use convnet::nn::layers::registry::layer_from_config;
+use convnet::nn::layers::ForwardCtx;
+use convnet::{Loss, Rng, Sequential, Sgd, Tensor};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modern_layers/keras_layers.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().expect("numbers").iter().map(|x| x.as_f64().expect("a number") as f32).collect()
+}
+
+fn shape(v: &Value) -> Vec<usize> {
+    v.as_array().expect("shape").iter().map(|x| x.as_u64().expect("a size") as usize).collect()
+}
+
+/// Largest difference, relative above 1 and absolute below; fails beyond `tol`.
+fn compare(ours: &[f32], keras: &[f32], tol: f32, what: &str) -> f32 {
+    assert_eq!(ours.len(), keras.len(), "{what}: lengths");
+    let mut worst = 0.0f32;
+    for (i, (&a, &b)) in ours.iter().zip(keras).enumerate() {
+        let err = (a - b).abs() / b.abs().max(1.0);
+        assert!(err <= tol, "{what}[{i}]: convnet {a}, Keras {b}");
+        worst = worst.max(err);
+    }
+    worst
+}
+
+#[test]
+fn batch_normalization_trains_like_keras() {
+    let f = fixture();
+    for (ci, case) in f["batch_norm"].as_array().unwrap().iter().enumerate() {
+        let in_shape = shape(&case["input_shape"]);
+        let mut m = Sequential::new();
+        m.set_input_shape(&in_shape);
+        for l in case["layers"].as_array().unwrap() {
+            m.add_boxed(layer_from_config(l["class_name"].as_str().unwrap(), l["config"].as_object().unwrap()).unwrap());
+        }
+        m.build().unwrap();
+        assert_eq!(m.count_trainable_params(), case["trainable_params"].as_u64().unwrap() as usize);
+        assert_eq!(m.count_params() - m.count_trainable_params(), case["non_trainable_params"].as_u64().unwrap() as usize);
+        let shapes: Vec<Vec<usize>> = m.params().map(|p| p.shape.clone()).collect();
+        let init: Vec<Tensor> = case["initial_weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&shapes)
+            .map(|(w, s)| Tensor::from_vec(s, floats(w)).unwrap())
+            .collect();
+        m.set_weights(&init).unwrap();
+        m.compile(Loss::MeanSquaredError, Sgd { learning_rate: 0.1, ..Default::default() }, &[]).unwrap();
+        let mut xs = vec![8];
+        xs.extend(&in_shape);
+        let x = Tensor::from_vec(&xs, floats(&case["x"])).unwrap();
+        let ys = m.layers().last().unwrap().output_shape().to_vec();
+        let y = Tensor::from_vec(&[8, ys[0]], floats(&case["y"])).unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..4 {
+            losses.push(m.train_on_batch(&x, &y).unwrap()["loss"] as f32);
+        }
+        let worst_loss = compare(&losses, &floats(&case["losses"]), 1e-4, &format!("case {ci} losses"));
+        let mut worst_w = 0.0f32;
+        let names: Vec<String> =
+            case["weight_names"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+        for ((p, want), name) in m.params().zip(case["trained_weights"].as_array().unwrap()).zip(&names) {
+            assert!(name.ends_with(p.name), "{name} vs {}", p.name);
+            worst_w = worst_w.max(compare(&p.value, &floats(want), 1e-4, &format!("case {ci} {name}")));
+        }
+        xs[0] = 3;
+        let xt = Tensor::from_vec(&xs, floats(&case["x_test"])).unwrap();
+        let pred = m.predict(&xt, 32).unwrap();
+        let worst_p = compare(pred.data(), &floats(&case["predict"]), 1e-4, &format!("case {ci} predict"));
+        eprintln!("case {ci}: losses {worst_loss:.1e}, weights {worst_w:.1e}, predictions {worst_p:.1e}");
+    }
+}
