@@ -4,7 +4,7 @@
 //! write. The numbers come from `tests/fixtures/modern_layers/make.py`.
 
 use convnet::nn::layers::registry::layer_from_config;
-use convnet::nn::layers::ForwardCtx;
+use convnet::nn::layers::{ForwardCtx, Layer};
 use convnet::{Loss, Rng, Sequential, Sgd, Tensor};
 use serde_json::Value;
 
@@ -79,5 +79,53 @@ fn batch_normalization_trains_like_keras() {
         let pred = m.predict(&xt, 32).unwrap();
         let worst_p = compare(pred.data(), &floats(&case["predict"]), 1e-4, &format!("case {ci} predict"));
         eprintln!("case {ci}: losses {worst_loss:.1e}, weights {worst_w:.1e}, predictions {worst_p:.1e}");
+    }
+}
+
+/// Every layer built from the config Keras 3 writes and from tf_keras', given Keras' weights,
+/// gives Keras' inference output.
+#[test]
+fn layers_match_keras_in_inference() {
+    let f = fixture();
+    let mut report = Vec::new();
+    for case in f["layers"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let class = case["class_name"].as_str().unwrap();
+        let in_shape = shape(&case["input_shape"]);
+        let mut xs = vec![2];
+        xs.extend(&in_shape);
+        let x = Tensor::from_vec(&xs, floats(&case["x"])).unwrap();
+        for key in ["config", "tf_keras_config"] {
+            let mut l = layer_from_config(class, case[key].as_object().unwrap()).unwrap();
+            let out = l.build(&in_shape, &mut Rng::new(0)).unwrap();
+            assert_eq!(out, shape(&case["output_shape"]), "{name} ({key})");
+            let weights = case["weights"].as_array().unwrap();
+            assert_eq!(l.params().len(), weights.len(), "{name}: weights");
+            for (p, w) in l.params_mut().iter_mut().zip(weights) {
+                p.value = floats(w);
+            }
+            let mut ys = vec![2];
+            ys.extend(&out);
+            let mut y = Tensor::zeros(&ys);
+            l.forward(&x, &mut y, &mut ForwardCtx { training: false, rng: &mut Rng::new(0) });
+            let worst = compare(y.data(), &floats(&case["y"]), 1e-5, &format!("{name} ({key})"));
+            if key == "config" {
+                report.push(format!("{name} {worst:.0e}"));
+            }
+        }
+    }
+    eprintln!("largest error per layer: {}", report.join(", "));
+}
+
+/// `Normalization::adapt` finds the statistics Keras' `adapt` finds on the same data.
+#[test]
+fn normalization_adapts_like_keras() {
+    let f = fixture();
+    let case = f["layers"].as_array().unwrap().iter().find(|c| c["name"] == "normalization_adapted").unwrap();
+    let data = Tensor::from_vec(&shape(&f["adapt_data_shape"]), floats(&f["adapt_data"])).unwrap();
+    let mut l = convnet::nn::layers::Normalization::new();
+    l.adapt(&data).unwrap();
+    for (p, want) in l.params().iter().zip(case["weights"].as_array().unwrap()) {
+        compare(&p.value, &floats(want), 1e-5, p.name);
     }
 }

@@ -3,18 +3,25 @@
 //! Keras' own field names. The set of layers is registered in one place, [`registry`].
 
 mod activation;
+mod basics;
 mod batch_normalization;
 mod conv2d;
 mod dense;
 mod dropout;
 mod elu;
 mod flatten;
+mod global_pooling;
 mod leaky_relu;
+mod padding;
 mod pooling;
+mod preprocessing;
 mod prelu;
 pub mod registry;
 mod relu;
+mod reshape;
 mod softmax;
+mod spatial_dropout;
+mod up_sampling;
 mod weights;
 
 pub use activation::ActivationLayer;
@@ -24,11 +31,17 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use elu::ELU;
 pub use flatten::Flatten;
+pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
 pub use leaky_relu::LeakyReLU;
+pub use padding::{Cropping2D, Margins, ZeroPadding2D};
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 pub use prelu::PReLU;
+pub use preprocessing::{Normalization, Rescaling};
 pub use relu::ReLU;
+pub use reshape::Reshape;
 pub use softmax::Softmax;
+pub use spatial_dropout::SpatialDropout2D;
+pub use up_sampling::{Interpolation, UpSampling2D};
 pub use weights::WeightOptions;
 
 use crate::error::{Error, Result};

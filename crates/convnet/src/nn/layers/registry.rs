@@ -1,7 +1,8 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Cropping2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+    Normalization, Rescaling, Reshape, SpatialDropout2D, UpSampling2D, ZeroPadding2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
     Softmax, ELU,
 };
 use crate::error::{Error, Result};
@@ -24,11 +25,25 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
     ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
     ("BatchNormalization", |c| Ok(Box::new(BatchNormalization::from_config(c)?))),
+    ("GlobalAveragePooling2D", |c| Ok(Box::new(GlobalAveragePooling2D::from_config(c)?))),
+    ("GlobalMaxPooling2D", |c| Ok(Box::new(GlobalMaxPooling2D::from_config(c)?))),
+    ("ZeroPadding2D", |c| Ok(Box::new(ZeroPadding2D::from_config(c)?))),
+    ("Cropping2D", |c| Ok(Box::new(Cropping2D::from_config(c)?))),
+    ("UpSampling2D", |c| Ok(Box::new(UpSampling2D::from_config(c)?))),
+    ("Rescaling", |c| Ok(Box::new(Rescaling::from_config(c)?))),
+    ("Normalization", |c| Ok(Box::new(Normalization::from_config(c)?))),
+    ("Reshape", |c| Ok(Box::new(Reshape::from_config(c)?))),
+    ("SpatialDropout2D", |c| Ok(Box::new(SpatialDropout2D::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
-const ALIASES: &[(&str, &str)] =
-    &[("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D")];
+const ALIASES: &[(&str, &str)] = &[
+    ("Convolution2D", "Conv2D"),
+    ("MaxPool2D", "MaxPooling2D"),
+    ("AvgPool2D", "AveragePooling2D"),
+    ("GlobalAvgPool2D", "GlobalAveragePooling2D"),
+    ("GlobalMaxPool2D", "GlobalMaxPooling2D"),
+];
 
 /// The class names convnet supports.
 pub fn supported() -> Vec<&'static str> {
@@ -73,6 +88,15 @@ mod tests {
             Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
             Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
             Box::new(BatchNormalization::new().momentum(0.9).scale(false).name("o")),
+            Box::new(GlobalAveragePooling2D::new().keepdims(true).name("p")),
+            Box::new(GlobalMaxPooling2D::new().name("q")),
+            Box::new(ZeroPadding2D::new([[1, 2], [3, 4]]).name("r")),
+            Box::new(Cropping2D::uniform(1).name("s")),
+            Box::new(UpSampling2D::new((2, 3)).interpolation(crate::nn::layers::Interpolation::Bilinear).name("t")),
+            Box::new(Rescaling::new(1.0 / 255.0, -0.5).name("u")),
+            Box::new(Normalization::with_statistics(&[0.5, 1.0], &[2.0, 4.0]).name("v")),
+            Box::new(Reshape::new(&[-1, 3]).name("w")),
+            Box::new(SpatialDropout2D::new(0.2).name("x")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));
