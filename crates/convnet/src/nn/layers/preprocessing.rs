@@ -157,10 +157,18 @@ impl Normalization {
             (None, None) => None,
             _ => return Err(Error::config(format!("{l}: `mean` and `variance` must be given together, of one length"))),
         };
+        // tf_keras writes the shape `adapt` saw, `[null, null, …]` for a layer adapted before
+        // the model knew its input: no shape at all.
+        let mut c = c.clone();
+        if let Some(Value::Array(a)) = c.get("batch_input_shape") {
+            if a.iter().skip(1).any(Value::is_null) {
+                c.remove("batch_input_shape");
+            }
+        }
         Ok(Normalization {
-            meta: Meta::from_config(c)?,
+            meta: Meta::from_config(&c)?,
             given,
-            invert: super::cfg::bool_or(c, "invert", false)?,
+            invert: super::cfg::bool_or(&c, "invert", false)?,
             ..Self::new()
         })
     }
