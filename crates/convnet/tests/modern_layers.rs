@@ -129,3 +129,51 @@ fn normalization_adapts_like_keras() {
         compare(&p.value, &floats(want), 1e-5, p.name);
     }
 }
+
+/// A model with BatchNormalization keeps its moving statistics (non-trainable, with no
+/// optimizer slots) through every format and a checkpoint; training goes on identically from
+/// each file.
+#[test]
+fn batch_normalization_survives_every_format() {
+    use convnet::nn::layers::*;
+    use convnet::{Adam, Padding};
+    let mut m = Sequential::new();
+    m.add(Rescaling::new(1.0 / 255.0, 0.0).input_shape([6, 6, 2]));
+    m.add(Conv2D::new(4, 3).padding(Padding::Same));
+    m.add(BatchNormalization::new().momentum(0.8));
+    m.add(GlobalAveragePooling2D::new());
+    m.add(Dense::new(3).activation(convnet::Activation::Softmax));
+    m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();
+    let mut rng = Rng::new(4);
+    let x = Tensor::from_vec(&[5, 6, 6, 2], (0..360).map(|_| rng.uniform_range(0.0, 255.0)).collect()).unwrap();
+    let y = Tensor::from_vec(&[5, 3], (0..15).map(|i| (i % 4 == 0) as u8 as f32).collect()).unwrap();
+    for _ in 0..3 {
+        m.train_on_batch(&x, &y).unwrap();
+    }
+    assert_eq!(m.count_params() - m.count_trainable_params(), 8, "moving mean and variance");
+    let summary = m.summary().unwrap();
+    assert!(summary.contains("Non-trainable params: 8 "), "{summary}");
+    let moving = &m.layers()[2].params()[2].value;
+    assert!(moving.iter().any(|&v| v.abs() > 1e-3), "the moving mean moved: {moving:?}");
+    let dir = std::env::temp_dir().join(format!("convnet-modern-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exts = ["keras", "h5", "safetensors"];
+    for ext in exts {
+        convnet::io::save_model(&m, &dir.join(format!("bn.{ext}"))).unwrap();
+    }
+    let before: Vec<Vec<f32>> = m.params().map(|p| p.value.clone()).collect();
+    m.train_on_batch(&x, &y).unwrap();
+    for ext in exts {
+        let mut back = convnet::load_model(&dir.join(format!("bn.{ext}"))).unwrap();
+        for (a, b) in m.params().zip(back.params()).zip(&before).map(|((a, b), v)| ((a, v), b)) {
+            assert_eq!(&b.value, a.1, "{ext}: {}", b.name);
+            assert_eq!(a.0.trainable, b.trainable, "{ext}: {}", b.name);
+        }
+        assert_eq!(back.count_trainable_params(), m.count_trainable_params(), "{ext}");
+        back.train_on_batch(&x, &y).unwrap();
+        for (a, b) in m.params().zip(back.params()) {
+            compare(&b.value, &a.value, 1e-6, &format!("{ext}: {} after one more step", a.name));
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
