@@ -9,8 +9,7 @@ use convnet::{Loss, Rng, Sequential, Sgd, Tensor};
 use serde_json::Value;
 
 fn fixture() -> Value {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modern_layers/keras_layers.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/modern_layers/keras_layers.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
 }
 
@@ -42,11 +41,16 @@ fn batch_normalization_trains_like_keras() {
         let mut m = Sequential::new();
         m.set_input_shape(&in_shape);
         for l in case["layers"].as_array().unwrap() {
-            m.add_boxed(layer_from_config(l["class_name"].as_str().unwrap(), l["config"].as_object().unwrap()).unwrap());
+            m.add_boxed(
+                layer_from_config(l["class_name"].as_str().unwrap(), l["config"].as_object().unwrap()).unwrap(),
+            );
         }
         m.build().unwrap();
         assert_eq!(m.count_trainable_params(), case["trainable_params"].as_u64().unwrap() as usize);
-        assert_eq!(m.count_params() - m.count_trainable_params(), case["non_trainable_params"].as_u64().unwrap() as usize);
+        assert_eq!(
+            m.count_params() - m.count_trainable_params(),
+            case["non_trainable_params"].as_u64().unwrap() as usize
+        );
         let shapes: Vec<Vec<usize>> = m.params().map(|p| p.shape.clone()).collect();
         let init: Vec<Tensor> = case["initial_weights"]
             .as_array()

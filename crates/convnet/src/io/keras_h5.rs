@@ -365,7 +365,10 @@ fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBui
         .iter()
         .filter(|l| l.trainable())
         .flat_map(|l| {
-            l.params().iter().filter(|p| p.trainable).map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone()))
+            l.params()
+                .iter()
+                .filter(|p| p.trainable)
+                .map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone()))
         })
         .collect();
     let class = opt.class_name();

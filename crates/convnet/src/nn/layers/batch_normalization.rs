@@ -251,7 +251,6 @@ impl BatchNormalization {
         let m = self.scale as usize + self.center as usize;
         (g, b, m, m + 1)
     }
-
 }
 
 /// Per channel `Σ f(a, b)` and `Σ g(a, b)` (the pair `f` returns) over all rows of `a` and `b`
@@ -284,7 +283,8 @@ fn reduce2(
             p1.fill(0.0);
             p2.fill(0.0);
             for (ra, rb) in rows.by_ref().take(ROW_BLOCK) {
-                for (ch, ((s1, s2), (&va, &vb))) in p1.iter_mut().zip(p2.iter_mut()).zip(ra.iter().zip(rb)).enumerate() {
+                for (ch, ((s1, s2), (&va, &vb))) in p1.iter_mut().zip(p2.iter_mut()).zip(ra.iter().zip(rb)).enumerate()
+                {
                     let (u, v) = f(va, vb, ch);
                     *s1 += u;
                     *s2 += v;

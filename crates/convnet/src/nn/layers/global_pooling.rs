@@ -32,7 +32,13 @@ macro_rules! global_pool {
         impl $t {
             /// Keras' defaults (`keepdims=False`).
             pub fn new() -> Self {
-                $t { meta: Meta::default(), keepdims: false, in_shape: [0; 3], out_shape: Vec::new(), argmax: Vec::new() }
+                $t {
+                    meta: Meta::default(),
+                    keepdims: false,
+                    in_shape: [0; 3],
+                    out_shape: Vec::new(),
+                    argmax: Vec::new(),
+                }
             }
 
             /// Keeps the spatial axes, as `(1, 1, channels)`.

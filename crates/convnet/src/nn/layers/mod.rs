@@ -14,8 +14,8 @@ mod global_pooling;
 mod leaky_relu;
 mod padding;
 mod pooling;
-mod preprocessing;
 mod prelu;
+mod preprocessing;
 pub mod registry;
 mod relu;
 mod reshape;
@@ -536,8 +536,7 @@ pub(crate) mod gradcheck {
         }
         // Weight gradients (of the weights the optimizer updates: a layer keeps no gradient for
         // state it updates itself).
-        let grads: Vec<Option<Vec<f32>>> =
-            layer.params().iter().map(|p| p.trainable.then(|| p.grad.clone())).collect();
+        let grads: Vec<Option<Vec<f32>>> = layer.params().iter().map(|p| p.trainable.then(|| p.grad.clone())).collect();
         for (pi, g) in grads.iter().enumerate().filter_map(|(pi, g)| g.as_ref().map(|g| (pi, g))) {
             let n = g.len();
             for i in (0..n).step_by((n / 30).max(1)) {

@@ -23,7 +23,9 @@ fn number(c: &Map<String, Value>, key: &str, default: f64, layer: &str) -> Resul
     match c.get(key) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-            Error::config(format!("{layer}: `{key}` must be one finite number (convnet has no per-channel {key}), not {v}"))
+            Error::config(format!(
+                "{layer}: `{key}` must be one finite number (convnet has no per-channel {key}), not {v}"
+            ))
         }),
     }
 }
@@ -109,7 +111,14 @@ impl Default for Normalization {
 impl Normalization {
     /// A layer to [`adapt`](Normalization::adapt).
     pub fn new() -> Self {
-        Normalization { meta: Meta::default(), given: None, invert: false, out_shape: Vec::new(), params: Vec::new(), stats: Vec::new() }
+        Normalization {
+            meta: Meta::default(),
+            given: None,
+            invert: false,
+            out_shape: Vec::new(),
+            params: Vec::new(),
+            stats: Vec::new(),
+        }
     }
 
     /// With the statistics given (one value for every channel, or one per channel).
@@ -133,29 +142,32 @@ impl Normalization {
             Some(Value::Number(n)) if n.as_i64() == Some(-1) => {}
             Some(Value::Array(a)) if a.len() == 1 && a[0].as_i64() == Some(-1) => {}
             Some(v) => {
-                return Err(Error::config(format!("{l}: convnet normalizes the last axis only (axis=-1), not axis={v}")))
+                return Err(Error::config(format!(
+                    "{l}: convnet normalizes the last axis only (axis=-1), not axis={v}"
+                )))
             }
         }
-        let list = |k: &str| -> Result<Option<Vec<f32>>> {
-            match c.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|v| v.as_f64().filter(|x| x.is_finite()).map(|x| x as f32))
-                    .collect::<Option<Vec<f32>>>()
-                    .map(Some)
-                    .ok_or_else(|| Error::config(format!("{l}: `{k}` must be a list of numbers"))),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|x| x.is_finite())
-                    .map(|x| Some(vec![x as f32]))
-                    .ok_or_else(|| Error::config(format!("{l}: `{k}` must be a number or a list of numbers, not {v}"))),
-            }
-        };
+        let list =
+            |k: &str| -> Result<Option<Vec<f32>>> {
+                match c.get(k) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|v| v.as_f64().filter(|x| x.is_finite()).map(|x| x as f32))
+                        .collect::<Option<Vec<f32>>>()
+                        .map(Some)
+                        .ok_or_else(|| Error::config(format!("{l}: `{k}` must be a list of numbers"))),
+                    Some(v) => v.as_f64().filter(|x| x.is_finite()).map(|x| Some(vec![x as f32])).ok_or_else(|| {
+                        Error::config(format!("{l}: `{k}` must be a number or a list of numbers, not {v}"))
+                    }),
+                }
+            };
         let given = match (list("mean")?, list("variance")?) {
             (Some(m), Some(v)) if m.len() == v.len() => Some((m, v)),
             (None, None) => None,
-            _ => return Err(Error::config(format!("{l}: `mean` and `variance` must be given together, of one length"))),
+            _ => {
+                return Err(Error::config(format!("{l}: `mean` and `variance` must be given together, of one length")))
+            }
         };
         // tf_keras writes the shape `adapt` saw, `[null, null, …]` for a layer adapted before
         // the model knew its input: no shape at all.
@@ -322,7 +334,8 @@ mod tests {
     #[test]
     fn adapt_standardizes_each_channel() {
         let n = 40;
-        let data: Vec<f32> = (0..n * 2).map(|i| if i % 2 == 0 { (i / 2) as f32 } else { 5.0 - (i % 7) as f32 }).collect();
+        let data: Vec<f32> =
+            (0..n * 2).map(|i| if i % 2 == 0 { (i / 2) as f32 } else { 5.0 - (i % 7) as f32 }).collect();
         let x = Tensor::from_vec(&[n, 2], data).unwrap();
         let mut l = Normalization::new();
         l.adapt(&x).unwrap();

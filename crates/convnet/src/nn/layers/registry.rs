@@ -1,9 +1,9 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Cropping2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-    Normalization, Rescaling, Reshape, SpatialDropout2D, UpSampling2D, ZeroPadding2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
-    Softmax, ELU,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Cropping2D, Dense, Dropout, Flatten,
+    GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LeakyReLU, MaxPooling2D, Normalization, PReLU, ReLU, Rescaling,
+    Reshape, Softmax, SpatialDropout2D, UpSampling2D, ZeroPadding2D, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};

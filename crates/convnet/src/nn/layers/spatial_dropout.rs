@@ -39,7 +39,10 @@ impl SpatialDropout2D {
     pub fn from_config(c: &Map<String, Value>) -> Result<Self> {
         let l = "SpatialDropout2D";
         cfg::channels_last(c, l)?;
-        let rate = c.get("rate").and_then(Value::as_f64).ok_or_else(|| Error::config(format!("{l}: `rate` must be a number")))?;
+        let rate = c
+            .get("rate")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| Error::config(format!("{l}: `rate` must be a number")))?;
         let mut layer = SpatialDropout2D::new(rate as f32);
         layer.meta = Meta::from_config(c)?;
         Ok(layer)
