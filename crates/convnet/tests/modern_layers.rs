@@ -168,7 +168,7 @@ fn batch_normalization_survives_every_format() {
     let before: Vec<Vec<f32>> = m.params().map(|p| p.value.clone()).collect();
     m.train_on_batch(&x, &y).unwrap();
     for ext in exts {
-        let mut back = convnet::load_model(&dir.join(format!("bn.{ext}"))).unwrap();
+        let mut back = convnet::load_model(dir.join(format!("bn.{ext}"))).unwrap();
         for (a, b) in m.params().zip(back.params()).zip(&before).map(|((a, b), v)| ((a, v), b)) {
             assert_eq!(&b.value, a.1, "{ext}: {}", b.name);
             assert_eq!(a.0.trainable, b.trainable, "{ext}: {}", b.name);
@@ -180,4 +180,24 @@ fn batch_normalization_survives_every_format() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A model that begins with Rescaling or Normalization takes 0–255 pixels, as in Keras; any
+/// other keeps taking values in [0, 1].
+#[test]
+fn models_that_scale_their_input_take_raw_pixels() {
+    use convnet::nn::layers::*;
+    let mut m = Sequential::new();
+    m.add(Rescaling::new(1.0 / 255.0, 0.0).input_shape([4, 4, 1]));
+    m.add(Flatten::new());
+    assert!(m.takes_raw_pixels());
+    assert_eq!(m.pixel_scale(), 1.0);
+    let mut n = Sequential::new();
+    n.add(Normalization::with_statistics(&[120.0], &[3000.0]).input_shape([4, 4, 1]));
+    assert!(n.takes_raw_pixels());
+    let mut plain = Sequential::new();
+    plain.add(Flatten::new().input_shape([4, 4, 1]));
+    plain.add(Rescaling::new(2.0, 0.0));
+    assert!(!plain.takes_raw_pixels());
+    assert_eq!(plain.pixel_scale(), 1.0 / 255.0);
 }

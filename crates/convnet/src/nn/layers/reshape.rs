@@ -49,7 +49,7 @@ impl Layer for Reshape {
         let unknown = self.target.iter().filter(|&&d| d == -1).count();
         let fits = match unknown {
             0 => known == total,
-            1 => known > 0 && total % known == 0,
+            1 => known > 0 && total.is_multiple_of(known),
             _ => false,
         };
         if !fits || self.target.iter().any(|&d| d == 0 || d < -1) {
