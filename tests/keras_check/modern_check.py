@@ -11,6 +11,8 @@ data so BatchNormalization's moving statistics move well away from their start, 
   trainable and non-trainable parameter counts and predicts within 1e-4 of Keras in inference
   mode; for the models without dropout, its next SGD step matches Keras' next step from the
   same file (Keras 3 from `.keras`, tf_keras from its `.h5`) within 1e-4;
+- a frozen BatchNormalization (`trainable=False`) counts as non-trainable and trains in
+  inference mode, as in Keras 3;
 - convnet's own saves (`.keras`, `.h5`, after its step) load in Keras 3 (both) and tf_keras
   (`.h5`), with the same parameter counts, and predict what convnet predicts within 1e-4.
 
@@ -60,7 +62,16 @@ def adapted(L):
             L.GlobalAveragePooling2D(keepdims=True), L.Flatten(), L.Dense(3, activation="softmax")]
 
 
-CASES = [("pixels", pixels, True), ("normalized", normalized, True), ("adapted", adapted, False)]
+def frozen(L):
+    # A frozen BatchNormalization runs in inference mode in Keras 3 and keeps its statistics.
+    return [L.Rescaling(1 / 127.5, offset=-1), L.Conv2D(4, 3),
+            L.BatchNormalization(trainable=False, moving_mean_initializer="random_normal",
+                                 moving_variance_initializer="ones"),
+            L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")]
+
+
+CASES = [("pixels", pixels, True), ("normalized", normalized, True), ("adapted", adapted, False),
+         ("frozen", frozen, True)]
 
 
 def predict(m, x):
