@@ -253,8 +253,9 @@ impl BatchNormalization {
     }
 }
 
-/// Per channel `Σ f(a, b)` and `Σ g(a, b)` (the pair `f` returns) over all rows of `a` and `b`
-/// (same layout, `c` channels innermost, `n` samples), into `out[0..c]` and `out[c..2c]`.
+/// Two per-channel sums over all rows of `a` and `b` (same layout, `c` channels innermost, `n`
+/// samples) into `out[0..c]` and `out[c..2c]`: `f(row_a, row_b, s1, s2)` adds one row's terms
+/// to the partial sums `s1`, `s2` (a loop over the channels the compiler vectorizes).
 fn reduce2(
     work: &mut Vec<Work>,
     c: usize,
@@ -262,7 +263,7 @@ fn reduce2(
     a: &[f32],
     b: &[f32],
     out: &mut [f64],
-    f: impl Fn(f32, f32, usize) -> (f32, f32) + Sync + Send,
+    f: impl Fn(&[f32], &[f32], &mut [f32], &mut [f32]) + Sync + Send,
 ) {
     let per_sample = a.len() / n.max(1);
     let workers = parallel::workers();
@@ -283,12 +284,7 @@ fn reduce2(
             p1.fill(0.0);
             p2.fill(0.0);
             for (ra, rb) in rows.by_ref().take(ROW_BLOCK) {
-                for (ch, ((s1, s2), (&va, &vb))) in p1.iter_mut().zip(p2.iter_mut()).zip(ra.iter().zip(rb)).enumerate()
-                {
-                    let (u, v) = f(va, vb, ch);
-                    *s1 += u;
-                    *s2 += v;
-                }
+                f(ra, rb, p1, p2);
             }
             for (acc, &p) in w.acc.iter_mut().zip(w.part.iter()) {
                 *acc += f64::from(p);
@@ -378,14 +374,19 @@ impl Layer for BatchNormalization {
             let rows = (xd.len() / c.max(1)) as f64;
             // Two passes, as tf.nn.moments: the mean, then the mean squared deviation from it.
             let sums = &mut self.sums;
-            reduce2(&mut self.work, c, n, xd, xd, sums, |a, _, _| (a, 0.0));
+            reduce2(&mut self.work, c, n, xd, xd, sums, |a, _, s1, _| {
+                for (s, &v) in s1.iter_mut().zip(a) {
+                    *s += v;
+                }
+            });
             for ch in 0..c {
                 self.stats[ch] = (sums[ch] / rows) as f32;
             }
             let mean = &self.stats[..c];
-            reduce2(&mut self.work, c, n, xd, xd, sums, |a, _, ch| {
-                let d = a - mean[ch];
-                (d * d, 0.0)
+            reduce2(&mut self.work, c, n, xd, xd, sums, |a, _, s1, _| {
+                for ((s, &v), &m) in s1.iter_mut().zip(a).zip(mean) {
+                    *s += (v - m) * (v - m);
+                }
             });
             let (m, om) = (self.momentum, one_minus(self.momentum));
             for ch in 0..c {
@@ -434,7 +435,12 @@ impl Layer for BatchNormalization {
         // Σ dy and Σ dy·(x − μ) per channel.
         let sums = &mut self.sums;
         let mean = &self.stats[..c];
-        reduce2(&mut self.work, c, n, dyd, xd, sums, |g, v, ch| (g, g * (v - mean[ch])));
+        reduce2(&mut self.work, c, n, dyd, xd, sums, |g, v, s1, s2| {
+            for ((((a, b), &g), &v), &m) in s1.iter_mut().zip(s2.iter_mut()).zip(g).zip(v).zip(mean) {
+                *a += g;
+                *b += g * (v - m);
+            }
+        });
         for ch in 0..c {
             let inv = self.stats[c + ch];
             let (sum_dy, sum_dyxhat) = (sums[ch] as f32, (sums[c + ch] as f32) * inv);
@@ -467,8 +473,9 @@ impl Layer for BatchNormalization {
             let dxc = unsafe { dxs.slice(span.clone()) };
             let rows = dxc.chunks_exact_mut(c).zip(dyd[span.clone()].chunks_exact(c)).zip(xd[span].chunks_exact(c));
             for ((o, g), v) in rows {
-                for (ch, o) in o.iter_mut().enumerate() {
-                    *o = k[ch] * g[ch] + c1[ch] * (v[ch] - mean[ch]) + c0[ch];
+                let terms = g.iter().zip(v).zip(mean).zip(k.iter().zip(c1).zip(c0));
+                for (o, (((&g, &v), &m), ((&k, &c1), &c0))) in o.iter_mut().zip(terms) {
+                    *o = k * g + c1 * (v - m) + c0;
                 }
             }
         });
