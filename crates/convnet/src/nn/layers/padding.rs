@@ -112,8 +112,12 @@ impl Layer for ZeroPadding2D {
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let [h, w, c] = image_shape(input_shape, "ZeroPadding2D", &self.meta.name)?;
         let [[t, b], [l, r]] = self.margins;
+        let (oh, ow) = (h + t + b, w + l + r);
+        if oh.checked_mul(ow).and_then(|v| v.checked_mul(c)).is_none_or(|v| v > super::MAX_WEIGHT_VALUES) {
+            return Err(Error::shape(format!("ZeroPadding2D {:?}: the padded pictures are too large", self.meta.name)));
+        }
         self.in_shape = [h, w, c];
-        self.out_shape = vec![h + t + b, w + l + r, c];
+        self.out_shape = vec![oh, ow, c];
         Ok(self.out_shape.clone())
     }
 

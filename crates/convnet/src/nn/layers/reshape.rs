@@ -45,10 +45,17 @@ impl Layer for Reshape {
 
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let total: usize = input_shape.iter().product();
-        let known: usize = self.target.iter().filter(|&&d| d > 0).map(|&d| d as usize).product();
+        // A product beyond any real sample (or overflowing) cannot match the input.
+        let known = self
+            .target
+            .iter()
+            .filter(|&&d| d > 0)
+            .try_fold(1usize, |a, &d| a.checked_mul(d as usize))
+            .filter(|&k| k <= total.max(1))
+            .unwrap_or(0);
         let unknown = self.target.iter().filter(|&&d| d == -1).count();
         let fits = match unknown {
-            0 => known == total,
+            0 => known == total && known > 0,
             1 => known > 0 && total.is_multiple_of(known),
             _ => false,
         };
@@ -96,6 +103,7 @@ mod tests {
         assert_eq!(Reshape::new(&[-1, 4]).build(&[2, 3, 4], &mut rng).unwrap(), [6, 4]);
         assert!(Reshape::new(&[5, -1]).build(&[2, 3, 4], &mut rng).is_err());
         assert!(Reshape::new(&[-1, -1]).build(&[2, 3, 4], &mut rng).is_err());
+        assert!(Reshape::new(&[1 << 24, 1 << 24, 1 << 24, -1]).build(&[2, 3, 4], &mut rng).is_err());
         check_layer(&mut Reshape::new(&[4, 3]), &[2, 6], 2, 1, 1e-2);
         let l = Reshape::new(&[3, -1]).name("r");
         assert_eq!(Reshape::from_config(&l.config()).unwrap().config(), l.config());

@@ -108,6 +108,13 @@ impl Layer for UpSampling2D {
     fn build(&mut self, input_shape: &[usize], _rng: &mut Rng) -> Result<Vec<usize>> {
         let [h, w, c] = image_shape(input_shape, "UpSampling2D", &self.meta.name)?;
         let Pair(sh, sw) = self.size;
+        let values = [h, sh, w, sw, c].iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if values.is_none_or(|v| v > super::MAX_WEIGHT_VALUES) {
+            return Err(Error::shape(format!(
+                "UpSampling2D {:?}: {h}×{w} pictures enlarged {sh}×{sw} times are too large",
+                self.meta.name
+            )));
+        }
         self.in_shape = [h, w, c];
         self.out_shape = vec![h * sh, w * sw, c];
         self.rows = taps(h, sh);
@@ -215,5 +222,6 @@ mod tests {
         assert_eq!(UpSampling2D::from_config(&l.config()).unwrap().config(), l.config());
         let e = UpSampling2D::from_config(json!({"interpolation": "lanczos3"}).as_object().unwrap());
         assert!(e.err().unwrap().to_string().contains("lanczos3"));
+        assert!(UpSampling2D::new(1 << 15).build(&[1 << 10, 1 << 10, 3], &mut Rng::new(0)).is_err());
     }
 }
