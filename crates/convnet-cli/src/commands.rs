@@ -444,17 +444,18 @@ fn fit_run(
     let Some(gen) = &s.augment else {
         let validation_data = if s.validation_split.is_none() { Some(test) } else { None };
         let opts = FitOptions { validation_split: s.validation_split.unwrap_or(0.0), validation_data, ..opts };
-        return model.fit(&train_set.x(), &targets(model, train_set), opts);
+        return model.fit(&train_set.x_scaled(model.pixel_scale()), &targets(model, train_set), opts);
     };
-    // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
+    // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1] unless the model
+    // scales them itself.
     let mut gen = gen.clone();
-    gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
+    gen.rescale = Some(gen.rescale.unwrap_or(1.0) * model.pixel_scale());
     let split = s.validation_split.unwrap_or(0.0);
     // The library's one validation split: the last samples held out, before any shuffling.
     let keep = convnet::data::source::validation_cut(train_set.count, split)?;
     let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
     let (x, y) = (fit_part.x_scaled(1.0), targets(model, &fit_part));
-    let (hx, hy) = (held.x(), targets(model, &held));
+    let (hx, hy) = (held.x_scaled(model.pixel_scale()), targets(model, &held));
     let mut flow = gen.flow(&x, &y, s.batch_size, true, s.seed)?;
     let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some(test) };
     model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
@@ -600,7 +601,7 @@ pub fn train(a: TrainArgs) -> CliResult {
         Some(n) => ds.train.take(n),
         None => ds.train.clone(),
     };
-    let x_test = ds.test.x();
+    let x_test = ds.test.x_scaled(model.pixel_scale());
     let y_test = targets(&model, &ds.test);
     let checkpoint_path = interrupt_checkpoint_path(&s, a.resume.as_deref());
     install_interrupt_handler();
@@ -678,7 +679,7 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         Some(n) => ds.test.take(n),
         None => ds.test.clone(),
     };
-    let x = test.x();
+    let x = test.x_scaled(model.pixel_scale());
     let bar =
         progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::nn::model::MAX_INFERENCE_BATCH)), "Evaluating");
     let logs = model.evaluate_with(&x, &targets(&model, &test), a.batch_size, &mut |done, _| {
@@ -747,7 +748,7 @@ pub fn predict(a: PredictArgs) -> CliResult {
         if model.class_names().is_none() {
             model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
         }
-        (set.x(), names, Some(set.labels))
+        (set.x_scaled(model.pixel_scale()), names, Some(set.labels))
     } else {
         let mut prepared = Vec::new();
         for p in &a.images {
@@ -759,7 +760,7 @@ pub fn predict(a: PredictArgs) -> CliResult {
             prepared.push(img);
         }
         let names = a.images.iter().map(|p| p.display().to_string()).collect();
-        (images::batch(&prepared, &input)?, names, None)
+        (in_model_scale(&model, images::batch(&prepared, &input)?), names, None)
     };
     let probs = model.predict(&x, 256)?;
     let width = probs.sample_len();
@@ -971,13 +972,22 @@ pub fn filter(a: FilterArgs) -> CliResult {
     Ok(())
 }
 
+/// Pictures prepared in [0, 1], in the scale `model` takes: back to 0–255 for a model that
+/// scales its own input (`Rescaling` or `Normalization` first).
+fn in_model_scale(model: &Sequential, mut x: Tensor) -> Tensor {
+    if model.takes_raw_pixels() {
+        x.data_mut().iter_mut().for_each(|v| *v *= 255.0);
+    }
+    x
+}
+
 pub fn features(a: FeaturesArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
     prepare_output(&a.out, false, "--out")?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
     let img = images::load_image(&a.image, &input, parse_invert(&a.invert)?)?;
-    let x = images::batch(std::slice::from_ref(&img), &input)?;
+    let x = in_model_scale(&model, images::batch(std::slice::from_ref(&img), &input)?);
     let mut sections = vec![GridSection {
         title: Some(format!("Input ({})", a.image.display())),
         cells: vec![(GridImage::new(&img.values, input[0], input[1], input[2]), None)],

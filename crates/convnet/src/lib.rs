@@ -88,8 +88,9 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU,
-        ReLU, Softmax, ELU,
+        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Cropping2D, Dense, Dropout, Flatten,
+        GlobalAveragePooling2D, GlobalMaxPooling2D, Interpolation, Layer, LeakyReLU, MaxPooling2D, Normalization,
+        PReLU, ReLU, Rescaling, Reshape, Softmax, SpatialDropout2D, UpSampling2D, ZeroPadding2D, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;

@@ -53,10 +53,11 @@ fn steady_state_training_steps_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
-    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants"] {
+    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants", "modern"] {
         let mut m = match name {
             "activations" => activations(),
             "conv-variants" => conv_variants(),
+            "modern" => modern(),
             _ => convnet::presets::preset(name).unwrap(),
         };
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
@@ -112,6 +113,28 @@ fn every_optimizer_schedule_and_clipping_trains_without_allocating() {
 
 /// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
 /// SiLU), with activation layers and PReLU's weight.
+/// BatchNormalization, global pooling, padding, cropping, resizing, rescaling, reshaping and
+/// spatial dropout.
+fn modern() -> Sequential {
+    use convnet::nn::layers::*;
+    let mut m = Sequential::new();
+    m.add(Rescaling::new(2.0, -1.0).input_shape([28, 28, 1]));
+    m.add(Conv2D::new(8, 3).padding(Padding::Same));
+    m.add(BatchNormalization::new());
+    m.add(ReLU::new());
+    m.add(ZeroPadding2D::new([[1, 0], [0, 1]]));
+    m.add(Conv2D::new(8, 3).strides(2));
+    m.add(BatchNormalization::new().center(false));
+    m.add(UpSampling2D::new(2).interpolation(Interpolation::Bilinear));
+    m.add(Cropping2D::uniform(2));
+    m.add(SpatialDropout2D::new(0.2));
+    m.add(GlobalMaxPooling2D::new().keepdims(true));
+    m.add(Reshape::new(&[-1]));
+    m.add(Normalization::with_statistics(&[0.5], &[2.0]));
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
 fn activations() -> Sequential {
     let mut m = Sequential::new();
     m.add(Conv2D::new(6, 5).activation(Activation::Gelu).input_shape([28, 28, 1]));

@@ -24,7 +24,13 @@
 //! divides by the valid values only); `Flatten` → `Flatten` in NHWC order; `Dense` → `MatMul`
 //! then `Add`; activations and the layer classes `ReLU`, `LeakyReLU`, `ELU`, `Softmax`, `PReLU` →
 //! their ONNX operators or a few standard ones composed (GELU from `Erf`, SiLU as
-//! `x·Sigmoid(x)`, Keras 3's hard sigmoid as `HardSigmoid(α = 1/6, β = ½)`, …). What has no
+//! `x·Sigmoid(x)`, Keras 3's hard sigmoid as `HardSigmoid(α = 1/6, β = ½)`, …);
+//! `BatchNormalization` → `BatchNormalization` with the moving statistics (images and
+//! `(batch, channels)`; other ranks as `Mul`/`Add`), global pooling → `GlobalAveragePool` /
+//! `GlobalMaxPool` (then `Flatten` unless `keepdims`), `ZeroPadding2D` → `Pad`, `Cropping2D`
+//! → `Slice`, `UpSampling2D` → `Resize` (nearest: `asymmetric`/`floor`; bilinear: `linear`
+//! with `half_pixel`, TensorFlow's), `Rescaling` and `Normalization` → `Mul`/`Add`, `Sub`/`Div`,
+//! `Reshape` → `Reshape` in NHWC order, `SpatialDropout2D` → nothing. What has no
 //! form (`sparsemax`, a layer class the exporter does not know) is an
 //! [`Error::Unexportable`] naming the layer.
 
@@ -148,6 +154,15 @@ fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
+fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
 fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
@@ -241,6 +256,44 @@ impl Graph {
     /// A `float32` scalar.
     fn scalar(&mut self, v: f32) -> String {
         self.weight("const", &[], &[v])
+    }
+
+    /// An `int64` vector (shapes, pads, slice bounds).
+    fn ints(&mut self, what: &str, values: &[i64]) -> String {
+        let name = self.fresh(what);
+        self.inits.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![values.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A per-channel constant that broadcasts against the current value: `[c, 1, 1]` for an
+    /// NCHW image, `[c]` (the last axis) otherwise.
+    fn per_channel(&mut self, what: &str, values: &[f32]) -> String {
+        if self.shape.len() == 3 && self.layout == Layout::Nchw {
+            self.weight(what, &[values.len(), 1, 1], values)
+        } else {
+            self.weight(what, &[values.len()], values)
+        }
+    }
+
+    /// Applies the binary `op` with the constant `b` as its second input.
+    fn apply_with(&mut self, op: &str, b: &str) {
+        let cur = self.cur.clone();
+        self.cur = self.node(op, &[&cur, b], vec![], &op.to_ascii_lowercase());
+    }
+
+    /// The image axes (height, width) of the current 4-D value in its layout.
+    fn spatial_axes(&self) -> [usize; 2] {
+        if self.layout == Layout::Nchw {
+            [2, 3]
+        } else {
+            [1, 2]
+        }
     }
 
     fn transpose(&mut self, perm: &[i64], layout: Layout) {
@@ -421,7 +474,122 @@ impl Graph {
                 *self.shape.last_mut().expect("Dense has an input") = n_out;
                 self.activation(l.activation(), l)?;
             }
-            "Dropout" => {}
+            "Dropout" | "SpatialDropout2D" => {}
+            "BatchNormalization" => {
+                let eps = cfg.get("epsilon").and_then(Value::as_f64).unwrap_or(1e-3) as f32;
+                let find = |n: &str| l.params().iter().find(|p| p.name == n).map(|p| p.value.clone());
+                let (mean, var) =
+                    (find("moving_mean").unwrap_or_default(), find("moving_variance").unwrap_or_default());
+                let c = mean.len();
+                let gamma = find("gamma").unwrap_or_else(|| vec![1.0; c]);
+                let beta = find("beta").unwrap_or_else(|| vec![0.0; c]);
+                if self.shape.len() == 3 || self.shape.len() == 1 {
+                    // The operator normalizes axis 1: NCHW images, or (batch, channels).
+                    self.make_nchw();
+                    let inputs: Vec<String> =
+                        [("gamma", &gamma), ("beta", &beta), ("moving_mean", &mean), ("moving_variance", &var)]
+                            .iter()
+                            .map(|(n, v)| self.weight(n, &[c], v))
+                            .collect();
+                    let cur = self.cur.clone();
+                    let refs: Vec<&str> =
+                        std::iter::once(cur.as_str()).chain(inputs.iter().map(String::as_str)).collect();
+                    self.cur = self.node("BatchNormalization", &refs, vec![attr_float("epsilon", eps)], "batchnorm");
+                } else {
+                    // Other ranks: the same affine map on the last axis, y = x·k + (β − μ·k).
+                    let k: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + eps).sqrt()).collect();
+                    let b: Vec<f32> = beta.iter().zip(&mean).zip(&k).map(|((b, m), k)| b - m * k).collect();
+                    let (k, b) = (self.per_channel("scale", &k), self.per_channel("offset", &b));
+                    self.apply_with("Mul", &k);
+                    self.apply_with("Add", &b);
+                }
+            }
+            class @ ("GlobalAveragePooling2D" | "GlobalMaxPooling2D") => {
+                let [_, _, c] = self.image_shape(l)?;
+                self.make_nchw();
+                self.apply(if class == "GlobalMaxPooling2D" { "GlobalMaxPool" } else { "GlobalAveragePool" }, vec![]);
+                if cfg.get("keepdims").and_then(Value::as_bool) == Some(true) {
+                    self.shape = vec![1, 1, c];
+                } else {
+                    self.apply("Flatten", vec![attr_int("axis", 1)]);
+                    self.shape = vec![c];
+                }
+            }
+            class @ ("ZeroPadding2D" | "Cropping2D") => {
+                let [h, w, c] = self.image_shape(l)?;
+                let m = l.output_shape().to_vec();
+                let key = if class == "ZeroPadding2D" { "padding" } else { "cropping" };
+                let get = |i: usize, j: usize| cfg[key][i][j].as_i64().unwrap_or(0);
+                let [ah, aw] = self.spatial_axes();
+                if class == "ZeroPadding2D" {
+                    let mut pads = [0i64; 8];
+                    (pads[ah], pads[aw], pads[4 + ah], pads[4 + aw]) = (get(0, 0), get(1, 0), get(0, 1), get(1, 1));
+                    let pads = self.ints("pads", &pads);
+                    self.apply_with("Pad", &pads);
+                } else {
+                    let starts = self.ints("starts", &[get(0, 0), get(1, 0)]);
+                    let ends = self.ints("ends", &[h as i64 - get(0, 1), w as i64 - get(1, 1)]);
+                    let axes = self.ints("axes", &[ah as i64, aw as i64]);
+                    let cur = self.cur.clone();
+                    self.cur = self.node("Slice", &[&cur, &starts, &ends, &axes], vec![], "slice");
+                }
+                self.shape = vec![m[0], m[1], c];
+            }
+            "UpSampling2D" => {
+                let [sh, sw] = pair("size")?;
+                self.image_shape(l)?;
+                self.make_nchw();
+                let scales = self.weight("scales", &[4], &[1.0, 1.0, sh as f32, sw as f32]);
+                let attrs = if cfg.get("interpolation").and_then(Value::as_str) == Some("bilinear") {
+                    // TensorFlow's resize with half-pixel centres, clamped at the edges.
+                    vec![attr_string("mode", "linear"), attr_string("coordinate_transformation_mode", "half_pixel")]
+                } else {
+                    vec![
+                        attr_string("mode", "nearest"),
+                        attr_string("coordinate_transformation_mode", "asymmetric"),
+                        attr_string("nearest_mode", "floor"),
+                    ]
+                };
+                let cur = self.cur.clone();
+                self.cur = self.node("Resize", &[&cur, "", &scales], attrs, "resize");
+                self.shape = l.output_shape().to_vec();
+            }
+            "Rescaling" => {
+                let num = |k: &str, d: f64| cfg.get(k).and_then(Value::as_f64).unwrap_or(d) as f32;
+                let (scale, offset) = (self.scalar(num("scale", 1.0)), self.scalar(num("offset", 0.0)));
+                self.apply_with("Mul", &scale);
+                self.apply_with("Add", &offset);
+            }
+            "Normalization" => {
+                let c = *self.shape.last().unwrap_or(&1);
+                let list = |k: &str| -> Option<Vec<f32>> {
+                    match cfg.get(k)? {
+                        Value::Array(a) => Some(a.iter().filter_map(Value::as_f64).map(|v| v as f32).collect()),
+                        v => v.as_f64().map(|v| vec![v as f32; c]),
+                    }
+                };
+                let find = |n: &str| l.params().iter().find(|p| p.name == n).map(|p| p.value.clone());
+                let mean = list("mean").or_else(|| find("mean")).unwrap_or_else(|| vec![0.0; c]);
+                let var = list("variance").or_else(|| find("variance")).unwrap_or_else(|| vec![1.0; c]);
+                let sd: Vec<f32> = var.iter().map(|v| v.sqrt().max(1e-7)).collect();
+                let (mean, sd) = (self.per_channel("mean", &mean), self.per_channel("sd", &sd));
+                if cfg.get("invert").and_then(Value::as_bool) == Some(true) {
+                    self.apply_with("Mul", &sd);
+                    self.apply_with("Add", &mean);
+                } else {
+                    self.apply_with("Sub", &mean);
+                    self.apply_with("Div", &sd);
+                }
+            }
+            "Reshape" => {
+                self.make_nhwc();
+                let out = l.output_shape().to_vec();
+                // 0 keeps the batch dimension.
+                let dims: Vec<i64> = std::iter::once(0).chain(out.iter().map(|&d| d as i64)).collect();
+                let shape = self.ints("shape", &dims);
+                self.apply_with("Reshape", &shape);
+                self.shape = out;
+            }
             "Activation" | "ReLU" | "LeakyReLU" | "ELU" | "Softmax" => self.activation(l.activation(), l)?,
             "PReLU" => {
                 // The slopes have the per-sample shape (1 on shared axes), NHWC: they

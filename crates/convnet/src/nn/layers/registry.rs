@@ -1,8 +1,9 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, Dropout, Flatten, Layer,
-    LeakyReLU, MaxPooling2D, PReLU, ReLU, SeparableConv2D, Softmax, ELU,
+    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D,
+    Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LeakyReLU, MaxPooling2D, Normalization, PReLU,
+    ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, UpSampling2D, ZeroPadding2D, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -26,6 +27,16 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("DepthwiseConv2D", |c| Ok(Box::new(DepthwiseConv2D::from_config(c)?))),
     ("SeparableConv2D", |c| Ok(Box::new(SeparableConv2D::from_config(c)?))),
     ("Conv2DTranspose", |c| Ok(Box::new(Conv2DTranspose::from_config(c)?))),
+    ("BatchNormalization", |c| Ok(Box::new(BatchNormalization::from_config(c)?))),
+    ("GlobalAveragePooling2D", |c| Ok(Box::new(GlobalAveragePooling2D::from_config(c)?))),
+    ("GlobalMaxPooling2D", |c| Ok(Box::new(GlobalMaxPooling2D::from_config(c)?))),
+    ("ZeroPadding2D", |c| Ok(Box::new(ZeroPadding2D::from_config(c)?))),
+    ("Cropping2D", |c| Ok(Box::new(Cropping2D::from_config(c)?))),
+    ("UpSampling2D", |c| Ok(Box::new(UpSampling2D::from_config(c)?))),
+    ("Rescaling", |c| Ok(Box::new(Rescaling::from_config(c)?))),
+    ("Normalization", |c| Ok(Box::new(Normalization::from_config(c)?))),
+    ("Reshape", |c| Ok(Box::new(Reshape::from_config(c)?))),
+    ("SpatialDropout2D", |c| Ok(Box::new(SpatialDropout2D::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
@@ -35,6 +46,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("AvgPool2D", "AveragePooling2D"),
     ("SeparableConvolution2D", "SeparableConv2D"),
     ("Convolution2DTranspose", "Conv2DTranspose"),
+    ("GlobalAvgPool2D", "GlobalAveragePooling2D"),
+    ("GlobalMaxPool2D", "GlobalMaxPooling2D"),
 ];
 
 /// The class names convnet supports.
@@ -83,6 +96,16 @@ mod tests {
             Box::new(SeparableConv2D::new(4, 3).depth_multiplier(2).name("p")),
             Box::new(Conv2DTranspose::new(4, 3).strides(2).output_padding(1).name("q")),
             Box::new(Conv2D::new(4, 3).dilation_rate(2).groups(2).name("r")),
+            Box::new(BatchNormalization::new().momentum(0.9).scale(false).name("o")),
+            Box::new(GlobalAveragePooling2D::new().keepdims(true).name("p")),
+            Box::new(GlobalMaxPooling2D::new().name("q")),
+            Box::new(ZeroPadding2D::new([[1, 2], [3, 4]]).name("r")),
+            Box::new(Cropping2D::uniform(1).name("s")),
+            Box::new(UpSampling2D::new((2, 3)).interpolation(crate::nn::layers::Interpolation::Bilinear).name("t")),
+            Box::new(Rescaling::new(1.0 / 255.0, -0.5).name("u")),
+            Box::new(Normalization::with_statistics(&[0.5, 1.0], &[2.0, 4.0]).name("v")),
+            Box::new(Reshape::new(&[-1, 3]).name("w")),
+            Box::new(SpatialDropout2D::new(0.2).name("x")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));
@@ -98,8 +121,8 @@ mod tests {
 
     #[test]
     fn unknown_class_is_named() {
-        let e = layer_from_config("BatchNormalization", &Map::new()).err().unwrap().to_string();
-        assert!(e.contains("BatchNormalization") && e.contains("Conv2D"), "{e}");
+        let e = layer_from_config("Bidirectional", &Map::new()).err().unwrap().to_string();
+        assert!(e.contains("Bidirectional") && e.contains("Conv2D"), "{e}");
         let e = layer_from_config("Dense", json!({"units": 0}).as_object().unwrap()).err().unwrap();
         assert!(e.to_string().contains("units"), "{e}");
     }

@@ -212,6 +212,22 @@ impl Sequential {
         self.input_shape.as_deref()
     }
 
+    /// True when the model scales its own input — it begins with `Rescaling` or
+    /// `Normalization` — so pictures are fed as raw 0–255 pixel values, as in Keras.
+    pub fn takes_raw_pixels(&self) -> bool {
+        self.layers.first().is_some_and(|l| matches!(l.class_name(), "Rescaling" | "Normalization"))
+    }
+
+    /// The factor pixels (0–255) are multiplied by before they enter the model: 1 for a model
+    /// that [takes raw pixels](Sequential::takes_raw_pixels), else 1/255 (values in [0, 1]).
+    pub fn pixel_scale(&self) -> f32 {
+        if self.takes_raw_pixels() {
+            1.0
+        } else {
+            1.0 / 255.0
+        }
+    }
+
     /// The per-sample output shape (builds the model if needed).
     pub fn output_shape(&mut self) -> Result<Vec<usize>> {
         self.build()?;
@@ -440,7 +456,7 @@ impl Sequential {
     /// The weights training updates — those of trainable layers — in model order (Keras'
     /// `trainable_weights`): the optimizer keeps its slots for these, in this order.
     pub fn trainable_params(&self) -> impl Iterator<Item = &Param> {
-        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter())
+        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter().filter(|p| p.trainable))
     }
 
     /// Total number of weight values.
