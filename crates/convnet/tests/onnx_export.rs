@@ -97,6 +97,8 @@ fn conv_variants_model() -> Sequential {
     m.add(Flatten::new());
     m.add(Dense::new(10).activation(Activation::Softmax));
     m
+}
+
 /// BatchNormalization (on images, on dense features and on rank-2 values), global pooling,
 /// padding, cropping, both resizings, the preprocessing layers, Reshape and SpatialDropout2D.
 fn modern_models() -> Vec<(String, Sequential)> {

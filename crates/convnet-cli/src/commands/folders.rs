@@ -61,6 +61,7 @@ fn options(f: &FolderArgs, model: &Sequential) -> Result<FolderOptions> {
         cache_bytes: f.image_cache.saturating_mul(1 << 20),
         prefetch: f.prefetch,
         label_mode: LabelMode::for_model(model),
+        pixel_scale: model.pixel_scale(),
         ..Default::default()
     })
 }
@@ -369,7 +370,9 @@ pub(super) fn predict(a: &PredictArgs) -> CliResult {
     for p in &paths {
         match folder::load_picture(p, &spec) {
             Ok(v) => {
-                values.extend(v);
+                // load_picture gives [0, 1]; a model that begins with Rescaling takes 0–255.
+                let to_model = model.pixel_scale() * 255.0;
+                values.extend(v.into_iter().map(|x| x * to_model));
                 kept.push(p);
             }
             Err(e) if a.folder.skip_bad_images => {

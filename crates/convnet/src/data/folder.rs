@@ -26,7 +26,8 @@
 //! `image_size` with `tf.image.resize(…, "bilinear")` (half-pixel centres, no antialiasing);
 //! optionally the centre crop with the target's aspect ratio first (`crop_to_aspect_ratio`, as
 //! Keras' `smart_resize`) or a zero border after (`pad_to_aspect_ratio`, as
-//! `tf.image.resize_with_pad`). Models see the values divided by 255, as for the built-in sets.
+//! `tf.image.resize_with_pad`). Models see the values divided by 255, as for the built-in sets
+//! (or as they are, 0–255, when the model begins with `Rescaling`: `FolderOptions::pixel_scale`).
 //!
 //! **Streaming.** [`FolderData`] is a [`TrainData`]: decoded pictures are kept in memory as bytes
 //! (rounded to whole grey levels: at most half a level from TensorFlow's floats) for as many
@@ -184,6 +185,10 @@ pub struct FolderOptions {
     /// Batches beyond the cache decoded ahead on a background thread, at most this many at
     /// once (0: every batch decoded when it is filled).
     pub prefetch: usize,
+    /// Factor the 0–255 values are multiplied by on their way to the model: 1/255 (values in
+    /// [0, 1], as the built-in sets) or 1 for a model that begins with `Rescaling` or
+    /// `Normalization` (see `Sequential::pixel_scale`).
+    pub pixel_scale: f32,
 }
 
 impl Default for FolderOptions {
@@ -200,6 +205,7 @@ impl Default for FolderOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             label_mode: LabelMode::Categorical,
             prefetch: DEFAULT_PREFETCH,
+            pixel_scale: 1.0 / 255.0,
         }
     }
 }
@@ -819,6 +825,8 @@ pub struct FolderData {
     prefetch: usize,
     /// The prefetch thread, started by the first hint that needs it.
     prefetcher: Option<Prefetcher>,
+    /// Factor from 0–255 to the model's input values.
+    pixel_scale: f32,
 }
 
 impl FolderData {
@@ -868,6 +876,7 @@ impl FolderData {
             scratch: Vec::new(),
             prefetch: opts.prefetch,
             prefetcher: None,
+            pixel_scale: opts.pixel_scale,
         };
         if !bad.is_empty() {
             data.drop_bad(&errors);
@@ -924,7 +933,8 @@ impl FolderData {
         self.classes
     }
 
-    /// All pictures as one `[n, h, w, c]` tensor scaled to [0, 1], and their targets.
+    /// All pictures as one `[n, h, w, c]` tensor (scaled by the options' `pixel_scale`), and
+    /// their targets.
     pub fn to_tensors(&mut self) -> Result<(Tensor, Tensor)> {
         let idx: Vec<usize> = (0..self.files.len()).collect();
         let mut x = Tensor::zeros(&[0]);
@@ -997,10 +1007,12 @@ impl TrainData for FolderData {
                 return Err(e);
             }
         }
-        // As the built-in sets scale (`ImageSet::x`): times 1/255.
+        // As the built-in sets scale (`ImageSet::x_scaled`): times 1/255 unless the model
+        // takes raw pixels.
+        let factor = self.pixel_scale;
         let scale = |dst: &mut [f32], src: &[u8]| {
             for (d, &s) in dst.iter_mut().zip(src) {
-                *d = s as f32 * (1.0 / 255.0);
+                *d = s as f32 * factor;
             }
         };
         let mut k = 0;
@@ -1300,6 +1312,15 @@ mod tests {
             assert!((a - b).abs() <= 0.5 / 255.0 + 1e-6);
         }
         assert!(xa.data().iter().all(|v| (0.0..=1.0).contains(v)));
+        // A model that begins with Rescaling takes the same pictures as 0–255 values.
+        let mut raw =
+            FolderData::new(ix.train.clone(), 3, &FolderOptions { pixel_scale: 1.0, ..opts.clone() }).unwrap();
+        let (mut xr, mut yr) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        raw.fill(&idx, &mut xr, &mut yr).unwrap();
+        assert!(xr.data().iter().any(|&v| v > 1.0));
+        for (r, a) in xr.data().iter().zip(xa.data()) {
+            assert_eq!(*r, (a * 255.0).round());
+        }
         // One-hot rows follow the labels; sparse labels are indices.
         assert_eq!(&ya.data()[..3], &[0.0, 1.0, 0.0]); // file 11 is a dog
         let mut sparse =
