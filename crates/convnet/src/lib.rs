@@ -59,7 +59,10 @@ pub use nn::constraints::Constraint;
 pub use nn::initializers::Initializer;
 pub use nn::losses::{Loss, LossKind};
 pub use nn::metrics::Metric;
-pub use nn::model::{Logs, Sequential};
+pub use nn::model::{Functional, Logs, Sequential};
+
+/// A model, stack or graph (Keras' `Model`); the same type as [`Sequential`].
+pub type Model = Sequential;
 pub use nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
 pub use presets::open_model;
 pub use rng::Rng;
@@ -83,12 +86,13 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU,
-        ReLU, Softmax, ELU,
+        ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU,
+        MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;
-    pub use crate::nn::model::{Logs, Sequential};
+    pub use crate::nn::model::{Functional, Logs, Sequential};
+    pub use crate::Model;
     pub use crate::nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
     pub use crate::nn::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;

@@ -1,7 +1,7 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
+    ActivationLayer, Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
     Softmax, ELU,
 };
 use crate::error::{Error, Result};
@@ -23,6 +23,13 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("ELU", |c| Ok(Box::new(ELU::from_config(c)?))),
     ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
     ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
+    ("Add", |c| Ok(Box::new(Add::from_config(c)?))),
+    ("Subtract", |c| Ok(Box::new(Subtract::from_config(c)?))),
+    ("Multiply", |c| Ok(Box::new(Multiply::from_config(c)?))),
+    ("Average", |c| Ok(Box::new(Average::from_config(c)?))),
+    ("Maximum", |c| Ok(Box::new(Maximum::from_config(c)?))),
+    ("Minimum", |c| Ok(Box::new(Minimum::from_config(c)?))),
+    ("Concatenate", |c| Ok(Box::new(Concatenate::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
@@ -71,6 +78,13 @@ mod tests {
             Box::new(Softmax::new().name("l")),
             Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
             Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
+            Box::new(Add::new().name("o")),
+            Box::new(Subtract::new().name("p")),
+            Box::new(Multiply::new().name("q")),
+            Box::new(Average::new().name("r")),
+            Box::new(Maximum::new().name("s")),
+            Box::new(Minimum::new().name("t")),
+            Box::new(Concatenate::new().axis(2).name("u")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));
