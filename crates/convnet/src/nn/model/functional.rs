@@ -122,6 +122,11 @@ impl Functional {
         Node(Src::Layer(self.layers.len() - 1))
     }
 
+    /// The name of the layer added last (empty before any).
+    pub fn last_name(&self) -> &str {
+        self.layers.last().map_or("", |l| l.name())
+    }
+
     /// `base`, `base_1`, … — the first not yet taken.
     fn fresh_name(&self, base: &str) -> String {
         let taken = |n: &str| self.inputs.iter().any(|(m, _)| m == n) || self.layers.iter().any(|l| l.name() == n);
@@ -264,13 +269,15 @@ pub(crate) mod tests {
     use crate::rng::Rng;
     use crate::tensor::Tensor;
 
-    /// conv → relu → conv, added to the block's input, relu; then a classifier.
+    /// A stem convolution, then the block: conv → relu → conv, added to the block's input
+    /// (whose gradient is then the sum of two paths), relu; then a classifier.
     pub(crate) fn residual(seed: u64) -> Sequential {
         let mut f = Functional::new();
         let inp = f.input(&[6, 6, 2]);
-        let x = f.add(Conv2D::new(2, 3).padding(Padding::Same).activation(Activation::Relu), inp);
+        let stem = f.add(Conv2D::new(2, 1).activation(Activation::Tanh), inp);
+        let x = f.add(Conv2D::new(2, 3).padding(Padding::Same).activation(Activation::Relu), stem);
         let x = f.add(Conv2D::new(2, 3).padding(Padding::Same), x);
-        let x = f.add(Add::new(), [x, inp]);
+        let x = f.add(Add::new(), [x, stem]);
         let x = f.add(ActivationLayer::new(Activation::Relu), x);
         let x = f.add(MaxPooling2D::new(2), x);
         let x = f.add(Flatten::new(), x);
@@ -333,8 +340,8 @@ pub(crate) mod tests {
         let mut m = residual(3);
         m.build().unwrap();
         let names: Vec<&str> = m.layers().iter().map(|l| l.name()).collect();
-        assert_eq!(names, ["conv2d", "conv2d_1", "add", "activation", "max_pooling2d", "flatten", "dense"]);
-        assert_eq!(m.inbound(2), &[2, 0], "Add reads conv2d_1 and the input");
+        assert_eq!(names, ["conv2d", "conv2d_1", "conv2d_2", "add", "activation", "max_pooling2d", "flatten", "dense"]);
+        assert_eq!(m.inbound(3), &[3, 1], "Add reads conv2d_2 and the stem");
         check_model_gradient(m, &[6, 6, 2]);
     }
 

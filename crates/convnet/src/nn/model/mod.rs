@@ -9,6 +9,12 @@ mod step;
 mod summary;
 
 pub use functional::{Functional, Node, Nodes};
+
+/// The residual test model of `functional.rs`, for the tests of other modules.
+#[cfg(test)]
+pub(crate) fn functional_tests_residual(seed: u64) -> Sequential {
+    functional::tests::residual(seed)
+}
 pub use summary::group_thousands;
 
 use crate::error::{Error, Result};
