@@ -2,7 +2,7 @@
 # Sets up a Python environment with real Keras 3 and tf_keras, ONNX and ONNX Runtime (cached in
 # target/keras-venv) and runs check.py (Keras loads files convnet wrote), compat.py (files as
 # notebooks write them, both directions; see its docstring) and onnx_check.py (models exported
-# by `convnet export` run in ONNX Runtime). Exit status 3 means the environment could
+# by `convnet export` run in ONNX Runtime) and functional_check.py (functional models, both ways). Exit status 3 means the environment could
 # not be installed (no network to PyPI, for example); any other failure is a real one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +23,10 @@ check=$?
 compat=$?
 "$venv/bin/python" tests/keras_check/onnx_check.py
 onnx=$?
+"$venv/bin/python" tests/keras_check/functional_check.py
+functional=$?
 # Each runs whatever the others gave; a failure of any fails the whole.
 if [ "$check" -ne 0 ]; then exit "$check"; fi
 if [ "$compat" -ne 0 ]; then exit "$compat"; fi
+if [ "$functional" -ne 0 ]; then exit "$functional"; fi
 exit "$onnx"

@@ -13,7 +13,8 @@
 //!   the model as `<id>.cn.keras` and `<id>.cn.h5`, then trains one more step from that saved
 //!   state and predicts (`<id>.cn_next2.bin`), for Keras to repeat from convnet's files.
 //! - `convnet.json` reports each entry: the error of each stage (null when it went well),
-//!   load warnings, and which of the outputs above exist.
+//!   load warnings, the parameter counts (total, trainable), and which of the outputs above
+//!   exist.
 //!
 //! Nothing here judges: the comparisons against Keras are made and printed by `compat.py`.
 //! Every entry runs even when an earlier one fails, and a panic counts as that entry's error.
@@ -59,6 +60,7 @@ fn run_entry(dir: &Path, entry: &Value, rep: &mut Map<String, Value>) -> std::re
     rep.insert("load".into(), Value::Null);
     rep.insert("warnings".into(), json!(warnings));
     rep.insert("compiled".into(), json!(m.compiled().is_some()));
+    rep.insert("params".into(), json!([m.count_params(), m.count_trainable_params()]));
 
     match m.predict(&x, batch) {
         Ok(p) => {
