@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up a Python environment with real Keras 3 and tf_keras, ONNX and ONNX Runtime (cached in
 # target/keras-venv) and runs check.py (Keras loads files convnet wrote), compat.py (files as
-# notebooks write them, both directions; see its docstring) and onnx_check.py (models exported
-# by `convnet export` run in ONNX Runtime) and functional_check.py (functional models, both ways). Exit status 3 means the environment could
-# not be installed (no network to PyPI, for example); any other failure is a real one.
+# notebooks write them, both directions; see its docstring), onnx_check.py (models exported
+# by `convnet export` run in ONNX Runtime) and functional_check.py (functional models, both
+# ways). Exit status 3 means the environment could not be installed (no network to PyPI, for
+# example); any other failure is a real one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 venv=target/keras-venv

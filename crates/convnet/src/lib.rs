@@ -86,16 +86,16 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU,
-        MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
+        ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer,
+        LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;
     pub use crate::nn::model::{Functional, Logs, Sequential};
-    pub use crate::Model;
     pub use crate::nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
     pub use crate::nn::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;
     pub use crate::train::callbacks::{Callback, Control};
     pub use crate::train::{FitOptions, History};
+    pub use crate::Model;
 }

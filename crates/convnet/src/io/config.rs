@@ -109,7 +109,8 @@ fn batch_dims(s: &[usize]) -> Value {
 fn functional_config(model: &Sequential, v3: bool) -> Value {
     let g = model.graph().expect("a graph model");
     let n_in = g.input_names.len();
-    let node_name = |x: usize| if x < n_in { g.input_names[x].clone() } else { model.layers()[x - n_in].name().to_string() };
+    let node_name =
+        |x: usize| if x < n_in { g.input_names[x].clone() } else { model.layers()[x - n_in].name().to_string() };
     let mut layers = Vec::new();
     for (name, shape) in g.input_names.iter().zip(&g.input_shapes) {
         layers.push(if v3 {
@@ -221,11 +222,15 @@ fn inbound_names(entry: &Value, lname: &str) -> Result<Vec<String>> {
         Value::Array(list) => list.iter().map(|r| r.as_array().ok_or_else(bad).and_then(|r| check(r))).collect(),
         // Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
         Value::Object(o) => {
-            if o.get("kwargs").and_then(Value::as_object).is_some_and(|k| k.values().any(|v| v.to_string().contains("keras_history"))) {
+            if o.get("kwargs")
+                .and_then(Value::as_object)
+                .is_some_and(|k| k.values().any(|v| v.to_string().contains("keras_history")))
+            {
                 return Err(Error::config(format!("layer {lname:?} takes a tensor as a keyword argument")));
             }
             let history = |t: &Value| -> Result<String> {
-                let h = t.get("config").and_then(|c| c.get("keras_history")).and_then(Value::as_array).ok_or_else(bad)?;
+                let h =
+                    t.get("config").and_then(|c| c.get("keras_history")).and_then(Value::as_array).ok_or_else(bad)?;
                 check(h)
             };
             let args = o.get("args").and_then(Value::as_array).ok_or_else(bad)?;
@@ -245,7 +250,10 @@ fn functional_from_config(cfg: &Map<String, Value>) -> Result<Sequential> {
     use crate::nn::model::{Functional, Node};
     use std::collections::HashMap;
     let name = cfg.get("name").and_then(Value::as_str).unwrap_or("functional");
-    let entries = cfg.get("layers").and_then(Value::as_array).ok_or_else(|| Error::config("functional model without `layers`"))?;
+    let entries = cfg
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::config("functional model without `layers`"))?;
     let mut f = Functional::new().with_name(name);
     let mut nodes: HashMap<String, Node> = HashMap::new();
     let mut pending: Vec<(String, &Value, Vec<String>)> = Vec::new();
@@ -320,7 +328,10 @@ fn functional_from_config(cfg: &Map<String, Value>) -> Result<Sequential> {
 pub fn model_from_config(v: &Value) -> Result<Sequential> {
     let class = v.get("class_name").and_then(Value::as_str).unwrap_or("");
     if class == "Functional" || class == "Model" {
-        let cfg = v.get("config").and_then(Value::as_object).ok_or_else(|| Error::config("model `config` must be an object"))?;
+        let cfg = v
+            .get("config")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::config("model `config` must be an object"))?;
         return functional_from_config(cfg);
     }
     if class != "Sequential" {

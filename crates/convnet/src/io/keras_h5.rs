@@ -307,7 +307,8 @@ impl Container for GroupBuilder {
 fn write_legacy_weights(model: &Sequential, g: &mut impl Container) {
     // A graph lists its InputLayers first, as Keras does (they hold no weights).
     let inputs: Vec<String> = model.graph().map(|g| g.input_names.clone()).unwrap_or_default();
-    let names: Vec<String> = inputs.iter().cloned().chain(model.layers().iter().map(|l| l.name().to_string())).collect();
+    let names: Vec<String> =
+        inputs.iter().cloned().chain(model.layers().iter().map(|l| l.name().to_string())).collect();
     g.attr("layer_names", AttrValue::VarLenAsciiStringArray(names));
     for name in &inputs {
         let mut lg = g.group(name);

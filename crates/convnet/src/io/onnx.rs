@@ -72,7 +72,9 @@ pub fn to_model(model: &Sequential) -> Result<ModelProto> {
         return Err(Error::State("only a built model can be exported (build, fit or predict it first)".into()));
     }
     if model.graph().is_some() {
-        return Err(Error::config("ONNX export of functional (graph) models is not supported yet; Sequential models export"));
+        return Err(Error::config(
+            "ONNX export of functional (graph) models is not supported yet; Sequential models export",
+        ));
     }
     let input_shape = model.input_shape().unwrap_or(&[]).to_vec();
     let mut g = Graph::new(&input_shape);

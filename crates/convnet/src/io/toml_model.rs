@@ -98,8 +98,7 @@ fn regularizer_form(v: &Value) -> Value {
 const TOP_LEVEL_KEYS: &[&str] = &["name", "input_shape", "inputs", "outputs", "layers", "compile", "augment"];
 
 /// Keys every layer table may have besides its config's: its class and Keras' input-shape forms.
-const LAYER_EXTRA_KEYS: &[&str] =
-    &["class_name", "type", "input_shape", "batch_input_shape", "batch_shape", "inputs"];
+const LAYER_EXTRA_KEYS: &[&str] = &["class_name", "type", "input_shape", "batch_input_shape", "batch_shape", "inputs"];
 
 /// The `[compile]` keys that are not the optimizer's own options.
 const COMPILE_KEYS: &[&str] = &["loss", "optimizer", "metrics"];
@@ -227,12 +226,15 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
     Ok(model)
 }
 
+/// A layer of a graph model file and the names of what it reads (`None`: the layer before).
+type WiredLayer = (Box<dyn crate::nn::layers::Layer>, Option<Vec<String>>);
+
 /// Wires the layers of a graph model file (see the module doc): each reads the nodes its
 /// `inputs` name, or the layer before it.
 fn graph_from_toml(
     doc: &toml::Table,
     stack: Sequential,
-    layers: Vec<(Box<dyn crate::nn::layers::Layer>, Option<Vec<String>>)>,
+    layers: Vec<WiredLayer>,
 ) -> Result<Sequential> {
     use crate::nn::model::{Functional, Node};
     let mut f = Functional::new().with_name(stack.name());
@@ -468,9 +470,12 @@ units = 3
             .unwrap_err()
             .to_string();
         assert!(e.contains("stme") && e.contains("stem"), "{e}");
-        let e = model_from_toml(&text.replace("type = \"Flatten\"", "type = \"Flatten\"\ninptus = [\"add\"]"), Path::new("g.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = model_from_toml(
+            &text.replace("type = \"Flatten\"", "type = \"Flatten\"\ninptus = [\"add\"]"),
+            Path::new("g.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("inptus"), "{e}");
     }
 

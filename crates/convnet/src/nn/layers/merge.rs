@@ -328,8 +328,7 @@ impl Layer for Concatenate {
         let mut out = shapes[0].clone();
         out[a] = 0;
         for s in shapes {
-            let same_rest =
-                s.len() == rank && s.iter().zip(&shapes[0]).enumerate().all(|(i, (x, y))| i == a || x == y);
+            let same_rest = s.len() == rank && s.iter().zip(&shapes[0]).enumerate().all(|(i, (x, y))| i == a || x == y);
             if !same_rest {
                 return Err(Error::shape(format!(
                     "Concatenate (axis {}) needs inputs that match except on that axis, got {} and {}",
@@ -416,7 +415,11 @@ mod tests {
                 acts[k].data_mut()[i] = orig;
                 let fd = ((lp - lm) / (2.0 * f64::from(h))) as f32;
                 let g = dx.data()[i];
-                assert!((fd - g).abs() < 2e-3 * (1.0 + fd.abs()), "{} input {k}[{i}]: fd {fd} vs {g}", layer.class_name());
+                assert!(
+                    (fd - g).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "{} input {k}[{i}]: fd {fd} vs {g}",
+                    layer.class_name()
+                );
             }
         }
     }

@@ -1,8 +1,8 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D, PReLU, ReLU,
-    Softmax, ELU,
+    ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU,
+    MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};

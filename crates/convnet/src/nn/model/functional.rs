@@ -130,7 +130,10 @@ impl Functional {
     /// `base`, `base_1`, … — the first not yet taken.
     fn fresh_name(&self, base: &str) -> String {
         let taken = |n: &str| self.inputs.iter().any(|(m, _)| m == n) || self.layers.iter().any(|l| l.name() == n);
-        (0..).map(|k| if k == 0 { base.to_string() } else { format!("{base}_{k}") }).find(|n| !taken(n)).expect("unbounded")
+        (0..)
+            .map(|k| if k == 0 { base.to_string() } else { format!("{base}_{k}") })
+            .find(|n| !taken(n))
+            .expect("unbounded")
     }
 
     /// The model from `inputs` to `outputs` (Keras' `Model(inputs, outputs)`), its layers in

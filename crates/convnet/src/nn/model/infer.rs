@@ -91,7 +91,11 @@ impl Sequential {
     pub fn predict_many(&mut self, xs: &[Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
         self.build()?;
         if xs.len() != self.n_in {
-            return Err(Error::shape(format!("the model has {} inputs but {} tensors were given", self.n_in, xs.len())));
+            return Err(Error::shape(format!(
+                "the model has {} inputs but {} tensors were given",
+                self.n_in,
+                xs.len()
+            )));
         }
         let n = xs.first().map_or(0, Tensor::batch);
         for (k, x) in xs.iter().enumerate() {

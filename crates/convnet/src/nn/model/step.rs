@@ -232,7 +232,8 @@ impl Sequential {
         self.require_single_io("evaluate")?;
         self.forward(n, false, true, None);
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let loss = loss_fn.compute(self.acts[self.outputs[0]].data(), self.targets.data(), width, None, false) + self.penalty(n);
+        let loss = loss_fn.compute(self.acts[self.outputs[0]].data(), self.targets.data(), width, None, false)
+            + self.penalty(n);
         Ok(StepResult { loss, tallies: self.tally(), optimizer_seconds: 0.0 })
     }
 

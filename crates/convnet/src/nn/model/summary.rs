@@ -50,10 +50,21 @@ impl Sequential {
             let parts: Vec<String> = widths[..cols].iter().map(|&w| h.to_string().repeat(w)).collect();
             format!("{l}{}{r}\n", parts.join(&m.to_string()))
         };
-        let cell = |t: &str, w: usize, right: bool| if right { format!(" {t:>a$} ", a = w - 2) } else { format!(" {t:<a$}", a = w - 1) };
+        let cell = |t: &str, w: usize, right: bool| {
+            if right {
+                format!(" {t:>a$} ", a = w - 2)
+            } else {
+                format!(" {t:<a$}", a = w - 1)
+            }
+        };
         let mut s = format!("Model: \"{}\"\n", self.name);
         s += &line('┏', '┳', '┓', '━');
-        let head = [cell("Layer (type)", w0, false), cell("Output Shape", w1, false), cell("Param #", w2, true), cell("Connected to", w3, false)];
+        let head = [
+            cell("Layer (type)", w0, false),
+            cell("Output Shape", w1, false),
+            cell("Param #", w2, true),
+            cell("Connected to", w3, false),
+        ];
         s += &format!("┃{}┃\n", head[..cols].join("┃"));
         s += &line('┡', '╇', '┩', '━');
         for (i, r) in rows.iter().enumerate() {
