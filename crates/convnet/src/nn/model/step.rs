@@ -96,8 +96,16 @@ impl Sequential {
         let (l, n_in, out) = (self.layers.len(), self.n_in, self.outputs[0]);
         self.forward(n, true, true, times.as_deref_mut());
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let out_shape = self.out_shape().to_vec();
-        self.grads[out].resize_batch(n, &out_shape);
+        // The output node's shape, borrowed field by field (no copy per step).
+        let out_shape: &[usize] = if out >= n_in {
+            self.layers[out - n_in].output_shape()
+        } else {
+            match &self.graph {
+                Some(g) => &g.input_shapes[out],
+                None => self.input_shape.as_deref().unwrap_or(&[]),
+            }
+        };
+        self.grads[out].resize_batch(n, out_shape);
         let mut loss =
             loss_fn.compute(self.acts[out].data(), self.targets.data(), width, Some(self.grads[out].data_mut()), fused);
         loss += self.penalty(n);
