@@ -231,11 +231,7 @@ type WiredLayer = (Box<dyn crate::nn::layers::Layer>, Option<Vec<String>>);
 
 /// Wires the layers of a graph model file (see the module doc): each reads the nodes its
 /// `inputs` name, or the layer before it.
-fn graph_from_toml(
-    doc: &toml::Table,
-    stack: Sequential,
-    layers: Vec<WiredLayer>,
-) -> Result<Sequential> {
+fn graph_from_toml(doc: &toml::Table, stack: Sequential, layers: Vec<WiredLayer>) -> Result<Sequential> {
     use crate::nn::model::{Functional, Node};
     let mut f = Functional::new().with_name(stack.name());
     let mut known: Vec<(String, Node)> = Vec::new();
