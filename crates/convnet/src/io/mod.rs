@@ -289,7 +289,7 @@ mod tests {
         let before = m.predict(&x, 6).unwrap();
         m.train_on_batch(&x, &y).unwrap();
         for name in names {
-            let mut back = load_model(&tmp.path().join(name)).unwrap();
+            let mut back = load_model(tmp.path().join(name)).unwrap();
             assert_eq!(back.graph(), m.graph(), "{name}");
             assert_eq!(back.predict(&x, 6).unwrap(), before, "{name}");
             back.train_on_batch(&x, &y).unwrap();
