@@ -15,9 +15,12 @@ them as Keras 3 `.keras`, Keras 3 `.h5` and tf_keras `.h5`. Then, for each file:
   one more step in Keras (Keras 3 from `.keras`, tf_keras from `.h5`) matches convnet's next
   step (within 1e-4).
 
+A model with two inputs and two outputs is loaded, predicted (`predict_many`, within 1e-5)
+and saved by convnet, and Keras 3 and tf_keras predict the same from convnet's files; it is
+not trained, as convnet trains models with one input and one output only.
+
 convnet's half is the same as compat.py's (`tests/keras_compat.rs`, through
-`CONVNET_COMPAT_DIR`). Models with several inputs or outputs are not here: convnet predicts
-them (`predict_many`) but does not train them yet.
+`CONVNET_COMPAT_DIR`).
 
 Run from the repository root (tests/keras_check/run.sh does):
 
@@ -82,6 +85,21 @@ def merges(L):
     out = L.layers.Dense(3, activation="softmax")(L.layers.Flatten()(x))
     return L.Model(inp, out)
 
+
+def two_in_two_out(L):
+    a = L.Input(SHAPE, name="image")
+    b = L.Input((4,), name="extra")
+    x = L.layers.Conv2D(3, 3, activation="relu")(a)
+    x = L.layers.Flatten()(x)
+    e = L.layers.Dense(5, activation="tanh")(b)
+    x = L.layers.Concatenate()([x, e])
+    out1 = L.layers.Dense(3, activation="softmax")(x)
+    out2 = L.layers.Dense(1)(L.layers.Average()([e, L.layers.Dense(5)(b)]))
+    return L.Model([a, b], [out1, out2])
+
+
+# Several inputs and outputs: loaded, predicted (predict_many) and saved, no training.
+MANY = [("two_in_two_out", two_in_two_out)]
 
 CASES = [("residual", residual), ("skip_from_input", skip_from_input), ("two_branches", two_branches),
          ("merges", merges)]
@@ -159,6 +177,25 @@ for name, make in CASES:
             refs[fid] = dict(pred=pred, next=nxt, counts=counts(m))
             manifest.append(dict(id=fid, file=fid, x="x.bin", x_shape=list(x.shape), y="y.bin",
                                  y_shape=list(y.shape)))
+x2 = rng.uniform(-1, 1, (N, 4)).astype(np.float32)
+write("x2.bin", x2)
+for name, make in MANY:
+    for L, tag in [(keras, "k3"), (tf_keras, "tfk")]:
+        files = ["keras", "h5"] if tag == "k3" else ["h5"]
+        try:
+            m = make(L)
+            m.compile(optimizer=adam(L), loss=["categorical_crossentropy", "mse"])
+            preds = [np.asarray(p, dtype=np.float32) for p in m([x, x2], training=False)]
+            for ext in files:
+                m.save(os.path.join(OUT, f"{name}.{tag}.{ext}"))
+        except Exception as e:
+            rows.append((name, tag, "keras", f"FAILED: Keras could not build or save it: {short(e)}"))
+            continue
+        for ext in files:
+            fid = f"{name}.{tag}.{ext}"
+            refs[fid] = dict(preds=preds, counts=counts(m))
+            manifest.append(dict(id=fid, file=fid, xs=[dict(x="x.bin", x_shape=list(x.shape)),
+                                                       dict(x="x2.bin", x_shape=list(x2.shape))]))
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"files": manifest}, f, indent=1)
 
@@ -170,9 +207,40 @@ if r.returncode != 0:
 with open(os.path.join(OUT, "convnet.json")) as f:
     report = json.load(f)
 
+def check_many(fid, ref, rep):
+    """Rows of a several-input, several-output model: convnet's predictions, and Keras'
+    predictions from convnet's files."""
+    err = rep.get("error") or rep.get("load") or rep.get("predict")
+    if err:
+        rows.append((fid, "keras -> convnet", "", f"FAILED: {short(err)}"))
+        return
+    try:
+        got = [read(f"{fid}.cn_pred_{k}.bin", p.shape) for k, p in enumerate(ref["preds"])]
+        d = max(diff(p, g) for p, g in zip(ref["preds"], got))
+        ok = d <= PRED_TOL and rep.get("params") == ref["counts"]
+        rows.append((fid, "keras -> convnet", f"params {ref['counts'][0]}",
+                     f"ok (predict {d:.1e})" if ok else f"FAILED: predict {d:.2e}, params {rep.get('params')}"))
+    except Exception as e:
+        rows.append((fid, "keras -> convnet", "", f"FAILED: {short(e)}"))
+        return
+    for L, tag, ext in [(keras, "keras3", "keras"), (keras, "keras3", "h5"), (tf_keras, "tf_keras", "h5")]:
+        what = f"convnet .{ext} -> {tag}"
+        try:
+            m = L.models.load_model(os.path.join(OUT, f"{fid}.cn.{ext}"))
+            back = [np.asarray(p, dtype=np.float32) for p in m([x, x2], training=False)]
+            d = max(diff(g, b) for g, b in zip(got, back))
+            ok = d <= PRED_TOL and len(back) == len(got) and counts(m) == ref["counts"]
+            rows.append((fid, what, "", f"ok (predict {d:.1e})" if ok else f"FAILED: predict {d:.2e}"))
+        except Exception as e:
+            rows.append((fid, what, "", f"FAILED: {short(e)}"))
+
+
 for entry in manifest:
     fid = entry["id"]
     ref, rep = refs[fid], report.get(fid, {"error": "no report"})
+    if "xs" in entry:
+        check_many(fid, ref, rep)
+        continue
     problems, notes = [], []
     err = rep.get("error") or rep.get("load")
     if err:
