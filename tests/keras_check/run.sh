@@ -3,10 +3,11 @@
 # target/keras-venv) and runs check.py (Keras loads files convnet wrote), compat.py (files as
 # notebooks write them, both directions; see its docstring), onnx_check.py (models exported
 # by `convnet export` run in ONNX Runtime), conv_variants_check.py (the convolution variants:
-# parameter counts and compat.py's round trips) and modern_check.py (BatchNormalization, global
+# parameter counts and compat.py's round trips), modern_check.py (BatchNormalization, global
 # pooling, padding, resizing and the preprocessing layers through Keras' files, both
-# directions). Exit status 3 means the environment could not be installed (no network to PyPI,
-# for example); any other failure is a real one.
+# directions) and functional_check.py (functional models, both ways). Exit status 3 means the
+# environment could not be installed (no network to PyPI, for example); any other failure is a
+# real one.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 venv=target/keras-venv
@@ -22,7 +23,7 @@ if ! "$venv/bin/python" -c "import onnx, onnxruntime" 2>/dev/null; then
 fi
 # Each runs whatever the others gave; the first failure's status is the whole run's.
 status=0
-for script in check compat onnx_check conv_variants_check modern_check; do
+for script in check compat onnx_check conv_variants_check modern_check functional_check; do
   "$venv/bin/python" "tests/keras_check/$script.py"
   code=$?
   if [ "$code" -ne 0 ] && [ "$status" -eq 0 ]; then status=$code; fi

@@ -64,7 +64,10 @@ pub use nn::constraints::Constraint;
 pub use nn::initializers::Initializer;
 pub use nn::losses::{Loss, LossKind};
 pub use nn::metrics::Metric;
-pub use nn::model::{Logs, Sequential};
+pub use nn::model::{Functional, Logs, Sequential};
+
+/// A model, stack or graph (Keras' `Model`); the same type as [`Sequential`].
+pub type Model = Sequential;
 pub use nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
 pub use presets::open_model;
 pub use rng::Rng;
@@ -88,16 +91,18 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Cropping2D, Dense, Dropout, Flatten,
-        GlobalAveragePooling2D, GlobalMaxPooling2D, Interpolation, Layer, LeakyReLU, MaxPooling2D, Normalization,
-        PReLU, ReLU, Rescaling, Reshape, Softmax, SpatialDropout2D, UpSampling2D, ZeroPadding2D, ELU,
+        ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
+        Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Interpolation,
+        Layer, LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU, Rescaling, Reshape,
+        SeparableConv2D, Softmax, SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;
-    pub use crate::nn::model::{Logs, Sequential};
+    pub use crate::nn::model::{Functional, Logs, Sequential};
     pub use crate::nn::optimizers::{Adadelta, Adagrad, Adam, AdamW, Adamax, Nadam, Optimizer, RmsProp, Sgd};
     pub use crate::nn::regularizers::{l1, l1_l2, l2};
     pub use crate::tensor::Tensor;
     pub use crate::train::callbacks::{Callback, Control};
     pub use crate::train::{FitOptions, History};
+    pub use crate::Model;
 }

@@ -15,6 +15,9 @@
 //! - `convnet.json` reports each entry: the error of each stage (null when it went well),
 //!   load warnings, the trainable and non-trainable parameter counts, and which of the outputs
 //!   above exist.
+//! - An entry with `xs` (a list of `{"x", "x_shape"}`) is a model with several inputs or
+//!   outputs: convnet predicts each output (`<id>.cn_pred_<k>.bin`) and saves the model, no
+//!   training.
 //!
 //! Nothing here judges: the comparisons against Keras are made and printed by `compat.py`.
 //! Every entry runs even when an earlier one fails, and a panic counts as that entry's error.
@@ -45,6 +48,9 @@ fn shape_of(v: &Value) -> Vec<usize> {
 fn run_entry(dir: &Path, entry: &Value, rep: &mut Map<String, Value>) -> std::result::Result<(), String> {
     let id = entry["id"].as_str().ok_or("entry without id")?.to_string();
     let out = |suffix: &str| dir.join(format!("{id}.{suffix}"));
+    if let Some(xs) = entry["xs"].as_array() {
+        return run_many(dir, entry, xs, &out, rep);
+    }
     let x = read_bin(&dir.join(entry["x"].as_str().ok_or("entry without x")?), &shape_of(&entry["x_shape"]))?;
     let y = match entry["y"].as_str() {
         Some(y) => Some(read_bin(&dir.join(y), &shape_of(&entry["y_shape"]))?),
@@ -99,6 +105,46 @@ fn run_entry(dir: &Path, entry: &Value, rep: &mut Map<String, Value>) -> std::re
             Ok(())
         });
         rep.insert("train2".into(), json!(r.err()));
+    }
+    Ok(())
+}
+
+/// An entry of a model with several inputs or outputs (`xs`: `[{"x", "x_shape"}, …]`):
+/// convnet loads it, predicts each output (`<id>.cn_pred_<k>.bin`) and saves it as
+/// `<id>.cn.keras` and `<id>.cn.h5`; no training.
+fn run_many(
+    dir: &Path,
+    entry: &Value,
+    xs: &[Value],
+    out: &dyn Fn(&str) -> std::path::PathBuf,
+    rep: &mut Map<String, Value>,
+) -> std::result::Result<(), String> {
+    let xs: Vec<Tensor> = xs
+        .iter()
+        .map(|x| read_bin(&dir.join(x["x"].as_str().unwrap_or("")), &shape_of(&x["x_shape"])))
+        .collect::<std::result::Result<_, _>>()?;
+    let (mut m, warnings) = convnet::io::load_model_with_warnings(&dir.join(entry["file"].as_str().ok_or("no file")?))
+        .map_err(|e| {
+            rep.insert("load".into(), json!(e.to_string()));
+            "load".to_string()
+        })?;
+    rep.insert("load".into(), Value::Null);
+    rep.insert("warnings".into(), json!(warnings));
+    rep.insert("params".into(), json!([m.count_params(), m.count_trainable_params()]));
+    match m.predict_many(&xs, 4) {
+        Ok(outs) => {
+            for (k, o) in outs.iter().enumerate() {
+                write_bin(&out(&format!("cn_pred_{k}.bin")), o);
+            }
+            rep.insert("predict".into(), Value::Null);
+        }
+        Err(e) => {
+            rep.insert("predict".into(), json!(e.to_string()));
+        }
+    }
+    for ext in ["keras", "h5"] {
+        let r = convnet::io::save_model(&m, &out(&format!("cn.{ext}")));
+        rep.insert(format!("save_{ext}"), json!(r.err().map(|e| e.to_string())));
     }
     Ok(())
 }

@@ -53,11 +53,12 @@ fn steady_state_training_steps_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
-    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants", "modern"] {
+    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants", "modern", "residual"] {
         let mut m = match name {
             "activations" => activations(),
             "conv-variants" => conv_variants(),
             "modern" => modern(),
+            "residual" => residual(),
             _ => convnet::presets::preset(name).unwrap(),
         };
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
@@ -111,8 +112,6 @@ fn every_optimizer_schedule_and_clipping_trains_without_allocating() {
     }
 }
 
-/// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
-/// SiLU), with activation layers and PReLU's weight.
 /// BatchNormalization, global pooling, padding, cropping, resizing, rescaling, reshaping and
 /// spatial dropout.
 fn modern() -> Sequential {
@@ -133,8 +132,27 @@ fn modern() -> Sequential {
     m.add(Normalization::with_statistics(&[0.5], &[2.0]));
     m.add(Dense::new(10).activation(Activation::Softmax));
     m
+/// A graph: a residual block (whose input's gradient is the sum of two paths), a second
+/// branch joined by Concatenate, and passthrough layers inside and after it.
+fn residual() -> Sequential {
+    let mut f = Functional::new();
+    let inp = f.input(&[28, 28, 1]);
+    let stem = f.add(Conv2D::new(4, 3).padding(Padding::Same).activation(Activation::Relu), inp);
+    let x = f.add(Conv2D::new(4, 3).padding(Padding::Same).activation(Activation::Relu), stem);
+    let x = f.add(Conv2D::new(4, 3).padding(Padding::Same), x);
+    let x = f.add(Add::new(), [x, stem]);
+    let x = f.add(ActivationLayer::new(Activation::Relu), x);
+    let x = f.add(MaxPooling2D::new(2), x);
+    let side = f.add(Conv2D::new(2, 1).activation(Activation::Tanh), x);
+    let x = f.add(Concatenate::new(), [x, side]);
+    let x = f.add(Flatten::new(), x);
+    let x = f.add(Dropout::new(0.25), x);
+    let out = f.add(Dense::new(10).activation(Activation::Softmax), x);
+    f.build(&[inp], &[out]).unwrap()
 }
 
+/// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
+/// SiLU), with activation layers and PReLU's weight.
 fn activations() -> Sequential {
     let mut m = Sequential::new();
     m.add(Conv2D::new(6, 5).activation(Activation::Gelu).input_shape([28, 28, 1]));

@@ -153,6 +153,36 @@ fn activation_model(name: &str) -> Sequential {
     m
 }
 
+/// A functional model: a residual block with a skip from a stem, branches joined by each
+/// merge layer, values merged in NCHW (after convolutions) and in NHWC (after Flatten).
+fn graph_model() -> Sequential {
+    let mut f = Functional::new();
+    let inp = f.input(&[28, 28, 1]);
+    let stem = f.add(Conv2D::new(4, 3).activation(Activation::Relu), inp);
+    let x = f.add(Conv2D::new(4, 3).padding(Padding::Same).activation(Activation::Relu), stem);
+    let x = f.add(Conv2D::new(4, 3).padding(Padding::Same), x);
+    let x = f.add(Add::new(), [x, stem]);
+    let x = f.add(MaxPooling2D::new(2), x);
+    let a = f.add(Conv2D::new(3, 1).activation(Activation::Tanh), x);
+    let b = f.add(Conv2D::new(3, 3).padding(Padding::Same).activation(Activation::Sigmoid), x);
+    let c = f.add(Concatenate::new(), [a, b, x]);
+    let m = f.add(Multiply::new(), [a, b]);
+    let d = f.add(Subtract::new(), [m, a]);
+    let e = f.add(Maximum::new(), [d, b, a]);
+    let g = f.add(Minimum::new(), [e, m]);
+    let h = f.add(Concatenate::new().axis(1), [g, e]);
+    let h = f.add(Concatenate::new().axis(2), [h, h]);
+    let h = f.add(Flatten::new(), h);
+    let c = f.add(Flatten::new(), c);
+    let h = f.add(Concatenate::new(), [h, c]);
+    let k = f.add(Dense::new(16).activation(Activation::Relu), h);
+    let l = f.add(Dense::new(16), h);
+    let k = f.add(Average::new(), [k, l]);
+    let k = f.add(Concatenate::new(), [k, l]);
+    let out = f.add(Dense::new(10).activation(Activation::Softmax), k);
+    f.build(&[inp], &[out]).unwrap()
+}
+
 #[test]
 #[ignore = "run by tests/keras_check/onnx_check.py"]
 fn write_models_for_onnx_runtime() {
@@ -166,6 +196,7 @@ fn write_models_for_onnx_runtime() {
     models.push(("layers".into(), layers_model()));
     models.push(("conv-variants".into(), conv_variants_model()));
     models.extend(modern_models());
+    models.push(("graph".into(), graph_model()));
     models.extend(ACTIVATIONS.iter().map(|a| (format!("act-{a}"), activation_model(a))));
     for (name, mut m) in models {
         m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[]).unwrap();

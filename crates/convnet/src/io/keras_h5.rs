@@ -305,8 +305,16 @@ impl Container for GroupBuilder {
 /// Writes the legacy weights layout into `g`: `layer_names`, a group per layer with
 /// `weight_names`, values at `<layer>/<layer>/<weight>:0`.
 fn write_legacy_weights(model: &Sequential, g: &mut impl Container) {
-    let names: Vec<String> = model.layers().iter().map(|l| l.name().to_string()).collect();
+    // A graph lists its InputLayers first, as Keras does (they hold no weights).
+    let inputs: Vec<String> = model.graph().map(|g| g.input_names.clone()).unwrap_or_default();
+    let names: Vec<String> =
+        inputs.iter().cloned().chain(model.layers().iter().map(|l| l.name().to_string())).collect();
     g.attr("layer_names", AttrValue::VarLenAsciiStringArray(names));
+    for name in &inputs {
+        let mut lg = g.group(name);
+        lg.set_attr("weight_names", AttrValue::F64Array(Vec::new()));
+        g.add(lg.finish());
+    }
     g.attr("backend", AttrValue::VarLenAsciiString("tensorflow".into()));
     g.attr("keras_version", AttrValue::VarLenAsciiString(KERAS_VERSION.into()));
     for l in model.layers() {
@@ -418,6 +426,14 @@ pub fn to_bytes(model: &Sequential, include_optimizer: bool) -> Result<Vec<u8>> 
 pub fn keras3_weights_to_bytes(model: &Sequential, with_optimizer: bool) -> Result<Vec<u8>> {
     let mut b = FileBuilder::new();
     let mut layers = b.create_group("layers");
+    // A graph's InputLayers are among Keras' `model.layers`, with empty variable lists.
+    for at in keras3_input_paths(model) {
+        let mut lg = layers.create_group(&at);
+        let mut vars = lg.create_group("vars");
+        vars.set_attr("name", AttrValue::VarLenString(at.clone()));
+        lg.add_group(vars.finish());
+        layers.add_group(lg.finish());
+    }
     for (l, at) in model.layers().iter().zip(keras3_layer_paths(model)) {
         let mut lg = layers.create_group(&at);
         let mut vars = lg.create_group("vars");
@@ -531,6 +547,13 @@ pub fn keras3_layer_paths(model: &Sequential) -> Vec<String> {
         .collect()
 }
 
+/// Where Keras 3 keeps a graph model's `InputLayer`s (which hold no variables):
+/// `input_layer`, `input_layer_1`, …; none for a stack.
+pub fn keras3_input_paths(model: &Sequential) -> Vec<String> {
+    let n = if model.graph().is_some() { model.input_count() } else { 0 };
+    (0..n).map(|k| if k == 0 { "input_layer".to_string() } else { format!("input_layer_{k}") }).collect()
+}
+
 /// Reads Keras 3's weights layout into a built model (layers addressed by class and position,
 /// see [`keras3_layer_paths`]), and the optimizer's variables if `with_optimizer` and present.
 /// Every layer's variables must match in number and shape; returns warnings.
@@ -548,8 +571,13 @@ pub fn load_keras3_weights(
     };
     let paths = keras3_layer_paths(model);
     if let Ok(g) = f.group(root) {
-        let extra: Vec<String> =
-            g.groups().map_err(h5err(path))?.into_iter().filter(|name| !paths.contains(name)).collect();
+        let inputs = keras3_input_paths(model);
+        let extra: Vec<String> = g
+            .groups()
+            .map_err(h5err(path))?
+            .into_iter()
+            .filter(|name| !paths.contains(name) && !inputs.contains(name))
+            .collect();
         if !extra.is_empty() {
             return Err(Error::format(
                 path,

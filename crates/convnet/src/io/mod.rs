@@ -263,6 +263,40 @@ mod tests {
         assert!(model.save(tmp.path().join("m.txt")).is_err());
     }
 
+    /// A graph model, trained a few steps, comes back from each format with its wiring, its
+    /// weights, its optimizer state (the next step is the same) and its predictions.
+    #[test]
+    fn functional_models_round_trip_through_every_format() {
+        use crate::prelude::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let mut m = crate::nn::model::functional_tests_residual(9);
+        m.compile(Loss::CategoricalCrossentropy, Adam::default(), &[Metric::Accuracy]).unwrap();
+        let mut rng = crate::Rng::new(4);
+        let x = Tensor::from_vec(&[6, 6, 6, 2], (0..432).map(|_| rng.uniform_range(-1.0, 1.0)).collect()).unwrap();
+        let y = crate::data::to_categorical(&[0, 1, 2, 0, 1, 2], 3);
+        for _ in 0..2 {
+            m.train_on_batch(&x, &y).unwrap();
+        }
+        let w = tmp.path().join("g.weights.h5");
+        save_weights(&m, &w).unwrap();
+        let mut back = crate::nn::model::functional_tests_residual(1);
+        load_weights(&mut back, &w).unwrap();
+        assert_eq!(back.get_weights(), m.get_weights(), "weights file");
+        let names = ["g.keras", "g.h5", "g.safetensors"];
+        for name in names {
+            save_model(&m, &tmp.path().join(name)).unwrap();
+        }
+        let before = m.predict(&x, 6).unwrap();
+        m.train_on_batch(&x, &y).unwrap();
+        for name in names {
+            let mut back = load_model(tmp.path().join(name)).unwrap();
+            assert_eq!(back.graph(), m.graph(), "{name}");
+            assert_eq!(back.predict(&x, 6).unwrap(), before, "{name}");
+            back.train_on_batch(&x, &y).unwrap();
+            assert_eq!(back.get_weights(), m.get_weights(), "{name}: the next step from the file");
+        }
+    }
+
     /// A file cut short is called truncated, with the format it was meant to be, for each
     /// format; a whole file of the wrong kind keeps its own message.
     #[test]

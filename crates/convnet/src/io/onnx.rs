@@ -33,6 +33,12 @@
 //! `Reshape` → `Reshape` in NHWC order, `SpatialDropout2D` → nothing. What has no
 //! form (`sparsemax`, a layer class the exporter does not know) is an
 //! [`Error::Unexportable`] naming the layer.
+//!
+//! **Graphs.** A functional model exports with one graph input per model input (named as its
+//! `InputLayer`) and one output per model output (named after its layer, NHWC); each layer's
+//! nodes read the values of the layers it reads. Merge layers bring their inputs to the first
+//! input's layout and become `Add` (`Sum` for more than two), `Sub`, `Mul`, `Mean`, `Max`,
+//! `Min` or `Concat` (Keras' axis mapped to that layout).
 
 use crate::error::{Error, Result};
 use crate::nn::activations::Activation;
@@ -80,6 +86,9 @@ pub fn to_model(model: &Sequential) -> Result<ModelProto> {
     if model.layers().is_empty() || !model.is_built() {
         return Err(Error::State("only a built model can be exported (build, fit or predict it first)".into()));
     }
+    if model.graph().is_some() {
+        return graph_model(model);
+    }
     let input_shape = model.input_shape().unwrap_or(&[]).to_vec();
     let mut g = Graph::new(&input_shape);
     let last = model.layers().len() - 1;
@@ -106,6 +115,75 @@ pub fn to_model(model: &Sequential) -> Result<ModelProto> {
         initializer: g.inits,
         input: vec![value_info(INPUT_NAME, &input_shape)],
         output: vec![value_info(&out_name, &g.shape)],
+        ..Default::default()
+    };
+    Ok(ModelProto {
+        ir_version: Some(IR_VERSION),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        producer_name: Some("convnet".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        graph: Some(graph),
+        ..Default::default()
+    })
+}
+
+/// The ONNX model of a built graph model: one ONNX input per model input (named as its
+/// `InputLayer`), one output per model output (named after the layer that makes it, NHWC),
+/// each layer's nodes reading the values of the nodes it reads.
+fn graph_model(model: &Sequential) -> Result<ModelProto> {
+    let wiring = model.graph().expect("a graph model");
+    let n_in = wiring.input_names.len();
+    let mut g = Graph::new(&[]);
+    // Per model node: its ONNX value, per-sample NHWC shape and layout.
+    let mut vals: Vec<(String, Vec<usize>, Layout)> = wiring
+        .input_names
+        .iter()
+        .zip(&wiring.input_shapes)
+        .map(|(n, s)| (n.clone(), s.clone(), Layout::Nhwc))
+        .collect();
+    for (i, layer) in model.layers().iter().enumerate() {
+        let ins = model.inbound(i);
+        let before = g.nodes.len();
+        if layer.multi_input() {
+            let inputs: Vec<(String, Vec<usize>, Layout)> = ins.iter().map(|&x| vals[x].clone()).collect();
+            g.merge(layer.as_ref(), &inputs)?;
+        } else {
+            (g.cur, g.shape, g.layout) = vals[ins[0]].clone();
+            g.layer(layer.as_ref())?;
+        }
+        // A layer's result carries its name, as Keras' tensors do; an output's name is given
+        // last, to the value after any transpose back to NHWC.
+        if g.nodes.len() > before && !model.output_nodes().contains(&(n_in + i)) {
+            g.rename_current(layer.name().to_string());
+        }
+        vals.push((g.cur.clone(), g.shape.clone(), g.layout));
+    }
+    let mut outputs = Vec::new();
+    for &o in model.output_nodes() {
+        (g.cur, g.shape, g.layout) = vals[o].clone();
+        let name = if o < n_in { wiring.input_names[o].clone() } else { model.layers()[o - n_in].name().to_string() };
+        g.scope = name.clone();
+        let before = g.nodes.len();
+        g.make_nhwc();
+        let taken = outputs.iter().any(|v: &ValueInfoProto| v.name.as_deref() == Some(name.as_str()));
+        if g.nodes.len() > before && !taken {
+            g.rename_current(name.clone());
+        } else if g.nodes.iter().any(|n| n.output[0] == g.cur) && !taken && g.cur != name {
+            g.rename_value(&g.cur.clone(), &name);
+        } else if g.cur != name || taken {
+            // A model input given as an output, or one value given twice.
+            let out = if taken { format!("{name}_{}", outputs.len()) } else { name.clone() };
+            g.node("Identity", &[&g.cur.clone()], vec![], "output");
+            g.rename_current(out);
+        }
+        outputs.push(value_info(&g.cur, &g.shape));
+    }
+    let graph = GraphProto {
+        name: Some(model.name().to_string()),
+        node: g.nodes,
+        initializer: g.inits,
+        input: wiring.input_names.iter().zip(&wiring.input_shapes).map(|(n, s)| value_info(n, s)).collect(),
+        output: outputs,
         ..Default::default()
     };
     Ok(ModelProto {
@@ -238,6 +316,73 @@ impl Graph {
         node.output[0] = name.clone();
         node.name = Some(name.clone());
         self.cur = name;
+    }
+
+    /// Renames the value `old` wherever a node makes or reads it.
+    fn rename_value(&mut self, old: &str, new: &str) {
+        for n in &mut self.nodes {
+            for v in n.output.iter_mut().chain(n.input.iter_mut()) {
+                if v == old {
+                    *v = new.to_string();
+                }
+            }
+            if n.name.as_deref() == Some(old) {
+                n.name = Some(new.to_string());
+            }
+        }
+        if self.cur == old {
+            self.cur = new.to_string();
+        }
+    }
+
+    /// Exports a merge layer on `inputs` (value, NHWC shape, layout): all are brought to the
+    /// first one's layout, then `Add`/`Sum`, `Sub`, `Mul`, `Mean`, `Max`, `Min` or `Concat`
+    /// (Keras' axis mapped to the layout).
+    fn merge(&mut self, l: &dyn Layer, inputs: &[(String, Vec<usize>, Layout)]) -> Result<()> {
+        self.scope = l.name().to_string();
+        let layout = inputs[0].2;
+        let mut names = Vec::new();
+        for (name, shape, lay) in inputs {
+            (self.cur, self.shape, self.layout) = (name.clone(), shape.clone(), *lay);
+            if layout == Layout::Nchw {
+                self.make_nchw();
+            } else {
+                self.make_nhwc();
+            }
+            names.push(self.cur.clone());
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let binary_chain = |g: &mut Self, op: &str| {
+            let mut acc = refs[0].to_string();
+            for r in &refs[1..] {
+                acc = g.node(op, &[&acc, r], vec![], &op.to_ascii_lowercase());
+            }
+            acc
+        };
+        self.cur = match l.class_name() {
+            "Add" if refs.len() == 2 => self.node("Add", &refs, vec![], "add"),
+            "Add" => self.node("Sum", &refs, vec![], "sum"),
+            "Subtract" => self.node("Sub", &refs, vec![], "sub"),
+            "Multiply" => binary_chain(self, "Mul"),
+            "Average" => self.node("Mean", &refs, vec![], "mean"),
+            "Maximum" => self.node("Max", &refs, vec![], "max"),
+            "Minimum" => self.node("Min", &refs, vec![], "min"),
+            "Concatenate" => {
+                let rank = inputs[0].1.len() as i64;
+                let axis = l.config().get("axis").and_then(Value::as_i64).unwrap_or(-1);
+                let mut a = if axis < 0 { rank + 1 + axis } else { axis };
+                if layout == Layout::Nchw && rank == 3 {
+                    a = [0, 2, 3, 1][a as usize];
+                }
+                self.node("Concat", &refs, vec![attr_int("axis", a)], "concat")
+            }
+            other => {
+                return Err(Error::Unexportable { format: "ONNX", layer: l.name().into(), what: other.to_string() })
+            }
+        };
+        self.shape = l.output_shape().to_vec();
+        self.layout = if self.shape.len() == 3 { layout } else { Layout::Nhwc };
+        Ok(())
     }
 
     /// A `float32` weight of `dims`.

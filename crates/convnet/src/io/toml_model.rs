@@ -23,6 +23,35 @@
 //! metrics = ["accuracy"]
 //! ```
 //!
+//! A graph (Keras' functional model) names what each layer reads: `inputs = ["conv1",
+//! "input"]` lists earlier layers by name (`name = "conv1"`, or Keras' automatic names
+//! `conv2d`, `conv2d_1`, … in file order) or model inputs. The input of `input_shape` is called
+//! `input`; several inputs are `[[inputs]]` tables with `name` and `shape`. A layer without
+//! `inputs` reads the layer before it; `outputs` lists the model's outputs (by default the last
+//! layer).
+//!
+//! ```toml
+//! input_shape = [28, 28, 1]
+//!
+//! [[layers]]
+//! type = "Conv2D"
+//! name = "stem"
+//! filters = 8
+//! kernel_size = 3
+//! padding = "same"
+//! activation = "relu"
+//!
+//! [[layers]]
+//! type = "Conv2D"
+//! filters = 8
+//! kernel_size = 3
+//! padding = "same"
+//!
+//! [[layers]]
+//! type = "Add"
+//! inputs = ["conv2d", "stem"]
+//! ```
+//!
 //! Unlike Keras' own files (read leniently, as Keras reads them), a TOML file is written by
 //! hand, so every key must be one the reader knows: a misspelt `activaton` would otherwise
 //! train a linear layer without a word. Keras itself raises "Unrecognized keyword arguments"
@@ -66,10 +95,10 @@ fn regularizer_form(v: &Value) -> Value {
 }
 
 /// The keys a model file may have at its top level.
-const TOP_LEVEL_KEYS: &[&str] = &["name", "input_shape", "layers", "compile", "augment"];
+const TOP_LEVEL_KEYS: &[&str] = &["name", "input_shape", "inputs", "outputs", "layers", "compile", "augment"];
 
 /// Keys every layer table may have besides its config's: its class and Keras' input-shape forms.
-const LAYER_EXTRA_KEYS: &[&str] = &["class_name", "type", "input_shape", "batch_input_shape", "batch_shape"];
+const LAYER_EXTRA_KEYS: &[&str] = &["class_name", "type", "input_shape", "batch_input_shape", "batch_shape", "inputs"];
 
 /// The `[compile]` keys that are not the optimizer's own options.
 const COMPILE_KEYS: &[&str] = &["loss", "optimizer", "metrics"];
@@ -121,6 +150,10 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
         .get("layers")
         .and_then(|v| v.as_array())
         .ok_or_else(|| bad("a model file needs [[layers]] tables".into()))?;
+    let graph = doc.contains_key("inputs")
+        || doc.contains_key("outputs")
+        || layers.iter().any(|l| l.as_table().is_some_and(|t| t.contains_key("inputs")));
+    let mut built = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let Value::Object(mut cfg) = to_json(l) else {
             return Err(bad(format!("layer {} must be a table", i + 1)));
@@ -141,8 +174,23 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
                 cfg.insert(key.into(), r);
             }
         }
+        let inputs = match cfg.remove("inputs") {
+            None => None,
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) && !a.is_empty() => {
+                Some(a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>())
+            }
+            Some(Value::String(one)) => Some(vec![one]),
+            Some(_) => return Err(bad(format!("layer {}: inputs must be a list of layer names", i + 1))),
+        };
         let layer = registry::layer_from_config(&class, &cfg).map_err(|e| bad(format!("layer {}: {e}", i + 1)))?;
-        model.add_boxed(layer);
+        if graph {
+            built.push((layer, inputs));
+        } else {
+            model.add_boxed(layer);
+        }
+    }
+    if graph {
+        model = graph_from_toml(&doc, model, built).map_err(|e| bad(strip(e)))?;
     }
     if let Some(c) = doc.get("compile") {
         let mut c = match to_json(c) {
@@ -176,6 +224,78 @@ pub fn model_from_toml(text: &str, path: &Path) -> Result<Sequential> {
         config::compile_from_config(&mut model, &Value::Object(c)).map_err(|e| bad(e.to_string()))?;
     }
     Ok(model)
+}
+
+/// A layer of a graph model file and the names of what it reads (`None`: the layer before).
+type WiredLayer = (Box<dyn crate::nn::layers::Layer>, Option<Vec<String>>);
+
+/// Wires the layers of a graph model file (see the module doc): each reads the nodes its
+/// `inputs` name, or the layer before it.
+fn graph_from_toml(doc: &toml::Table, stack: Sequential, layers: Vec<WiredLayer>) -> Result<Sequential> {
+    use crate::nn::model::{Functional, Node};
+    let mut f = Functional::new().with_name(stack.name());
+    let mut known: Vec<(String, Node)> = Vec::new();
+    match doc.get("inputs") {
+        Some(toml::Value::Array(tables)) => {
+            for (k, t) in tables.iter().enumerate() {
+                let t = t.as_table().ok_or_else(|| Error::config(format!("[[inputs]] {} must be a table", k + 1)))?;
+                check_keys(t.keys(), &["name", "shape"], "[[inputs]] key")?;
+                let name = t.get("name").and_then(|v| v.as_str()).unwrap_or("input").to_string();
+                let shape = t.get("shape").map(to_json).unwrap_or(Value::Null);
+                let shape = shape.as_array().ok_or_else(|| Error::config(format!("input {name:?} needs a shape")))?;
+                let node = f.input_named(&name, &shape_list(shape, "shape")?);
+                known.push((name, node));
+            }
+        }
+        Some(_) => return Err(Error::config("inputs must be [[inputs]] tables with name and shape")),
+        None => {
+            let shape = stack.input_shape().ok_or_else(|| Error::config("the model needs input_shape"))?;
+            known.push(("input".into(), f.input_named("input", shape)));
+        }
+    }
+    let inputs: Vec<Node> = known.iter().map(|k| k.1).collect();
+    let mut last = *inputs.last().expect("at least one input");
+    for (i, (layer, ins)) in layers.into_iter().enumerate() {
+        let args = match ins {
+            None => vec![last],
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    known.iter().find(|k| k.0 == *n).map(|k| k.1).ok_or_else(|| {
+                        let names: Vec<&str> = known.iter().map(|k| k.0.as_str()).collect();
+                        Error::config(unknown_name(&format!("layer {}: input", i + 1), n, &names))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        last = f.add_boxed(layer, args);
+        let name = f.last_name().to_string();
+        known.push((name, last));
+    }
+    let outputs = match doc.get("outputs") {
+        None => vec![last],
+        Some(v) => {
+            let v = to_json(v);
+            let names: Vec<&str> = match &v {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if names.is_empty() {
+                return Err(Error::config("outputs must list layer names"));
+            }
+            names
+                .iter()
+                .map(|n| {
+                    known.iter().find(|k| k.0 == *n).map(|k| k.1).ok_or_else(|| {
+                        let all: Vec<&str> = known.iter().map(|k| k.0.as_str()).collect();
+                        Error::config(unknown_name("output", n, &all))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    f.build(&inputs, &outputs)
 }
 
 /// The message of a configuration error without its "invalid configuration: " prefix, for a
@@ -300,6 +420,59 @@ momentum = 0.9
         let e = model_from_toml("layers = 3 = 4", p).unwrap_err().to_string();
         assert!(e.contains("invalid TOML"), "{e}");
         assert!(model_from_toml("name = \"x\"\n", p).is_err());
+    }
+
+    #[test]
+    fn reads_a_graph_with_named_inputs() {
+        let text = r#"
+input_shape = [6, 6, 2]
+
+[[layers]]
+type = "Conv2D"
+name = "stem"
+filters = 2
+kernel_size = 3
+padding = "same"
+activation = "relu"
+
+[[layers]]
+type = "Conv2D"
+filters = 2
+kernel_size = 3
+padding = "same"
+
+[[layers]]
+type = "Add"
+inputs = ["conv2d", "stem"]
+
+[[layers]]
+type = "Concatenate"
+inputs = ["add", "input"]
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 3
+"#;
+        let mut m = model_from_toml(text, Path::new("g.toml")).unwrap();
+        assert_eq!(m.output_shape().unwrap(), vec![3]);
+        let g = m.graph().unwrap();
+        assert_eq!(g.input_names, ["input"]);
+        assert_eq!(g.inbound[2], [2, 1], "Add reads conv2d and stem");
+        assert_eq!(g.inbound[3], [3, 0], "Concatenate reads add and the input");
+        let e = model_from_toml(&text.replace("[\"conv2d\", \"stem\"]", "[\"conv2d\", \"stme\"]"), Path::new("g.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stme") && e.contains("stem"), "{e}");
+        let e = model_from_toml(
+            &text.replace("type = \"Flatten\"", "type = \"Flatten\"\ninptus = [\"add\"]"),
+            Path::new("g.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("inptus"), "{e}");
     }
 
     #[test]

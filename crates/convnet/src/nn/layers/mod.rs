@@ -15,6 +15,7 @@ mod flatten;
 mod global_pooling;
 mod leaky_relu;
 mod padding;
+mod merge;
 mod pooling;
 mod prelu;
 mod preprocessing;
@@ -39,6 +40,7 @@ pub use flatten::Flatten;
 pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
 pub use leaky_relu::LeakyReLU;
 pub use padding::{Cropping2D, Margins, ZeroPadding2D};
+pub use merge::{Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract};
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 pub use prelu::PReLU;
 pub use preprocessing::{Normalization, Rescaling};
@@ -279,6 +281,65 @@ pub trait Layer: Send {
     /// Number of weight values.
     fn count_params(&self) -> usize {
         self.params().iter().map(Param::len).sum()
+    }
+    /// True for a layer that takes several inputs (the merge layers): the model then calls
+    /// [`Layer::build_multi`], [`Layer::forward_multi`] and [`Layer::backward_multi`]
+    /// instead of their one-input forms.
+    fn multi_input(&self) -> bool {
+        false
+    }
+    /// Creates the weights for several per-sample input shapes; returns the output shape.
+    /// A one-input layer takes exactly one.
+    fn build_multi(&mut self, input_shapes: &[Vec<usize>], rng: &mut Rng) -> Result<Vec<usize>> {
+        match input_shapes {
+            [one] => self.build(one, rng),
+            _ => Err(Error::shape(format!("{} takes one input, not {}", self.class_name(), input_shapes.len()))),
+        }
+    }
+    /// Computes `y` from the inputs `xs` (several-input layers).
+    fn forward_multi(&mut self, xs: Inputs<'_>, y: &mut Tensor, ctx: &mut ForwardCtx<'_>) {
+        self.forward(xs.get(0), y, ctx)
+    }
+    /// Writes into `dx` the gradient w.r.t. input `k` (several-input layers); called once per
+    /// input with the same `dy`, which it must leave as it is.
+    fn backward_multi(&mut self, xs: Inputs<'_>, y: &Tensor, dy: &mut Tensor, k: usize, dx: &mut Tensor) {
+        debug_assert_eq!(k, 0);
+        self.backward(xs.get(0), y, dy, Some(dx))
+    }
+}
+
+/// The inputs of a several-input layer: tensors picked from the model's activations by node
+/// index, without copying or allocating.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    acts: &'a [Tensor],
+    nodes: &'a [usize],
+}
+
+impl<'a> Inputs<'a> {
+    /// The inputs `acts[nodes[0]]`, `acts[nodes[1]]`, ….
+    pub fn new(acts: &'a [Tensor], nodes: &'a [usize]) -> Self {
+        Inputs { acts, nodes }
+    }
+
+    /// Number of inputs.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Input `k`.
+    pub fn get(&self, k: usize) -> &'a Tensor {
+        &self.acts[self.nodes[k]]
+    }
+
+    /// The inputs in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Tensor> + '_ {
+        self.nodes.iter().map(|&i| &self.acts[i])
     }
 }
 

@@ -1,9 +1,10 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D,
-    Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LeakyReLU, MaxPooling2D, Normalization, PReLU,
-    ReLU, Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, UpSampling2D, ZeroPadding2D, ELU,
+    ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
+    Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LeakyReLU,
+    MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax,
+    SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -37,6 +38,13 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("Normalization", |c| Ok(Box::new(Normalization::from_config(c)?))),
     ("Reshape", |c| Ok(Box::new(Reshape::from_config(c)?))),
     ("SpatialDropout2D", |c| Ok(Box::new(SpatialDropout2D::from_config(c)?))),
+    ("Add", |c| Ok(Box::new(Add::from_config(c)?))),
+    ("Subtract", |c| Ok(Box::new(Subtract::from_config(c)?))),
+    ("Multiply", |c| Ok(Box::new(Multiply::from_config(c)?))),
+    ("Average", |c| Ok(Box::new(Average::from_config(c)?))),
+    ("Maximum", |c| Ok(Box::new(Maximum::from_config(c)?))),
+    ("Minimum", |c| Ok(Box::new(Minimum::from_config(c)?))),
+    ("Concatenate", |c| Ok(Box::new(Concatenate::from_config(c)?))),
 ];
 
 /// Keras' aliases for the same classes.
@@ -106,6 +114,13 @@ mod tests {
             Box::new(Normalization::with_statistics(&[0.5, 1.0], &[2.0, 4.0]).name("v")),
             Box::new(Reshape::new(&[-1, 3]).name("w")),
             Box::new(SpatialDropout2D::new(0.2).name("x")),
+            Box::new(Add::new().name("o")),
+            Box::new(Subtract::new().name("p")),
+            Box::new(Multiply::new().name("q")),
+            Box::new(Average::new().name("r")),
+            Box::new(Maximum::new().name("s")),
+            Box::new(Minimum::new().name("t")),
+            Box::new(Concatenate::new().axis(2).name("u")),
         ];
         for (name, a) in crate::Activation::all() {
             layers.push(Box::new(ActivationLayer::new(a).name(name)));

@@ -1,8 +1,8 @@
 //! Using a model: `evaluate`, `predict`, every layer's output, and a timed training step
 //! for profiling. Inference runs in batches of at most [`MAX_INFERENCE_BATCH`] samples.
 
-use super::{Sequential, Totals, MAX_INFERENCE_BATCH};
-use crate::error::Result;
+use super::{same_up_to_unit_axes, Sequential, Totals, MAX_INFERENCE_BATCH};
+use crate::error::{Error, Result};
 use crate::nn::model::Logs;
 use crate::tensor::Tensor;
 
@@ -57,7 +57,7 @@ impl Sequential {
             idx.extend(s * bs..((s + 1) * bs).min(n));
             self.load_batch(x, None, &idx);
             self.forward(idx.len(), false, true, None);
-            let o = &self.acts[self.layers.len()];
+            let o = &self.acts[self.outputs[0]];
             result[s * bs * per..s * bs * per + o.len()].copy_from_slice(o.data());
         }
         Tensor::from_vec(&shape, result)
@@ -82,7 +82,61 @@ impl Sequential {
         let idx: Vec<usize> = (0..n).collect();
         self.load_batch(x, None, &idx);
         self.forward(n, false, false, None);
-        Ok(self.acts[1..].to_vec())
+        Ok(self.acts[self.n_in..].to_vec())
+    }
+
+    /// The outputs of a model with any number of inputs and outputs (Keras' `predict` on a
+    /// list): one tensor per model input, in the model's input order, all with the same
+    /// number of samples; one tensor per output comes back.
+    pub fn predict_many(&mut self, xs: &[Tensor], batch_size: usize) -> Result<Vec<Tensor>> {
+        self.build()?;
+        if xs.len() != self.n_in {
+            return Err(Error::shape(format!(
+                "the model has {} inputs but {} tensors were given",
+                self.n_in,
+                xs.len()
+            )));
+        }
+        let n = xs.first().map_or(0, Tensor::batch);
+        for (k, x) in xs.iter().enumerate() {
+            let want = self.node_shape(k);
+            let got = &x.shape()[1.min(x.shape().len())..];
+            if x.batch() != n || !same_up_to_unit_axes(got, want) {
+                return Err(Error::shape(format!(
+                    "input {k} must hold {n} samples of shape {}, got {:?}",
+                    crate::nn::layers::shape_str(want),
+                    x.shape()
+                )));
+            }
+        }
+        let outs: Vec<Vec<usize>> = self.outputs.iter().map(|&o| self.node_shape(o).to_vec()).collect();
+        let mut results: Vec<Vec<f32>> = outs.iter().map(|s| vec![0.0; n * s.iter().product::<usize>()]).collect();
+        let bs = batch_size.clamp(1, MAX_INFERENCE_BATCH);
+        let mut idx: Vec<usize> = Vec::with_capacity(bs);
+        for s in 0..n.div_ceil(bs) {
+            idx.clear();
+            idx.extend(s * bs..((s + 1) * bs).min(n));
+            for (k, x) in xs.iter().enumerate() {
+                x.gather_into(&idx, &mut self.acts[k]);
+                let shape = self.node_shape(k).to_vec();
+                self.acts[k].resize_batch(idx.len(), &shape);
+            }
+            self.forward(idx.len(), false, true, None);
+            for (r, (&o, shape)) in results.iter_mut().zip(self.outputs.iter().zip(&outs)) {
+                let per: usize = shape.iter().product();
+                let a = &self.acts[o];
+                r[s * bs * per..s * bs * per + a.len()].copy_from_slice(a.data());
+            }
+        }
+        results
+            .into_iter()
+            .zip(outs)
+            .map(|(r, s)| {
+                let mut shape = vec![n];
+                shape.extend_from_slice(&s);
+                Tensor::from_vec(&shape, r)
+            })
+            .collect()
     }
 }
 

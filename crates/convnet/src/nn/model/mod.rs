@@ -3,10 +3,18 @@
 //! the training step is in `step.rs`, inference in `infer.rs`, the
 //! summary table in `summary.rs`.
 
+mod functional;
 mod infer;
 mod step;
 mod summary;
 
+pub use functional::{Functional, Node, Nodes};
+
+/// The residual test model of `functional.rs`, for the tests of other modules.
+#[cfg(test)]
+pub(crate) fn functional_tests_residual(seed: u64) -> Sequential {
+    functional::tests::residual(seed)
+}
 pub use summary::group_thousands;
 
 use crate::error::{Error, Result};
@@ -103,7 +111,14 @@ pub(crate) struct StepResult {
     pub optimizer_seconds: f64,
 }
 
-/// A linear stack of layers (Keras' `Sequential`).
+/// A model: a linear stack of layers (Keras' `Sequential`) or a graph of layers with
+/// several inputs, outputs and skip connections (Keras' functional `Model`, built with
+/// [`Functional`]). Both run on one engine.
+///
+/// The values between layers are *nodes*: nodes `0..k` are the model's `k` inputs (one for a
+/// stack) and node `k + i` is the output of layer `i`. Layers are kept in an order where each
+/// reads only nodes before its own (Keras' `model.layers` order), so weights, files,
+/// checkpoints and optimizer slots all follow the layer list as for a stack.
 pub struct Sequential {
     name: String,
     layers: Vec<Box<dyn Layer>>,
@@ -112,14 +127,45 @@ pub struct Sequential {
     built: usize,
     compiled: Option<Compiled>,
     rng: Rng,
-    /// `acts[0]` is the input batch; `acts[i + 1]` the output of layer `i`.
+    /// The value of each node: the input batches, then each layer's output.
     acts: Vec<Tensor>,
-    /// `grads[i]` is the gradient w.r.t. `acts[i]`.
+    /// `grads[j]` is the gradient w.r.t. `acts[j]`.
     grads: Vec<Tensor>,
     /// Targets of the current batch.
     targets: Tensor,
     opt_state: OptimizerState,
     class_names: Option<Vec<String>>,
+    /// The wiring of a graph model; `None` for a stack, each layer reading the one before.
+    graph: Option<Graph>,
+    /// Number of model inputs: nodes `0..n_in`.
+    n_in: usize,
+    /// For each layer, the nodes it reads.
+    inbound: Vec<Vec<usize>>,
+    /// The model's output nodes.
+    outputs: Vec<usize>,
+    /// Per node, true when one layer alone reads it and it is no model output: only then may
+    /// a layer hand the node's buffer on (passthrough aliasing) or fold into its producer's
+    /// backward (ReLU into max pooling).
+    private: Vec<bool>,
+    /// Per node, whether its gradient already holds a contribution in the current backward
+    /// pass (a node read by several layers gets the sum of their contributions).
+    filled: Vec<bool>,
+    /// Where a further contribution to a node's gradient is made before it is added.
+    scratch: Tensor,
+}
+
+/// The wiring of a graph model: its inputs (as Keras' `InputLayer`s) and, for each layer, the
+/// nodes it reads (see [`Sequential`] for the numbering).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Graph {
+    /// Names of the model's inputs (their `InputLayer`s).
+    pub input_names: Vec<String>,
+    /// Per-sample shape of each input.
+    pub input_shapes: Vec<Vec<usize>>,
+    /// For each layer, the nodes it reads, in argument order.
+    pub inbound: Vec<Vec<usize>>,
+    /// The model's output nodes, in order.
+    pub outputs: Vec<usize>,
 }
 
 impl std::fmt::Debug for Sequential {
@@ -154,7 +200,102 @@ impl Sequential {
             targets: Tensor::default(),
             opt_state: OptimizerState::default(),
             class_names: None,
+            graph: None,
+            n_in: 1,
+            inbound: Vec::new(),
+            outputs: Vec::new(),
+            private: Vec::new(),
+            filled: Vec::new(),
+            scratch: Tensor::default(),
         }
+    }
+
+    /// A graph model from layers in an order where each reads only earlier nodes, and their
+    /// wiring (checked when the model is built).
+    pub(crate) fn from_graph(name: &str, layers: Vec<Box<dyn Layer>>, graph: Graph) -> Self {
+        let mut m = Sequential::new().with_name(name);
+        m.input_shape = graph.input_shapes.first().cloned();
+        m.layers = layers;
+        m.graph = Some(graph);
+        m.rewire();
+        m
+    }
+
+    /// The wiring of a graph model (Keras' functional `Model`); `None` for a stack.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph.as_ref()
+    }
+
+    /// Number of model inputs.
+    pub fn input_count(&self) -> usize {
+        self.n_in
+    }
+
+    /// The nodes layer `i` reads (see [`Sequential`] for the numbering).
+    pub fn inbound(&self, i: usize) -> &[usize] {
+        &self.inbound[i]
+    }
+
+    /// The model's output nodes.
+    pub fn output_nodes(&self) -> &[usize] {
+        &self.outputs
+    }
+
+    /// The per-sample shape of node `node` (built models).
+    pub fn node_shape(&self, node: usize) -> &[usize] {
+        if node >= self.n_in {
+            return self.layers[node - self.n_in].output_shape();
+        }
+        match &self.graph {
+            Some(g) => &g.input_shapes[node],
+            None => self.input_shape.as_deref().unwrap_or(&[]),
+        }
+    }
+
+    /// Recomputes the derived wiring (inbound nodes, outputs, single readers) from the graph
+    /// or, for a stack, from the layer count.
+    fn rewire(&mut self) {
+        let l = self.layers.len();
+        match &self.graph {
+            Some(g) => {
+                self.n_in = g.input_names.len();
+                self.inbound.clone_from(&g.inbound);
+                self.outputs.clone_from(&g.outputs);
+            }
+            None => {
+                self.n_in = 1;
+                self.inbound = (0..l).map(|i| vec![i]).collect();
+                self.outputs = vec![l];
+            }
+        }
+        let nodes = self.n_in + l;
+        let mut readers = vec![0usize; nodes];
+        for &x in self.inbound.iter().flatten() {
+            if x < nodes {
+                readers[x] += 1;
+            }
+        }
+        self.private = (0..nodes).map(|x| readers[x] == 1 && !self.outputs.contains(&x)).collect();
+        self.filled.resize(nodes, false);
+    }
+
+    /// How many layers read `node`.
+    pub(crate) fn readers(&self, node: usize) -> usize {
+        self.inbound.iter().flatten().filter(|&&x| x == node).count()
+    }
+
+    /// Fails unless the model has one input and one output (training and the one-tensor
+    /// `evaluate`/`predict` ask for that).
+    pub(crate) fn require_single_io(&self, what: &str) -> Result<()> {
+        if self.n_in != 1 || self.outputs.len() != 1 {
+            return Err(Error::State(format!(
+                "{what} needs a model with one input and one output, this one has {} inputs and {} outputs \
+                 (predict_many runs such models)",
+                self.n_in,
+                self.outputs.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Sets the seed of every random choice (initial weights, shuffling, dropout). Call it
@@ -196,6 +337,7 @@ impl Sequential {
             self.input_shape = layer.declared_input_shape().map(<[usize]>::to_vec);
         }
         self.layers.push(layer);
+        self.rewire();
         self
     }
 
@@ -203,6 +345,9 @@ impl Sequential {
     pub fn set_input_shape(&mut self, shape: &[usize]) {
         if self.input_shape.as_deref() != Some(shape) {
             self.input_shape = Some(shape.to_vec());
+            if let Some(g) = self.graph.as_mut().filter(|g| !g.input_shapes.is_empty()) {
+                g.input_shapes[0] = shape.to_vec();
+            }
             self.built = 0;
         }
     }
@@ -235,6 +380,9 @@ impl Sequential {
     }
 
     fn out_shape(&self) -> &[usize] {
+        if let Some(&o) = self.outputs.first().filter(|&&o| o < self.n_in + self.layers.len()) {
+            return self.node_shape(o);
+        }
         match self.layers.last() {
             Some(l) => l.output_shape(),
             None => self.input_shape.as_deref().unwrap_or(&[]),
@@ -281,7 +429,11 @@ impl Sequential {
         if self.layers.is_empty() {
             return Err(Error::State("the model has no layers".into()));
         }
+        if let Some(g) = &self.graph {
+            check_graph(g, self.layers.len())?;
+        }
         self.assign_names();
+        self.rewire();
         let mut shape = if self.built == 0 { input } else { self.layers[self.built - 1].output_shape().to_vec() };
         let mut weights = self.layers[..self.built].iter().map(|l| l.count_params()).sum::<usize>();
         for i in self.built..self.layers.len() {
@@ -290,7 +442,13 @@ impl Sequential {
                 Error::Config(m) => Error::config(format!("layer {} ({}): {m}", i, self.layers[i].name())),
                 other => other,
             })?;
-            shape = self.layers[i].build(&shape, &mut self.rng).map_err(|e| match e {
+            let built = if self.graph.is_some() {
+                let shapes: Vec<Vec<usize>> = self.inbound[i].iter().map(|&x| self.node_shape(x).to_vec()).collect();
+                self.layers[i].build_multi(&shapes, &mut self.rng)
+            } else {
+                self.layers[i].build(&shape, &mut self.rng)
+            };
+            shape = built.map_err(|e| match e {
                 Error::Shape(m) => Error::Shape(format!("layer {} ({}): {m}", i, self.layers[i].name())),
                 other => other,
             })?;
@@ -307,8 +465,8 @@ impl Sequential {
             }
             self.built = i + 1;
         }
-        self.acts.resize_with(self.layers.len() + 1, Tensor::default);
-        self.grads.resize_with(self.layers.len() + 1, Tensor::default);
+        self.acts.resize_with(self.n_in + self.layers.len(), Tensor::default);
+        self.grads.resize_with(self.n_in + self.layers.len(), Tensor::default);
         if let Some(c) = &self.compiled {
             let (loss, opt) = (c.loss, c.optimizer);
             let metrics = c.metrics.clone();
@@ -321,6 +479,7 @@ impl Sequential {
     fn assign_names(&mut self) {
         let mut taken: Vec<String> =
             self.layers.iter().map(|l| l.name().to_string()).filter(|n| !n.is_empty()).collect();
+        taken.extend(self.graph.iter().flat_map(|g| g.input_names.iter().cloned()));
         let mut counters: BTreeMap<&'static str, usize> = BTreeMap::new();
         for l in self.layers.iter_mut() {
             if !l.name().is_empty() {
@@ -356,19 +515,36 @@ impl Sequential {
         if metrics.len() > 4 {
             return Err(Error::config("at most four metrics"));
         }
-        // A ReLU layer followed by one that can fold relu' into its own input gradient (max
-        // pooling) hands its output gradient through as the pre-activation one.
-        for i in 1..self.layers.len() {
+        self.rewire();
+        // A ReLU layer read only by one that can fold relu' into its own input gradient (max
+        // pooling) hands its output gradient through as the pre-activation one. A node read by
+        // several layers gets the sum of their gradients, which no one layer can fold.
+        let n_in = self.n_in;
+        for layer in self.layers.iter_mut() {
+            layer.set_output_gradient_fused(false);
+        }
+        for i in 0..self.layers.len() {
+            let x = self.inbound[i][0];
+            let single = self.inbound[i].len() == 1 && !self.layers[i].multi_input();
+            if !(single && x >= n_in && self.private[x]) {
+                self.layers[i].fold_input_relu(false);
+                continue;
+            }
             let (head, tail) = self.layers.split_at_mut(i);
-            let prev = &mut head[i - 1];
+            let prev = &mut head[x - n_in];
             let foldable = prev.activation() == Activation::Relu && prev.activity_regularizer().is_none();
             let folded = tail[0].fold_input_relu(foldable) && foldable;
             prev.set_output_gradient_fused(folded);
         }
+        // The loss folds the last activation's derivative into the output's gradient when
+        // nothing else adds to that gradient.
         let mut fused = false;
-        if let Some(last) = self.layers.last_mut() {
-            fused = loss.fusable_activation() == Some(last.activation()) && last.activity_regularizer().is_none();
-            last.set_output_gradient_fused(fused);
+        if let (&[out], true) = (&self.outputs[..], self.readers(self.outputs.first().copied().unwrap_or(0)) == 0) {
+            if out >= n_in {
+                let last = &mut self.layers[out - n_in];
+                fused = loss.fusable_activation() == Some(last.activation()) && last.activity_regularizer().is_none();
+                last.set_output_gradient_fused(fused);
+            }
         }
         let same_opt = self.compiled.as_ref().is_some_and(|c| {
             c.optimizer.class_name() == optimizer.class_name() && c.optimizer.slot_names() == optimizer.slot_names()
@@ -504,6 +680,7 @@ impl Sequential {
     /// Builds and checks that `x` fits the input shape; returns the batch size.
     pub(crate) fn check_input(&mut self, x: &Tensor) -> Result<usize> {
         self.build()?;
+        self.require_single_io("training, evaluate and predict")?;
         let want = self.input_shape.clone().unwrap_or_default();
         let got = &x.shape()[1.min(x.shape().len())..];
         if !same_up_to_unit_axes(got, &want) {
@@ -532,6 +709,30 @@ impl Sequential {
         let per_sample: usize = out.iter().product();
         loss.check_targets(per_sample, width, y.sample_len())
     }
+}
+
+/// Checks a graph's wiring against its `layers` layers: each layer reads existing nodes
+/// before its own, and the outputs exist.
+fn check_graph(g: &Graph, layers: usize) -> Result<()> {
+    let n_in = g.input_names.len();
+    if n_in == 0 || g.input_shapes.len() != n_in {
+        return Err(Error::config("a functional model needs at least one input with a shape"));
+    }
+    if g.inbound.len() != layers {
+        return Err(Error::State(format!(
+            "the functional model's wiring covers {} layers but it has {layers} (add layers through Functional)",
+            g.inbound.len()
+        )));
+    }
+    for (i, ins) in g.inbound.iter().enumerate() {
+        if ins.is_empty() || ins.iter().any(|&x| x >= n_in + i) {
+            return Err(Error::config(format!("layer {i} of the functional model reads no earlier node")));
+        }
+    }
+    if g.outputs.is_empty() || g.outputs.iter().any(|&o| o >= n_in + layers) {
+        return Err(Error::config("the functional model's outputs are not nodes of the model"));
+    }
+    Ok(())
 }
 
 /// True when two shapes are equal once axes of size 1 are dropped (so a `[28, 28]` image fits

@@ -6,7 +6,7 @@
 
 use super::{Sequential, StepResult, Tally, Totals};
 use crate::error::{Error, Result};
-use crate::nn::layers::{ForwardCtx, Layer, Param};
+use crate::nn::layers::{ForwardCtx, Inputs, Layer, Param};
 use crate::nn::model::Logs;
 use crate::nn::optimizers::{Optimizer, StepInfo};
 use crate::parallel::{self, SharedMut};
@@ -19,17 +19,27 @@ impl Sequential {
     /// instead of copying: their output buffer takes the input's data and the input buffer
     /// is left stale until the backward pass swaps it back. With `times`, each layer's
     /// seconds go to `times[i].0`.
+    ///
+    /// Layer `i` writes node `n_in + i` from the nodes it reads, all before its own; a node is
+    /// handed on by swapping only when its one reader is the passthrough layer (otherwise
+    /// other readers still need it).
     pub(super) fn forward(&mut self, n: usize, training: bool, alias: bool, mut times: Option<&mut [(f64, f64)]>) {
         let mut ctx = ForwardCtx { training, rng: &mut self.rng };
+        let n_in = self.n_in;
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let t = times.is_some().then(Instant::now);
-            if alias && layer.is_passthrough(training) {
-                self.acts.swap(i, i + 1);
-                self.acts[i + 1].resize_batch(n, layer.output_shape());
-            } else {
-                let (xs, ys) = self.acts.split_at_mut(i + 1);
+            let o = n_in + i;
+            let ins = &self.inbound[i];
+            let (xs, ys) = self.acts.split_at_mut(o);
+            if layer.multi_input() {
                 ys[0].resize_batch(n, layer.output_shape());
-                layer.forward(&xs[i], &mut ys[0], &mut ctx);
+                layer.forward_multi(Inputs::new(xs, ins), &mut ys[0], &mut ctx);
+            } else if alias && layer.is_passthrough(training) && self.private[ins[0]] {
+                std::mem::swap(&mut xs[ins[0]], &mut ys[0]);
+                ys[0].resize_batch(n, layer.output_shape());
+            } else {
+                ys[0].resize_batch(n, layer.output_shape());
+                layer.forward(&xs[ins[0]], &mut ys[0], &mut ctx);
             }
             if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
                 times[i].0 = t.elapsed().as_secs_f64();
@@ -48,7 +58,7 @@ impl Sequential {
                 }
             }
             if let Some(r) = l.activity_regularizer() {
-                total += r.penalty(self.acts[i + 1].data()) / n as f32;
+                total += r.penalty(self.acts[self.n_in + i].data()) / n as f32;
             }
         }
         total
@@ -58,7 +68,7 @@ impl Sequential {
     fn tally(&self) -> [Tally; 4] {
         let mut t = [Tally::default(); 4];
         let Some(c) = &self.compiled else { return t };
-        let out = &self.acts[self.layers.len()];
+        let out = &self.acts[self.outputs[0]];
         let width = self.out_shape().last().copied().unwrap_or(1);
         for (i, m) in c.metrics.iter().enumerate() {
             let (correct, count) = m.resolve(c.loss).count(out.data(), self.targets.data(), width);
@@ -80,40 +90,30 @@ impl Sequential {
             let c = self.require_compiled()?;
             (c.loss, c.fused)
         };
+        self.require_single_io("training")?;
         let clock = |on: bool| on.then(Instant::now);
         let n = self.acts[0].batch();
-        let l = self.layers.len();
+        let (l, n_in, out) = (self.layers.len(), self.n_in, self.outputs[0]);
         self.forward(n, true, true, times.as_deref_mut());
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let out_shape = self.layers.last().map_or(&[][..], |x| x.output_shape());
-        self.grads[l].resize_batch(n, out_shape);
+        // The output node's shape, borrowed field by field (no copy per step).
+        let out_shape: &[usize] = if out >= n_in {
+            self.layers[out - n_in].output_shape()
+        } else {
+            match &self.graph {
+                Some(g) => &g.input_shapes[out],
+                None => self.input_shape.as_deref().unwrap_or(&[]),
+            }
+        };
+        self.grads[out].resize_batch(n, out_shape);
         let mut loss =
-            loss_fn.compute(self.acts[l].data(), self.targets.data(), width, Some(self.grads[l].data_mut()), fused);
+            loss_fn.compute(self.acts[out].data(), self.targets.data(), width, Some(self.grads[out].data_mut()), fused);
         loss += self.penalty(n);
+        self.filled.fill(false);
+        self.filled[out] = true;
         for i in (0..l).rev() {
             let t = clock(times.is_some());
-            if self.layers[i].is_passthrough(true) {
-                // Undo the forward swap: the input buffer gets its data back, and the output
-                // gradient becomes the input gradient as it is.
-                self.acts.swap(i, i + 1);
-                self.grads.swap(i, i + 1);
-                let in_shape =
-                    if i == 0 { self.input_shape.as_deref().unwrap_or(&[]) } else { self.layers[i - 1].output_shape() };
-                self.acts[i].resize_batch(n, in_shape);
-                self.grads[i].resize_batch(n, in_shape);
-            } else {
-                if let Some(r) = self.layers[i].activity_regularizer() {
-                    r.add_gradient(self.acts[i + 1].data(), self.grads[i + 1].data_mut(), 1.0 / n as f32);
-                }
-                let (ga, gb) = self.grads.split_at_mut(i + 1);
-                let dx = if i > 0 {
-                    ga[i].resize_batch(n, self.acts[i].shape().get(1..).unwrap_or(&[]));
-                    Some(&mut ga[i])
-                } else {
-                    None
-                };
-                self.layers[i].backward(&self.acts[i], &self.acts[i + 1], &mut gb[0], dx);
-            }
+            self.backward_layer(i, n_in + i, n);
             if let (Some(t), Some(times)) = (t, times.as_deref_mut()) {
                 times[i].1 = t.elapsed().as_secs_f64();
             }
@@ -123,6 +123,73 @@ impl Sequential {
         self.apply_gradients()?;
         let opt_secs = t.map_or(0.0, |t| t.elapsed().as_secs_f64());
         Ok(StepResult { loss, tallies, optimizer_seconds: opt_secs })
+    }
+
+    /// Back-propagates through layer `i` (output node `o`, batch `n`). A node read by several
+    /// layers gets the sum of their gradients: the first contribution is written in place,
+    /// the others are made in `scratch` and added.
+    fn backward_layer(&mut self, i: usize, o: usize, n: usize) {
+        if !self.filled[o] {
+            return; // nothing the loss depends on reads this layer's output
+        }
+        let n_in = self.n_in;
+        let x = self.inbound[i][0];
+        let layer = &self.layers[i];
+        if !layer.multi_input() && layer.is_passthrough(true) && self.private[x] {
+            // Undo the forward swap: the input buffer gets its data back, and the output
+            // gradient becomes the input gradient as it is.
+            self.acts.swap(x, o);
+            self.grads.swap(x, o);
+            let in_shape: &[usize] = if x >= n_in {
+                self.layers[x - n_in].output_shape()
+            } else {
+                match &self.graph {
+                    Some(g) => &g.input_shapes[x],
+                    None => self.input_shape.as_deref().unwrap_or(&[]),
+                }
+            };
+            self.acts[x].resize_batch(n, in_shape);
+            self.grads[x].resize_batch(n, in_shape);
+            self.filled[x] = true;
+            return;
+        }
+        let Sequential { layers, acts, grads, inbound, filled, scratch, .. } = self;
+        let layer = &mut layers[i];
+        let ins = &inbound[i];
+        if let Some(r) = layer.activity_regularizer() {
+            r.add_gradient(acts[o].data(), grads[o].data_mut(), 1.0 / n as f32);
+        }
+        let (ga, gb) = grads.split_at_mut(o);
+        let dy = &mut gb[0];
+        for (k, &x) in ins.iter().enumerate() {
+            let multi = layer.multi_input();
+            if x < n_in {
+                // The model's inputs need no gradient.
+                if !multi {
+                    layer.backward(&acts[x], &acts[o], dy, None);
+                }
+                continue;
+            }
+            let shape = acts[x].shape().get(1..).unwrap_or(&[]);
+            let first = !filled[x];
+            let dx = if first {
+                ga[x].resize_batch(n, shape);
+                &mut ga[x]
+            } else {
+                scratch.resize_batch(n, shape);
+                &mut *scratch
+            };
+            if multi {
+                layer.backward_multi(Inputs::new(acts, ins), &acts[o], dy, k, dx);
+            } else {
+                layer.backward(&acts[x], &acts[o], dy, Some(dx));
+            }
+            if first {
+                filled[x] = true;
+            } else {
+                ga[x].data_mut().iter_mut().zip(scratch.data()).for_each(|(g, s)| *g += s);
+            }
+        }
     }
 
     /// Adds weight penalties' gradients and applies one optimizer step to every trainable
@@ -173,10 +240,11 @@ impl Sequential {
     pub(super) fn test_step(&mut self) -> Result<StepResult> {
         let loss_fn = self.require_compiled()?.loss;
         let n = self.acts[0].batch();
+        self.require_single_io("evaluate")?;
         self.forward(n, false, true, None);
-        let l = self.layers.len();
         let width = self.out_shape().last().copied().unwrap_or(1);
-        let loss = loss_fn.compute(self.acts[l].data(), self.targets.data(), width, None, false) + self.penalty(n);
+        let loss = loss_fn.compute(self.acts[self.outputs[0]].data(), self.targets.data(), width, None, false)
+            + self.penalty(n);
         Ok(StepResult { loss, tallies: self.tally(), optimizer_seconds: 0.0 })
     }
 
