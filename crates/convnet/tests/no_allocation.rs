@@ -132,6 +132,8 @@ fn modern() -> Sequential {
     m.add(Normalization::with_statistics(&[0.5], &[2.0]));
     m.add(Dense::new(10).activation(Activation::Softmax));
     m
+}
+
 /// A graph: a residual block (whose input's gradient is the sum of two paths), a second
 /// branch joined by Concatenate, and passthrough layers inside and after it.
 fn residual() -> Sequential {
