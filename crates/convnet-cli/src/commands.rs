@@ -79,6 +79,18 @@ fn load_dataset(args: &DataArgs, kind: DatasetKind, quiet: bool) -> Result<Datas
     Ok(ds)
 }
 
+/// A preset that takes pictures of any size (`resnet20`, `mobilenet-v2`) rebuilt for the data
+/// set's (28×28×1 for the MNIST sets); any other model stays as it is.
+fn fit_preset(model: &mut Sequential, source: &ModelSource, kind: DatasetKind) -> Result<()> {
+    if let ModelSource::Preset(p) = source {
+        let want = kind.image_shape();
+        if convnet::presets::adapts_to_input(p) && model.input_shape() != Some(&want[..]) {
+            *model = convnet::presets::preset_for(p, [want[0], want[1], want[2]])?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks that the model takes the dataset's images and has one output per class.
 fn check_fit(model: &mut Sequential, kind: DatasetKind) -> Result<()> {
     let want = kind.image_shape();
@@ -259,8 +271,9 @@ fn run_data_dir(d: &DataArgs) -> Option<PathBuf> {
 fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
     let spec = a.model.clone().unwrap_or_default();
     let (mut model, source) = open(&spec)?;
-    model.set_seed(a.seed);
     let kind = pick_dataset(&a.data, &source, &model)?;
+    fit_preset(&mut model, &source, kind)?;
+    model.set_seed(a.seed);
     check_fit(&mut model, kind)?;
     let explicit_opt = a.optimizer.as_deref().map(Optimizer::parse).transpose()?;
     // The file's own compile settings stay (its loss above all: a from_logits or sparse loss
@@ -669,6 +682,7 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         eprintln!("note: {} is untrained; its accuracy will be near chance", a.model);
     }
     let kind = pick_dataset(&a.data, &source, &model)?;
+    fit_preset(&mut model, &source, kind)?;
     check_fit(&mut model, kind)?;
     compile_for_evaluation(&mut model)?;
     if let Some(p) = &a.confusion {
