@@ -302,6 +302,34 @@ case("schedule_adam", lenet, compile=lambda L: dict(
     optimizer=L.optimizers.Adam(L.optimizers.schedules.ExponentialDecay(0.02, 3, 0.7)),
     loss="categorical_crossentropy"))
 
+
+
+def conv_variants(L):
+    """Every convolution variant in one stack: dilated and grouped Conv2D, DepthwiseConv2D
+    with a multiplier and stride 2, SeparableConv2D, Conv2DTranspose with output padding."""
+    return [L.layers.Conv2D(4, 3, dilation_rate=2, padding="same", activation="relu"),
+            L.layers.Conv2D(6, 3, groups=2, activation="tanh"),
+            L.layers.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same"),
+            L.layers.SeparableConv2D(4, 3, padding="same", activation="relu", depth_multiplier=2),
+            L.layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, activation="relu"),
+            L.layers.Flatten(), L.layers.Dense(3, activation="softmax")]
+
+
+def conv_variants_options(L):
+    """The variants' own weight options: depthwise_/pointwise_ initializers, regularizers and
+    constraints, relu6, a transposed convolution with a stride larger than its kernel."""
+    return [L.layers.DepthwiseConv2D(3, depthwise_initializer="he_normal", activation="relu6",
+                                     depthwise_regularizer=L.regularizers.L2(0.01)),
+            L.layers.SeparableConv2D(3, 3, pointwise_regularizer=L.regularizers.L2(0.02),
+                                     depthwise_constraint=L.constraints.MaxNorm(2.0),
+                                     pointwise_initializer="lecun_normal"),
+            L.layers.Conv2DTranspose(2, 2, strides=3, kernel_regularizer=L.regularizers.L1(0.01)),
+            L.layers.Flatten(), L.layers.Dense(3, activation="softmax")]
+
+
+case("conv_variants", conv_variants, shape=(10, 10, 2))
+case("conv_variants_options", conv_variants_options, shape=(7, 7, 3))
+
 only = os.environ.get("COMPAT_ONLY")
 if only:
     CASES = [c for c in CASES if only in c.name]

@@ -129,7 +129,8 @@ def short(e):
 
 
 def counts(m):
-    return [int(m.count_params()), int(sum(np.prod(w.shape) for w in m.trainable_weights))]
+    return {"trainable": int(sum(np.prod(w.shape) for w in m.trainable_weights)),
+            "non_trainable": int(sum(np.prod(w.shape) for w in m.non_trainable_weights))}
 
 
 def adam(L):
@@ -218,7 +219,7 @@ def check_many(fid, ref, rep):
         got = [read(f"{fid}.cn_pred_{k}.bin", p.shape) for k, p in enumerate(ref["preds"])]
         d = max(diff(p, g) for p, g in zip(ref["preds"], got))
         ok = d <= PRED_TOL and rep.get("params") == ref["counts"]
-        rows.append((fid, "keras -> convnet", f"params {ref['counts'][0]}",
+        rows.append((fid, "keras -> convnet", f"params {sum(ref['counts'].values())}",
                      f"ok (predict {d:.1e})" if ok else f"FAILED: predict {d:.2e}, params {rep.get('params')}"))
     except Exception as e:
         rows.append((fid, "keras -> convnet", "", f"FAILED: {short(e)}"))
@@ -260,7 +261,7 @@ for entry in manifest:
                 problems.append(f"{key} differs by {d:.2e}")
         except Exception as e:
             problems.append(f"{key}: {short(e)}")
-    rows.append((fid, "keras -> convnet", f"params {ref['counts'][0]}", ("FAILED: " + "; ".join(problems)) if problems
+    rows.append((fid, "keras -> convnet", f"params {sum(ref['counts'].values())}", ("FAILED: " + "; ".join(problems)) if problems
                  else "ok (" + ", ".join(notes) + ")"))
     # convnet -> keras: its files after its step, in both libraries.
     try:

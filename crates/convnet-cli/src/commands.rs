@@ -162,6 +162,13 @@ fn prepare_output(path: &Path, is_dir: bool, flag: &str) -> CliResult {
 struct RunSettings {
     model: String,
     dataset: String,
+    /// Where the data set's files were read from (`--data-dir`, else `CONVNET_DATA_DIR`), as an
+    /// absolute path so the printed resume command works from any directory.
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    /// `--no-download`.
+    #[serde(default)]
+    no_download: bool,
     epochs: usize,
     batch_size: usize,
     validation_split: Option<f32>,
@@ -239,6 +246,15 @@ fn interrupt_checkpoint_path(s: &RunSettings, resumed_from: Option<&Path>) -> Pa
     }
 }
 
+/// The data directory a run reads (the flag, else `CONVNET_DATA_DIR`), made absolute.
+fn run_data_dir(d: &DataArgs) -> Option<PathBuf> {
+    let dir = d
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os("CONVNET_DATA_DIR").filter(|v| !v.is_empty()).map(PathBuf::from))?;
+    Some(std::path::absolute(&dir).unwrap_or(dir))
+}
+
 /// Fresh run: opens and compiles the model, and settles every setting.
 fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
     let spec = a.model.clone().unwrap_or_default();
@@ -276,6 +292,8 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
     let settings = RunSettings {
         model: spec,
         dataset: kind.name().to_string(),
+        data_dir: run_data_dir(&a.data),
+        no_download: a.data.no_download,
         epochs: a.epochs.unwrap_or(10),
         batch_size: a.batch_size,
         validation_split: a.validation_split,
@@ -300,8 +318,17 @@ fn start_run(a: &TrainArgs) -> Result<(Sequential, RunSettings)> {
     Ok((model, settings))
 }
 
-/// Resumed run: the checkpoint's model, state and settings, with the flags a resume may change.
-fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, TrainState)> {
+/// Resumed run: the checkpoint's model, state and settings, with the flags a resume may change,
+/// and whether the file is the one Ctrl-C wrote (the run had no `--checkpoint`), which the run
+/// removes once it has finished.
+fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, TrainState, bool)> {
+    if !ckpt.exists() {
+        return Err(Error::State(format!(
+            "--resume {}: no such checkpoint (if Ctrl-C wrote it, the resumed run that finished removed it: \
+             that run is complete)",
+            ckpt.display()
+        )));
+    }
     let (model, state) = load_checkpoint(ckpt)?;
     let mut s: RunSettings = serde_json::from_value(state.settings.clone()).map_err(|e| {
         Error::format(
@@ -309,6 +336,7 @@ fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, Tr
             format!("this checkpoint was not written by `convnet train` ({e}); resume it from the library"),
         )
     })?;
+    let interrupt_file = s.checkpoint.is_none();
     if let Some(e) = a.epochs {
         s.epochs = e;
     }
@@ -323,13 +351,31 @@ fn resume_run(a: &TrainArgs, ckpt: &Path) -> Result<(Sequential, RunSettings, Tr
     if a.csv_log.is_some() {
         s.csv_log.clone_from(&a.csv_log);
     }
+    // The data comes from where the checkpoint's run read it; a --data-dir given now wins
+    // (the files may have moved) and says so when it differs.
+    if let Some(flag) = &a.data.data_dir {
+        let dir = std::path::absolute(flag).unwrap_or_else(|_| flag.clone());
+        if !a.json && s.data_dir.as_ref().is_some_and(|old| *old != dir) {
+            eprintln!(
+                "note: reading the data from {} (the checkpoint's run read it from {})",
+                dir.display(),
+                s.data_dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default()
+            );
+        }
+        s.data_dir = Some(dir);
+    }
+    s.no_download |= a.data.no_download;
     if state.epoch >= s.epochs {
-        return Err(Error::config(format!(
-            "the checkpoint has already trained {} of {} epochs; give --epochs with a larger number to train on",
-            state.epoch, s.epochs
+        return Err(Error::State(format!(
+            "{}: this run is finished (it has already trained {} of {} epochs); give --epochs with a larger \
+             number to train on",
+            ckpt.display(),
+            state.epoch,
+            s.epochs
         )));
     }
-    Ok((model, s, state))
+    let interrupt_file = interrupt_file && s.checkpoint.as_deref() != Some(ckpt);
+    Ok((model, s, state, interrupt_file))
 }
 
 /// Checks every output a run writes (`--save`, `--history`, `--csv-log`, `--checkpoint`,
@@ -348,7 +394,7 @@ fn check_outputs(s: &RunSettings) -> CliResult {
         }
     }
     if let Some(p) = &s.plot {
-        prepare_output(p, true, "--plot")?;
+        prepare_output(p, convnet::viz::charts::charts_into_directory(p)?, "--plot")?;
     }
     if let Some(p) = &s.save {
         io::Format::for_path(p)?;
@@ -356,13 +402,16 @@ fn check_outputs(s: &RunSettings) -> CliResult {
     Ok(())
 }
 
-/// The model, settings and (when resuming) training state of this run, announced on stderr.
-fn open_run(a: &TrainArgs) -> Result<(Sequential, RunSettings, Option<TrainState>)> {
+/// The model, settings and (when resuming) training state of this run, announced on stderr;
+/// and the Ctrl-C checkpoint it resumes, to remove when the run has finished.
+type OpenRun = (Sequential, RunSettings, Option<TrainState>, Option<PathBuf>);
+
+fn open_run(a: &TrainArgs) -> Result<OpenRun> {
     let Some(ckpt) = &a.resume else {
         let (m, s) = start_run(a)?;
-        return Ok((m, s, None));
+        return Ok((m, s, None, None));
     };
-    let (m, s, st) = resume_run(a, ckpt)?;
+    let (m, s, st, interrupt_file) = resume_run(a, ckpt)?;
     if !a.json {
         eprintln!(
             "Resuming {} from {} at epoch {}{}",
@@ -372,7 +421,7 @@ fn open_run(a: &TrainArgs) -> Result<(Sequential, RunSettings, Option<TrainState
             if st.batch > 0 { format!(", batch {}", st.batch + 1) } else { String::new() }
         );
     }
-    Ok((m, s, Some(st)))
+    Ok((m, s, Some(st), interrupt_file.then(|| ckpt.clone())))
 }
 
 /// The progress level: the flag, else a bar when the progress stream is a terminal.
@@ -395,17 +444,18 @@ fn fit_run(
     let Some(gen) = &s.augment else {
         let validation_data = if s.validation_split.is_none() { Some(test) } else { None };
         let opts = FitOptions { validation_split: s.validation_split.unwrap_or(0.0), validation_data, ..opts };
-        return model.fit(&train_set.x(), &targets(model, train_set), opts);
+        return model.fit(&train_set.x_scaled(model.pixel_scale()), &targets(model, train_set), opts);
     };
-    // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1].
+    // Augment the 0–255 pixels (as Keras users do), then scale to [0, 1] unless the model
+    // scales them itself.
     let mut gen = gen.clone();
-    gen.rescale = Some(gen.rescale.unwrap_or(1.0) / 255.0);
+    gen.rescale = Some(gen.rescale.unwrap_or(1.0) * model.pixel_scale());
     let split = s.validation_split.unwrap_or(0.0);
     // The library's one validation split: the last samples held out, before any shuffling.
     let keep = convnet::data::source::validation_cut(train_set.count, split)?;
     let (fit_part, held) = (train_set.slice(0, keep), train_set.slice(keep, train_set.count));
     let (x, y) = (fit_part.x_scaled(1.0), targets(model, &fit_part));
-    let (hx, hy) = (held.x(), targets(model, &held));
+    let (hx, hy) = (held.x_scaled(model.pixel_scale()), targets(model, &held));
     let mut flow = gen.flow(&x, &y, s.batch_size, true, s.seed)?;
     let validation = if split > 0.0 { Some((&hx, &hy)) } else { Some(test) };
     model.fit_data(&mut flow, validation, FitOptions { validation_data: None, validation_split: 0.0, ..opts })
@@ -471,7 +521,7 @@ fn write_outputs(model: &Sequential, s: &RunSettings, hist: &History, quiet: boo
         io::atomic_write(p, text.as_bytes())?;
     }
     if let Some(dir) = &s.plot {
-        let files = convnet::viz::charts::history_charts(hist, dir)?;
+        let files = convnet::viz::charts::write_history_charts(hist, dir)?;
         if !quiet {
             eprintln!("Charts: {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
         }
@@ -540,17 +590,18 @@ pub fn train(a: TrainArgs) -> CliResult {
     if let Some(dir) = folders::folder_of(&a.data) {
         return folders::train(&a, &dir);
     }
-    let (mut model, s, state) = open_run(&a)?;
+    let (mut model, s, state, finished_checkpoint) = open_run(&a)?;
     check_outputs(&s)?;
     let kind = DatasetKind::parse(&s.dataset)?;
     check_fit(&mut model, kind)?;
-    let data_args = DataArgs { dataset: Some(s.dataset.clone()), ..a.data.clone() };
+    let data_args =
+        DataArgs { dataset: Some(s.dataset.clone()), data_dir: s.data_dir.clone(), no_download: s.no_download };
     let ds = load_dataset(&data_args, kind, a.json)?;
     let train_set = match s.limit {
         Some(n) => ds.train.take(n),
         None => ds.train.clone(),
     };
-    let x_test = ds.test.x();
+    let x_test = ds.test.x_scaled(model.pixel_scale());
     let y_test = targets(&model, &ds.test);
     let checkpoint_path = interrupt_checkpoint_path(&s, a.resume.as_deref());
     install_interrupt_handler();
@@ -577,6 +628,13 @@ pub fn train(a: TrainArgs) -> CliResult {
     let test = model.evaluate(&x_test, &y_test, s.batch_size.max(256))?;
     let written = write_outputs(&model, &s, &hist, a.json);
     report_run(&model, &s, kind, &ds, train_set.count, &hist, &test, a.json)?;
+    // The run that Ctrl-C stopped is complete: its checkpoint would only train the same epochs
+    // again. It stays when the model could not be written.
+    if let (Ok(()), Some(p)) = (&written, finished_checkpoint) {
+        if std::fs::remove_file(&p).is_ok() && !a.json {
+            eprintln!("Removed the checkpoint {} (its run is finished)", p.display());
+        }
+    }
     written
 }
 
@@ -621,7 +679,7 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult {
         Some(n) => ds.test.take(n),
         None => ds.test.clone(),
     };
-    let x = test.x();
+    let x = test.x_scaled(model.pixel_scale());
     let bar =
         progress_bar(test.count.div_ceil(a.batch_size.clamp(1, convnet::nn::model::MAX_INFERENCE_BATCH)), "Evaluating");
     let logs = model.evaluate_with(&x, &targets(&model, &test), a.batch_size, &mut |done, _| {
@@ -679,6 +737,8 @@ pub fn predict(a: PredictArgs) -> CliResult {
     model.build()?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
     let invert = parse_invert(&a.invert)?;
+    // Per picture, whether `--invert` turned it light-on-dark (none for test images).
+    let mut inverted: Vec<bool> = Vec::new();
     let (x, names, labels): (Tensor, Vec<String>, Option<Vec<u8>>) = if a.images.is_empty() {
         let kind = pick_dataset(&a.data, &source, &model)?;
         check_fit(&mut model, kind)?;
@@ -688,7 +748,7 @@ pub fn predict(a: PredictArgs) -> CliResult {
         if model.class_names().is_none() {
             model.set_class_names(kind.class_names().iter().map(|s| s.to_string()).collect());
         }
-        (set.x(), names, Some(set.labels))
+        (set.x_scaled(model.pixel_scale()), names, Some(set.labels))
     } else {
         let mut prepared = Vec::new();
         for p in &a.images {
@@ -696,10 +756,11 @@ pub fn predict(a: PredictArgs) -> CliResult {
             if img.inverted && !a.json {
                 eprintln!("note: {} has a light background; inverted it (--invert no to keep it)", p.display());
             }
+            inverted.push(img.inverted);
             prepared.push(img);
         }
         let names = a.images.iter().map(|p| p.display().to_string()).collect();
-        (images::batch(&prepared, &input)?, names, None)
+        (in_model_scale(&model, images::batch(&prepared, &input)?), names, None)
     };
     let probs = model.predict(&x, 256)?;
     let width = probs.sample_len();
@@ -716,6 +777,9 @@ pub fn predict(a: PredictArgs) -> CliResult {
             });
             if let Some(l) = &labels {
                 entry["label"] = json!(l[r]);
+            }
+            if let Some(inv) = inverted.get(r) {
+                entry["inverted"] = json!(inv);
             }
             rows.push(entry);
         } else {
@@ -750,6 +814,7 @@ pub fn export(a: ExportArgs) -> CliResult {
 
 pub fn summary(a: SummaryArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
+    model.build()?;
     let table = model.summary()?;
     if a.json {
         let layers: Vec<Value> = model
@@ -853,7 +918,8 @@ pub fn plot(a: PlotArgs) -> CliResult {
     } else {
         convnet::History::from_csv(&text, &a.history)?
     };
-    for f in convnet::viz::charts::history_charts(&hist, &a.out)? {
+    prepare_output(&a.out, convnet::viz::charts::charts_into_directory(&a.out)?, "--out")?;
+    for f in convnet::viz::charts::write_history_charts(&hist, &a.out)? {
         println!("{}", f.display());
     }
     Ok(())
@@ -906,13 +972,22 @@ pub fn filter(a: FilterArgs) -> CliResult {
     Ok(())
 }
 
+/// Pictures prepared in [0, 1], in the scale `model` takes: back to 0–255 for a model that
+/// scales its own input (`Rescaling` or `Normalization` first).
+fn in_model_scale(model: &Sequential, mut x: Tensor) -> Tensor {
+    if model.takes_raw_pixels() {
+        x.data_mut().iter_mut().for_each(|v| *v *= 255.0);
+    }
+    x
+}
+
 pub fn features(a: FeaturesArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
     prepare_output(&a.out, false, "--out")?;
     let input = model.input_shape().map(<[usize]>::to_vec).unwrap_or_default();
     let img = images::load_image(&a.image, &input, parse_invert(&a.invert)?)?;
-    let x = images::batch(std::slice::from_ref(&img), &input)?;
+    let x = in_model_scale(&model, images::batch(std::slice::from_ref(&img), &input)?);
     let mut sections = vec![GridSection {
         title: Some(format!("Input ({})", a.image.display())),
         cells: vec![(GridImage::new(&img.values, input[0], input[1], input[2]), None)],

@@ -76,6 +76,10 @@ pub struct FolderArgs {
     /// Memory for decoded pictures, in MiB; beyond it pictures are decoded from the files every epoch
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     image_cache: usize,
+    /// Batches of pictures beyond the cache decoded ahead of the training step, on a background
+    /// thread (0: each batch decoded when it is needed)
+    #[arg(long, value_name = "N", default_value_t = convnet::data::folder::DEFAULT_PREFETCH)]
+    prefetch: usize,
 }
 
 #[derive(Args)]
@@ -113,8 +117,9 @@ pub struct TrainArgs {
     /// Write the per-epoch history here (.csv or .json)
     #[arg(long, value_name = "PATH")]
     history: Option<PathBuf>,
-    /// Draw the accuracy and loss charts (PNG and SVG) into this directory after training
-    #[arg(long, value_name = "DIR")]
+    /// Draw the accuracy and loss charts after training: into this directory (PNG and SVG), or as
+    /// one figure when it ends in .png or .svg
+    #[arg(long, value_name = "FILE|DIR")]
     plot: Option<PathBuf>,
     /// Augment training images on the fly, e.g. rotation=30,width_shift=0.2,height_shift=0.2,horizontal_flip
     #[arg(long, value_name = "SPEC")]
@@ -122,7 +127,9 @@ pub struct TrainArgs {
     /// Write a checkpoint here after every epoch (and on Ctrl-C), to continue with --resume
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint (its model, data and settings); --epochs may raise the goal
+    /// Continue the run saved in this checkpoint (its model, data and settings); --epochs may raise the
+    /// goal, and --data-dir says where the data is now if it moved. Once the resumed run finishes,
+    /// the checkpoint that Ctrl-C wrote is removed (a --checkpoint file stays)
     #[arg(long, value_name = "CKPT", conflicts_with_all = ["model", "dataset", "batch_size", "optimizer",
         "learning_rate", "validation_split", "seed", "limit", "augment", "early_stopping",
         "reduce_lr_on_plateau", "lr_schedule", "monitor", "save_best", "on_nan"])]
@@ -198,7 +205,8 @@ pub struct PredictArgs {
     /// Invert grey pictures: auto (when the background is light), yes, no
     #[arg(long, default_value = "auto")]
     invert: String,
-    /// Print one JSON object with the predictions
+    /// Print one JSON object with the predictions (for each picture, "inverted" says whether
+    /// --invert turned it light-on-dark)
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -295,8 +303,10 @@ pub struct AugmentArgs {
 pub struct PlotArgs {
     /// A history written by `train --history` (CSV or JSON) or Keras' CSVLogger
     history: PathBuf,
-    /// Directory for accuracy.png/.svg and loss.png/.svg
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    /// Where the charts go: a file ending in .png or .svg gets one figure in that format with both
+    /// charts side by side (accuracy, loss); anything else is a directory that gets
+    /// accuracy.png/.svg and loss.png/.svg
+    #[arg(long, value_name = "FILE|DIR", default_value = ".")]
     out: PathBuf,
 }
 

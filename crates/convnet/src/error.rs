@@ -143,6 +143,14 @@ impl Error {
     }
 }
 
+/// A conversion that cannot fail (a typed argument where a name is also accepted) turns into
+/// no error at all.
+impl From<std::convert::Infallible> for Error {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

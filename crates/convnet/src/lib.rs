@@ -35,6 +35,11 @@
 //! println!("accuracy: {:.2}%", res["accuracy"] * 100.0);
 //! # Ok::<(), convnet::Error>(())
 //! ```
+//!
+//! Keras' names work as well: `.activation("relu")`, `.padding("same")`,
+//! `compile("categorical_crossentropy", "adam", …)`, or all of Keras' `compile` arguments by
+//! name with [`Sequential::compile_str`]`("adam", "categorical_crossentropy", &["accuracy"])`.
+//! A name convnet does not know is an error listing the ones it does.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -86,8 +91,10 @@ pub mod prelude {
     pub use crate::nn::constraints::Constraint;
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
-        ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer,
-        LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
+        ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
+        Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Interpolation,
+        Layer, LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU, Rescaling, Reshape,
+        SeparableConv2D, Softmax, SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;

@@ -13,9 +13,8 @@
 //!   the model as `<id>.cn.keras` and `<id>.cn.h5`, then trains one more step from that saved
 //!   state and predicts (`<id>.cn_next2.bin`), for Keras to repeat from convnet's files.
 //! - `convnet.json` reports each entry: the error of each stage (null when it went well),
-//!   load warnings, the parameter counts (total, trainable), and which of the outputs above
-//!   exist.
-//!
+//!   load warnings, the trainable and non-trainable parameter counts, and which of the outputs
+//!   above exist.
 //! - An entry with `xs` (a list of `{"x", "x_shape"}`) is a model with several inputs or
 //!   outputs: convnet predicts each output (`<id>.cn_pred_<k>.bin`) and saves the model, no
 //!   training.
@@ -67,7 +66,8 @@ fn run_entry(dir: &Path, entry: &Value, rep: &mut Map<String, Value>) -> std::re
     rep.insert("load".into(), Value::Null);
     rep.insert("warnings".into(), json!(warnings));
     rep.insert("compiled".into(), json!(m.compiled().is_some()));
-    rep.insert("params".into(), json!([m.count_params(), m.count_trainable_params()]));
+    let trainable = m.count_trainable_params();
+    rep.insert("params".into(), json!({"trainable": trainable, "non_trainable": m.count_params() - trainable}));
 
     match m.predict(&x, batch) {
         Ok(p) => {

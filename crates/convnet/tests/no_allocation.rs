@@ -53,9 +53,11 @@ fn steady_state_training_steps_do_not_allocate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (train, _) = convnet::data::mnist_sample().unwrap();
     let (x, y) = (train.x(), train.y_one_hot(10));
-    for name in ["lenet5", "mnist-cnn", "activations", "residual"] {
+    for name in ["lenet5", "mnist-cnn", "activations", "conv-variants", "modern", "residual"] {
         let mut m = match name {
             "activations" => activations(),
+            "conv-variants" => conv_variants(),
+            "modern" => modern(),
             "residual" => residual(),
             _ => convnet::presets::preset(name).unwrap(),
         };
@@ -110,8 +112,28 @@ fn every_optimizer_schedule_and_clipping_trains_without_allocating() {
     }
 }
 
-/// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
-/// SiLU), with activation layers and PReLU's weight.
+/// BatchNormalization, global pooling, padding, cropping, resizing, rescaling, reshaping and
+/// spatial dropout.
+fn modern() -> Sequential {
+    use convnet::nn::layers::*;
+    let mut m = Sequential::new();
+    m.add(Rescaling::new(2.0, -1.0).input_shape([28, 28, 1]));
+    m.add(Conv2D::new(8, 3).padding(Padding::Same));
+    m.add(BatchNormalization::new());
+    m.add(ReLU::new());
+    m.add(ZeroPadding2D::new([[1, 0], [0, 1]]));
+    m.add(Conv2D::new(8, 3).strides(2));
+    m.add(BatchNormalization::new().center(false));
+    m.add(UpSampling2D::new(2).interpolation(Interpolation::Bilinear));
+    m.add(Cropping2D::uniform(2));
+    m.add(SpatialDropout2D::new(0.2));
+    m.add(GlobalMaxPooling2D::new().keepdims(true));
+    m.add(Reshape::new(&[-1]));
+    m.add(Normalization::with_statistics(&[0.5], &[2.0]));
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
 /// A graph: a residual block (whose input's gradient is the sum of two paths), a second
 /// branch joined by Concatenate, and passthrough layers inside and after it.
 fn residual() -> Sequential {
@@ -131,6 +153,8 @@ fn residual() -> Sequential {
     f.build(&[inp], &[out]).unwrap()
 }
 
+/// A network whose activations keep their pre-activation for the backward pass (GELU, mish,
+/// SiLU), with activation layers and PReLU's weight.
 fn activations() -> Sequential {
     let mut m = Sequential::new();
     m.add(Conv2D::new(6, 5).activation(Activation::Gelu).input_shape([28, 28, 1]));
@@ -141,6 +165,22 @@ fn activations() -> Sequential {
     m.add(Flatten::new());
     m.add(Dense::new(32).activation(Activation::Silu));
     m.add(LeakyReLU::default());
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
+/// The convolution variants: dilated and grouped Conv2D, DepthwiseConv2D with a multiplier,
+/// SeparableConv2D and Conv2DTranspose.
+fn conv_variants() -> Sequential {
+    use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
+    let mut m = Sequential::new();
+    m.add(Conv2D::new(8, 3).dilation_rate(2).activation(Activation::Relu).input_shape([28, 28, 1]));
+    m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same).activation(Activation::Gelu));
+    m.add(Conv2D::new(8, 3).groups(4).activation(Activation::Relu));
+    m.add(SeparableConv2D::new(8, 3).padding(Padding::Same).activation(Activation::Relu));
+    m.add(Conv2DTranspose::new(4, 3).strides(2).padding(Padding::Same).output_padding(1).activation(Activation::Relu));
+    m.add(MaxPooling2D::new(2));
+    m.add(Flatten::new());
     m.add(Dense::new(10).activation(Activation::Softmax));
     m
 }

@@ -80,6 +80,67 @@ fn layers_model() -> Sequential {
     m
 }
 
+/// The convolution variants: dilated and grouped `Conv2D`, `DepthwiseConv2D` (multiplier 2,
+/// stride 2), `SeparableConv2D`, and `Conv2DTranspose` with output padding and with a stride
+/// larger than its kernel.
+fn conv_variants_model() -> Sequential {
+    use convnet::nn::layers::{Conv2DTranspose, DepthwiseConv2D, SeparableConv2D};
+    let mut m = Sequential::new().seed(4);
+    m.add(
+        Conv2D::new(6, 3).dilation_rate(2).padding(Padding::Same).activation(Activation::Relu).input_shape([12, 11, 4]),
+    );
+    m.add(Conv2D::new(6, 3).groups(3).activation(Activation::Tanh));
+    m.add(DepthwiseConv2D::new(3).depth_multiplier(2).strides(2).padding(Padding::Same));
+    m.add(SeparableConv2D::new(5, 3).padding(Padding::Same).activation(Activation::Relu));
+    m.add(Conv2DTranspose::new(4, 3).strides(2).padding(Padding::Same).output_padding(1));
+    m.add(Conv2DTranspose::new(3, 2).strides(3).activation(Activation::Sigmoid));
+    m.add(Flatten::new());
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    m
+}
+
+/// BatchNormalization (on images, on dense features and on rank-2 values), global pooling,
+/// padding, cropping, both resizings, the preprocessing layers, Reshape and SpatialDropout2D.
+fn modern_models() -> Vec<(String, Sequential)> {
+    use convnet::nn::layers::*;
+    let bn = || {
+        BatchNormalization::new()
+            .moving_mean_initializer(Initializer::Constant(0.1))
+            .moving_variance_initializer(Initializer::Constant(1.7))
+            .gamma_initializer(Initializer::Constant(1.3))
+    };
+    let mut m = Sequential::new().seed(4);
+    m.add(Rescaling::new(2.0, -0.5).input_shape([9, 9, 3]));
+    m.add(Normalization::with_statistics(&[0.1, 0.2, 0.3], &[1.5, 0.5, 2.0]));
+    m.add(Conv2D::new(4, 3).activation(Activation::Relu));
+    m.add(bn());
+    m.add(ZeroPadding2D::new([[1, 2], [0, 1]]));
+    m.add(Cropping2D::new([[0, 1], [2, 0]]));
+    m.add(UpSampling2D::new((2, 1)));
+    m.add(Conv2D::new(5, 3).strides(2));
+    m.add(bn().center(false));
+    m.add(UpSampling2D::new((2, 3)).interpolation(Interpolation::Bilinear));
+    m.add(SpatialDropout2D::new(0.2));
+    m.add(GlobalMaxPooling2D::new().keepdims(true));
+    m.add(Reshape::new(&[-1]));
+    m.add(Dense::new(6));
+    m.add(bn().scale(false));
+    m.add(Dense::new(10).activation(Activation::Softmax));
+    let mut r = Sequential::new().seed(5);
+    r.add(Conv2D::new(4, 3).input_shape([6, 6, 3]));
+    r.add(Reshape::new(&[-1, 4]));
+    r.add(bn());
+    r.add(Normalization::with_statistics(&[0.5], &[3.0]).invert(true));
+    r.add(Flatten::new());
+    r.add(Dense::new(10));
+    let mut g = Sequential::new().seed(6);
+    g.add(Conv2D::new(4, 3).input_shape([7, 7, 2]));
+    g.add(bn());
+    g.add(GlobalAveragePooling2D::new());
+    g.add(Dense::new(10));
+    vec![("modern".into(), m), ("modern-rank2".into(), r), ("modern-gap".into(), g)]
+}
+
 /// One activation function fused into a convolution (where it runs on NCHW values in ONNX:
 /// softmax over the channel axis) and into the output layer, whose values are compared as
 /// they are.
@@ -133,6 +194,8 @@ fn write_models_for_onnx_runtime() {
     let mut models: Vec<(String, Sequential)> =
         convnet::presets::NAMES.iter().map(|n| (n.to_string(), convnet::presets::preset(n).unwrap().seed(5))).collect();
     models.push(("layers".into(), layers_model()));
+    models.push(("conv-variants".into(), conv_variants_model()));
+    models.extend(modern_models());
     models.push(("graph".into(), graph_model()));
     models.extend(ACTIVATIONS.iter().map(|a| (format!("act-{a}"), activation_model(a))));
     for (name, mut m) in models {

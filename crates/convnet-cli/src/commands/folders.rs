@@ -59,7 +59,9 @@ fn options(f: &FolderArgs, model: &Sequential) -> Result<FolderOptions> {
         },
         skip_bad_images: f.skip_bad_images,
         cache_bytes: f.image_cache.saturating_mul(1 << 20),
+        prefetch: f.prefetch,
         label_mode: LabelMode::for_model(model),
+        pixel_scale: model.pixel_scale(),
         ..Default::default()
     })
 }
@@ -159,6 +161,8 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
     let s = RunSettings {
         model: spec.clone(),
         dataset: dir.display().to_string(),
+        data_dir: Some(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())),
+        no_download: a.data.no_download,
         epochs: a.epochs.unwrap_or(10),
         batch_size: a.batch_size,
         validation_split: None,
@@ -231,7 +235,7 @@ pub(super) fn train(a: &TrainArgs, dir: &Path) -> CliResult {
         io::atomic_write(p, text.as_bytes())?;
     }
     if let Some(d) = &s.plot {
-        convnet::viz::charts::history_charts(&hist, d)?;
+        convnet::viz::charts::write_history_charts(&hist, d)?;
     }
     if a.json {
         let mut out = json!({
@@ -366,7 +370,9 @@ pub(super) fn predict(a: &PredictArgs) -> CliResult {
     for p in &paths {
         match folder::load_picture(p, &spec) {
             Ok(v) => {
-                values.extend(v);
+                // load_picture gives [0, 1]; a model that begins with Rescaling takes 0–255.
+                let to_model = model.pixel_scale() * 255.0;
+                values.extend(v.into_iter().map(|x| x * to_model));
                 kept.push(p);
             }
             Err(e) if a.folder.skip_bad_images => {

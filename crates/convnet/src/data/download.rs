@@ -41,7 +41,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Makes sure `dir/remote.file_name` exists with the right hash, downloading it if needed.
-/// Tries every mirror; fails with the reasons of all of them.
+/// Tries every mirror; fails naming the file once and each mirror's address once, with its
+/// reason (`download of F failed: URL1: why; URL2: why`).
 pub fn fetch(remote: &Remote, dir: &Path, progress: bool) -> Result<PathBuf> {
     let dest = dir.join(remote.file_name);
     // A stale or damaged copy is fetched again over it.
@@ -53,13 +54,12 @@ pub fn fetch(remote: &Remote, dir: &Path, progress: bool) -> Result<PathBuf> {
     for url in remote.urls {
         match download(url, &dest, remote.sha256, remote.size, progress) {
             Ok(()) => return Ok(dest),
-            Err(e) => reasons.push(e.to_string()),
+            // The error names its address already; the reason alone follows it here.
+            Err(Error::Download { url, message }) => reasons.push(format!("{url}: {message}")),
+            Err(e) => reasons.push(format!("{url}: {e}")),
         }
     }
-    Err(Error::Download {
-        url: remote.urls.first().copied().unwrap_or_default().to_string(),
-        message: reasons.join("; "),
-    })
+    Err(Error::Download { url: remote.file_name.to_string(), message: reasons.join("; ") })
 }
 
 /// Downloads `url` to `dest` through a temporary file, checking size and SHA-256.
@@ -209,5 +209,20 @@ mod tests {
         // Second call finds the verified file without any network.
         let p = fetch(&remote, &dir, false).unwrap();
         assert_eq!(std::fs::read(p).unwrap(), body);
+    }
+
+    /// When every mirror fails, the error names the file once and each address once.
+    #[test]
+    fn a_failed_fetch_names_each_address_once() {
+        let urls: &'static [&'static str] = &["http://127.0.0.1:9/a/f.bin", "http://127.0.0.1:9/b/f.bin"];
+        let remote = Remote { file_name: "f.bin", urls, sha256: "00", size: 10 };
+        let tmp = tempfile::tempdir().unwrap();
+        let err = fetch(&remote, tmp.path(), false).unwrap_err().to_string();
+        assert!(err.starts_with("download of f.bin failed: http://127.0.0.1:9/a/f.bin: "), "{err}");
+        for u in urls {
+            assert_eq!(err.matches(u).count(), 1, "{err}");
+        }
+        assert_eq!(err.matches("download of").count(), 1, "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 }

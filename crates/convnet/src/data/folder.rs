@@ -26,20 +26,35 @@
 //! `image_size` with `tf.image.resize(…, "bilinear")` (half-pixel centres, no antialiasing);
 //! optionally the centre crop with the target's aspect ratio first (`crop_to_aspect_ratio`, as
 //! Keras' `smart_resize`) or a zero border after (`pad_to_aspect_ratio`, as
-//! `tf.image.resize_with_pad`). Models see the values divided by 255, as for the built-in sets.
+//! `tf.image.resize_with_pad`). Models see the values divided by 255, as for the built-in sets
+//! (or as they are, 0–255, when the model begins with `Rescaling`: `FolderOptions::pixel_scale`).
 //!
 //! **Streaming.** [`FolderData`] is a [`TrainData`]: decoded pictures are kept in memory as bytes
 //! (rounded to whole grey levels: at most half a level from TensorFlow's floats) for as many
 //! files as fit in `cache_bytes`, decoded on all worker threads before training starts, so
-//! later epochs read no files; pictures beyond the budget are decoded per batch, in parallel,
-//! and only their headers are checked before training.
+//! later epochs read no files; pictures beyond the budget are decoded per batch, and only their
+//! headers are checked before training.
+//!
+//! **Prefetch.** Batches beyond the cache are decoded ahead on one background thread: the fit
+//! loop hands over the next batch's indices ([`TrainData::prefetch`]) before each step, the
+//! thread decodes them while the step trains, and `fill` takes the decoded batch, decoding on
+//! all worker threads whatever pictures the thread has not reached (so a thread the system kept
+//! waiting never holds the step up), or decodes in place a batch that was not handed over. At
+//! most [`FolderOptions::prefetch`] batches exist, in buffers that are reused, so memory stays
+//! bounded whatever the data set's size. Decoding is a pure function of the file, so a batch is
+//! the same bytes either way and training is bit-identical with and without prefetch; an
+//! unreadable file is reported by `fill` with its path (the first in batch order), as without.
 
 use crate::data::source::TrainData;
 use crate::error::{Error, Result};
 use crate::nn::model::Sequential;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// File name endings read as pictures (Keras' `ALLOWLIST_FORMATS` plus WebP).
 pub const ALLOWED_FORMATS: [&str; 6] = [".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp"];
@@ -49,6 +64,9 @@ const TEST_DIRS: [&str; 3] = ["test", "val", "validation"];
 
 /// Default in-memory cache of decoded pictures: 1 GiB.
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+/// Default bound on batches decoded ahead of the training step (the fit loop hands over one).
+pub const DEFAULT_PREFETCH: usize = 2;
 
 /// Largest picture accepted, in pixels per side (guards against decompression bombs).
 const MAX_SIDE: u32 = 16_384;
@@ -164,6 +182,13 @@ pub struct FolderOptions {
     pub cache_bytes: usize,
     /// Targets as class indices or one-hot rows.
     pub label_mode: LabelMode,
+    /// Batches beyond the cache decoded ahead on a background thread, at most this many at
+    /// once (0: every batch decoded when it is filled).
+    pub prefetch: usize,
+    /// Factor the 0–255 values are multiplied by on their way to the model: 1/255 (values in
+    /// [0, 1], as the built-in sets) or 1 for a model that begins with `Rescaling` or
+    /// `Normalization` (see `Sequential::pixel_scale`).
+    pub pixel_scale: f32,
 }
 
 impl Default for FolderOptions {
@@ -179,6 +204,8 @@ impl Default for FolderOptions {
             skip_bad_images: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
             label_mode: LabelMode::Categorical,
+            prefetch: DEFAULT_PREFETCH,
+            pixel_scale: 1.0 / 255.0,
         }
     }
 }
@@ -600,10 +627,189 @@ fn bad_files_error(bad: &[(PathBuf, String)]) -> Error {
     Error::config(msg)
 }
 
+/// One picture of a prefetched batch: its decoded bytes and how decoding went.
+struct Slot {
+    pixels: Vec<u8>,
+    result: Result<()>,
+}
+
+/// A batch handed to the prefetch thread. Its pictures beyond the cache are claimed one at a
+/// time by whichever thread comes first: the prefetch thread ahead of the step, and `fill`
+/// (on all worker threads) for any it has not reached, so `fill` never waits on a thread the
+/// system has not scheduled for more than the one picture it is decoding. Batches are reused,
+/// so their buffers are allocated once.
+struct Batch {
+    /// The sample indices of the batch: what `fill` must ask for to use it.
+    indices: Vec<usize>,
+    /// File indices to decode (those beyond the cache), in batch order.
+    todo: Vec<usize>,
+    /// The next entry of `todo` to claim (set past the end to cancel).
+    next: AtomicUsize,
+    /// One slot per entry of `todo`.
+    slots: Vec<Mutex<Slot>>,
+    /// Slots decoded so far, and the signal when one more is.
+    finished: Mutex<usize>,
+    more: Condvar,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            indices: Vec::new(),
+            todo: Vec::new(),
+            next: AtomicUsize::new(0),
+            slots: Vec::new(),
+            finished: Mutex::new(0),
+            more: Condvar::new(),
+        }
+    }
+
+    /// Claims and decodes pictures until none is left.
+    fn work(&self, files: &[ImageFile], spec: &PictureSpec) {
+        loop {
+            let k = self.next.fetch_add(1, Ordering::AcqRel);
+            let Some(&i) = self.todo.get(k) else { return };
+            {
+                let mut slot = lock(&self.slots[k]);
+                let slot = &mut *slot;
+                slot.pixels.resize(spec.len(), 0);
+                slot.result = load_picture_bytes(&files[i].path, spec, &mut slot.pixels);
+            }
+            *lock(&self.finished) += 1;
+            self.more.notify_all();
+        }
+    }
+
+    /// Decodes what is left on all worker threads, then waits for the pictures the prefetch
+    /// thread is still decoding.
+    fn complete(&self, files: &[ImageFile], spec: &PictureSpec) {
+        if self.next.load(Ordering::Acquire) < self.todo.len() {
+            crate::parallel::run(crate::parallel::workers(), |_| self.work(files, spec));
+        }
+        let mut done = lock(&self.finished);
+        while *done < self.todo.len() {
+            done = self.more.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A lock that a panicking holder did not spoil (the data is a picture buffer).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The background thread that decodes handed-over batches, in the order handed over.
+struct Prefetcher {
+    /// Batches to decode (`None` once shutting down).
+    requests: Option<SyncSender<Arc<Batch>>>,
+    /// Batches handed over and not yet taken by `fill`, in order.
+    pending: VecDeque<Arc<Batch>>,
+    /// Batches taken (or dropped), reusable once the thread has let go of them.
+    spent: Vec<Arc<Batch>>,
+    /// Batches ever made (at most the bound).
+    made: usize,
+    /// Batches `fill` took from here.
+    taken: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prefetcher {
+    /// Starts the thread for `files`, with room for `bound` batches.
+    fn start(files: Arc<Vec<ImageFile>>, spec: PictureSpec, bound: usize) -> Result<Prefetcher> {
+        let (requests, jobs) = std::sync::mpsc::sync_channel::<Arc<Batch>>(bound);
+        let thread = std::thread::Builder::new()
+            .name("convnet-prefetch".into())
+            .spawn(move || {
+                for batch in jobs {
+                    batch.work(&files, &spec);
+                }
+            })
+            .map_err(|e| Error::io("prefetch thread", e))?;
+        Ok(Prefetcher {
+            requests: Some(requests),
+            pending: VecDeque::with_capacity(bound),
+            spent: Vec::with_capacity(bound),
+            made: 0,
+            taken: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands over `indices` (with `todo`, the files to decode) unless `bound` batches are in
+    /// flight or every batch buffer is still in use; returns whether it did.
+    fn request(&mut self, indices: &[usize], todo: impl Iterator<Item = usize>, bound: usize) -> bool {
+        if self.pending.len() >= bound {
+            return false;
+        }
+        // A spent batch the thread no longer holds, or a new one while fewer than `bound` exist.
+        let mut batch = match self.spent.iter().position(|b| Arc::strong_count(b) == 1) {
+            Some(k) => self.spent.swap_remove(k),
+            None if self.made < bound => {
+                self.made += 1;
+                Arc::new(Batch::new())
+            }
+            None => return false,
+        };
+        let Some(b) = Arc::get_mut(&mut batch) else {
+            self.spent.push(batch);
+            return false;
+        };
+        b.indices.clear();
+        b.indices.extend_from_slice(indices);
+        b.todo.clear();
+        b.todo.extend(todo);
+        while b.slots.len() < b.todo.len() {
+            b.slots.push(Mutex::new(Slot { pixels: Vec::new(), result: Ok(()) }));
+        }
+        *b.next.get_mut() = 0;
+        *lock(&b.finished) = 0;
+        let Some(tx) = &self.requests else { return false };
+        match tx.send(batch.clone()) {
+            Ok(()) => {
+                self.pending.push_back(batch);
+                true
+            }
+            // The thread is gone (it cannot be, short of a panic): batches decode in place.
+            Err(_) => {
+                self.spent.push(batch);
+                false
+            }
+        }
+    }
+
+    /// The batch for `indices`, if it was handed over; batches handed over before it (hints
+    /// that did not come true) are cancelled.
+    fn take(&mut self, indices: &[usize]) -> Option<Arc<Batch>> {
+        while let Some(batch) = self.pending.pop_front() {
+            if batch.indices == indices {
+                self.taken += 1;
+                return Some(batch);
+            }
+            batch.next.store(usize::MAX / 2, Ordering::Release);
+            self.spent.push(batch);
+        }
+        None
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Cancel what is queued; closing the request channel then ends the thread's loop.
+        for b in &self.pending {
+            b.next.store(usize::MAX / 2, Ordering::Release);
+        }
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Pictures of a folder as training (or evaluation) data: a [`TrainData`] source that decodes
-/// on the worker threads and keeps decoded pictures in memory within a budget.
+/// on the worker threads, ahead of the step on a background thread, and keeps decoded
+/// pictures in memory within a budget.
 pub struct FolderData {
-    files: Vec<ImageFile>,
+    files: Arc<Vec<ImageFile>>,
     classes: usize,
     spec: PictureSpec,
     shape: [usize; 3],
@@ -615,6 +821,12 @@ pub struct FolderData {
     skipped: Vec<PathBuf>,
     /// Per-batch decoding buffers (pictures beyond the cache).
     scratch: Vec<u8>,
+    /// Bound on batches decoded ahead (0: no prefetch).
+    prefetch: usize,
+    /// The prefetch thread, started by the first hint that needs it.
+    prefetcher: Option<Prefetcher>,
+    /// Factor from 0–255 to the model's input values.
+    pixel_scale: f32,
 }
 
 impl FolderData {
@@ -653,7 +865,7 @@ impl FolderData {
             return Err(bad_files_error(&bad));
         }
         let mut data = FolderData {
-            files,
+            files: Arc::new(files),
             classes,
             spec,
             shape: spec.shape(),
@@ -662,6 +874,9 @@ impl FolderData {
             cached,
             skipped: Vec::new(),
             scratch: Vec::new(),
+            prefetch: opts.prefetch,
+            prefetcher: None,
+            pixel_scale: opts.pixel_scale,
         };
         if !bad.is_empty() {
             data.drop_bad(&errors);
@@ -674,7 +889,8 @@ impl FolderData {
         let len = self.spec.len();
         let mut kept = Vec::with_capacity(self.files.len());
         let mut cached = 0;
-        for (i, (f, e)) in std::mem::take(&mut self.files).into_iter().zip(errors).enumerate() {
+        let files = Arc::try_unwrap(std::mem::take(&mut self.files)).unwrap_or_else(|shared| (*shared).clone());
+        for (i, (f, e)) in files.into_iter().zip(errors).enumerate() {
             if e.is_some() {
                 self.skipped.push(f.path);
                 continue;
@@ -687,7 +903,14 @@ impl FolderData {
         }
         self.cache.truncate(cached * len);
         self.cached = cached;
-        self.files = kept;
+        self.files = Arc::new(kept);
+    }
+
+    /// Gives a prefetched batch back for reuse.
+    fn recycle(&mut self, batch: Option<Arc<Batch>>) {
+        if let (Some(p), Some(b)) = (&mut self.prefetcher, batch) {
+            p.spent.push(b);
+        }
     }
 
     /// Files left out because they did not decode.
@@ -710,7 +933,8 @@ impl FolderData {
         self.classes
     }
 
-    /// All pictures as one `[n, h, w, c]` tensor scaled to [0, 1], and their targets.
+    /// All pictures as one `[n, h, w, c]` tensor (scaled by the options' `pixel_scale`), and
+    /// their targets.
     pub fn to_tensors(&mut self) -> Result<(Tensor, Tensor)> {
         let idx: Vec<usize> = (0..self.files.len()).collect();
         let mut x = Tensor::zeros(&[0]);
@@ -750,9 +974,25 @@ impl TrainData for FolderData {
             LabelMode::Int => y.resize_batch(indices.len(), &[]),
             LabelMode::Categorical => y.resize_batch(indices.len(), &[self.classes]),
         }
-        // Pictures beyond the cache: decoded in parallel into the scratch buffer, in order.
+        // Pictures beyond the cache: decoded ahead (the prefetch thread's batch, finished here
+        // if it has not got through it), or else now, in parallel, into the scratch buffer; in
+        // batch order either way, and the first failure in that order is the error.
         let missing = indices.iter().filter(|&&i| i >= self.cached).count();
-        if missing > 0 {
+        let batch = match (&mut self.prefetcher, missing) {
+            (Some(p), 1..) => p.take(indices),
+            _ => None,
+        };
+        if let Some(b) = &batch {
+            b.complete(&self.files, &self.spec);
+            let failed = b.slots[..missing].iter().find_map(|s| {
+                let mut s = lock(s);
+                s.result.is_err().then(|| std::mem::replace(&mut s.result, Ok(())))
+            });
+            if let Some(e) = failed {
+                self.recycle(batch);
+                return e;
+            }
+        } else if missing > 0 {
             self.scratch.resize(missing * len, 0);
             let todo: Vec<&Path> =
                 indices.iter().filter(|&&i| i >= self.cached).map(|&i| self.files[i].path.as_path()).collect();
@@ -767,18 +1007,25 @@ impl TrainData for FolderData {
                 return Err(e);
             }
         }
-        let mut next_scratch = 0;
-        for (dst, &i) in x.data_mut().chunks_exact_mut(len).zip(indices) {
-            let src = if i < self.cached {
-                &self.cache[i * len..(i + 1) * len]
-            } else {
-                next_scratch += 1;
-                &self.scratch[(next_scratch - 1) * len..next_scratch * len]
-            };
+        // As the built-in sets scale (`ImageSet::x_scaled`): times 1/255 unless the model
+        // takes raw pixels.
+        let factor = self.pixel_scale;
+        let scale = |dst: &mut [f32], src: &[u8]| {
             for (d, &s) in dst.iter_mut().zip(src) {
-                // As the built-in sets scale (`ImageSet::x`): times 1/255.
-                *d = s as f32 * (1.0 / 255.0);
+                *d = s as f32 * factor;
             }
+        };
+        let mut k = 0;
+        for (dst, &i) in x.data_mut().chunks_exact_mut(len).zip(indices) {
+            if i < self.cached {
+                scale(dst, &self.cache[i * len..(i + 1) * len]);
+                continue;
+            }
+            match &batch {
+                Some(b) => scale(dst, &lock(&b.slots[k]).pixels),
+                None => scale(dst, &self.scratch[k * len..(k + 1) * len]),
+            }
+            k += 1;
         }
         let yd = y.data_mut();
         match self.label_mode {
@@ -794,7 +1041,33 @@ impl TrainData for FolderData {
                 }
             }
         }
+        self.recycle(batch);
         Ok(())
+    }
+
+    fn prefetch(&mut self, upcoming: &[usize]) {
+        // Nothing to decode ahead when every picture is cached; an index out of range is
+        // never handed to the thread.
+        if self.prefetch == 0
+            || upcoming.iter().all(|&i| i < self.cached)
+            || upcoming.iter().any(|&i| i >= self.files.len())
+        {
+            return;
+        }
+        if self.prefetcher.is_none() {
+            match Prefetcher::start(self.files.clone(), self.spec, self.prefetch) {
+                Ok(p) => self.prefetcher = Some(p),
+                // No thread to be had: batches decode in place, as without prefetch.
+                Err(_) => {
+                    self.prefetch = 0;
+                    return;
+                }
+            }
+        }
+        let cached = self.cached;
+        if let Some(p) = &mut self.prefetcher {
+            p.request(upcoming, upcoming.iter().copied().filter(|&i| i >= cached), self.prefetch);
+        }
     }
 
     fn check(&self, model: &mut Sequential) -> Result<()> {
@@ -1039,6 +1312,15 @@ mod tests {
             assert!((a - b).abs() <= 0.5 / 255.0 + 1e-6);
         }
         assert!(xa.data().iter().all(|v| (0.0..=1.0).contains(v)));
+        // A model that begins with Rescaling takes the same pictures as 0–255 values.
+        let mut raw =
+            FolderData::new(ix.train.clone(), 3, &FolderOptions { pixel_scale: 1.0, ..opts.clone() }).unwrap();
+        let (mut xr, mut yr) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        raw.fill(&idx, &mut xr, &mut yr).unwrap();
+        assert!(xr.data().iter().any(|&v| v > 1.0));
+        for (r, a) in xr.data().iter().zip(xa.data()) {
+            assert_eq!(*r, (a * 255.0).round());
+        }
         // One-hot rows follow the labels; sparse labels are indices.
         assert_eq!(&ya.data()[..3], &[0.0, 1.0, 0.0]); // file 11 is a dog
         let mut sparse =
@@ -1084,6 +1366,185 @@ mod tests {
         let mut lazy = FolderData::new(files, 1, &FolderOptions { cache_bytes: 0, ..opts }).unwrap();
         let e = lazy.fill(&[0, 1, 2], &mut Tensor::zeros(&[0]), &mut Tensor::zeros(&[0])).unwrap_err().to_string();
         assert!(e.contains("ok2.png"), "{e}");
+    }
+
+    /// Batches of `n` samples in a drawn order, filled as the fit loop does: each fill, then the
+    /// next batch handed over. Returns every batch's inputs and targets.
+    fn stream(data: &mut FolderData, order: &[usize], n: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let (mut x, mut y) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        let batches: Vec<&[usize]> = order.chunks(n).collect();
+        let mut out = Vec::new();
+        for (b, idx) in batches.iter().enumerate() {
+            data.fill(idx, &mut x, &mut y).unwrap();
+            if let Some(next) = batches.get(b + 1) {
+                data.prefetch(next);
+            }
+            out.push((x.data().to_vec(), y.data().to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn prefetched_batches_are_the_batches_decoded_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (7, 9), cache_bytes: 0, shuffle: false, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let order = [3, 11, 0, 7, 5, 9, 1, 10, 2, 8, 6, 4];
+        let mut plain = FolderData::new(ix.train.clone(), 3, &FolderOptions { prefetch: 0, ..opts.clone() }).unwrap();
+        let want = stream(&mut plain, &order, 5);
+        assert!(plain.prefetcher.is_none());
+        // Cache off, and a cache holding five of the twelve (batches mix cached and decoded).
+        for cache in [0, 5 * 7 * 9 * 3] {
+            let mut ahead =
+                FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: cache, ..opts.clone() }).unwrap();
+            let got = stream(&mut ahead, &order, 5);
+            assert!(got == want, "cache {cache}: prefetched batches differ");
+            // The two batches after the first came from the thread (two hints, two buffers).
+            assert_eq!(ahead.prefetcher.as_ref().unwrap().taken, 2, "cache {cache}");
+        }
+        // Everything cached: nothing to decode ahead, no thread.
+        let mut cached = FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: 1 << 20, ..opts }).unwrap();
+        assert!(stream(&mut cached, &order, 5) == want);
+        assert!(cached.prefetcher.is_none());
+    }
+
+    #[test]
+    fn the_prefetch_queue_is_bounded_and_drops_hints_that_do_not_come_true() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (4, 4), cache_bytes: 0, prefetch: 2, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let mut data = FolderData::new(ix.train.clone(), 3, &opts).unwrap();
+        let mut plain = FolderData::new(ix.train.clone(), 3, &FolderOptions { prefetch: 0, ..opts }).unwrap();
+        // Five hints without a fill: two batches in flight, two buffers ever made.
+        for b in 0..5 {
+            data.prefetch(&[b, b + 6]);
+            let p = data.prefetcher.as_ref().unwrap();
+            assert_eq!((p.pending.len(), p.made), ((b + 1).min(2), (b + 1).min(2)), "after hint {b}");
+        }
+        let (mut x, mut y, mut xp, mut yp) =
+            (Tensor::zeros(&[0]), Tensor::zeros(&[0]), Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        // The second hint comes true: the first is dropped, the second taken.
+        data.fill(&[1, 7], &mut x, &mut y).unwrap();
+        plain.fill(&[1, 7], &mut xp, &mut yp).unwrap();
+        assert_eq!((x.data(), y.data()), (xp.data(), yp.data()));
+        let p = data.prefetcher.as_ref().unwrap();
+        assert_eq!((p.pending.len(), p.taken, p.spent.len()), (0, 1, 2));
+        // A batch never handed over decodes in place; buffers are reused, never more than two.
+        // (A hint finds no free buffer while the thread still holds both: then it is dropped.)
+        for b in 0..6 {
+            data.prefetch(&[b, 11 - b]);
+            data.fill(&[b, 11 - b], &mut x, &mut y).unwrap();
+            plain.fill(&[b, 11 - b], &mut xp, &mut yp).unwrap();
+            assert_eq!(x.data(), xp.data());
+            data.fill(&[11, b], &mut x, &mut y).unwrap();
+            plain.fill(&[11, b], &mut xp, &mut yp).unwrap();
+            assert_eq!(x.data(), xp.data());
+        }
+        let p = data.prefetcher.as_ref().unwrap();
+        assert_eq!((p.pending.len(), p.made), (0, 2));
+        assert!((1..=7).contains(&p.taken));
+    }
+
+    #[test]
+    fn fill_finishes_a_batch_the_thread_has_not_reached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (5, 5), cache_bytes: 0, prefetch: 0, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let mut plain = FolderData::new(ix.train.clone(), 3, &opts).unwrap();
+        let (mut x, mut y) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        plain.fill(&[4, 9, 2, 11], &mut x, &mut y).unwrap();
+        // A batch no thread has touched (as when the prefetch thread was kept off the
+        // processor), and one it got halfway through: `complete` decodes the rest.
+        for claimed in [0, 2] {
+            let mut b = Batch::new();
+            b.todo = vec![4, 9, 2, 11];
+            b.slots = (0..4).map(|_| Mutex::new(Slot { pixels: Vec::new(), result: Ok(()) })).collect();
+            let spec = PictureSpec::of(&opts);
+            for k in 0..claimed {
+                let mut s = lock(&b.slots[k]);
+                s.pixels = vec![0; spec.len()];
+                load_picture_bytes(&ix.train[b.todo[k]].path, &spec, &mut s.pixels).unwrap();
+            }
+            *b.next.get_mut() = claimed;
+            *b.finished.get_mut().unwrap() = claimed;
+            b.complete(&ix.train, &spec);
+            assert_eq!(b.next.load(Ordering::Acquire), 4 + crate::parallel::workers());
+            let got: Vec<f32> =
+                b.slots.iter().flat_map(|s| lock(s).pixels.clone()).map(|v| v as f32 * (1.0 / 255.0)).collect();
+            assert!(got == x.data(), "{claimed} claimed by the thread");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_file_found_ahead_is_reported_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for i in 0..4 {
+            write_png(&d.join(format!("a/{i}.png")), 6, 6, 3 + i as u8);
+        }
+        // The header reads (so it passes the check before training); the pixels do not.
+        let png = std::fs::read(d.join("a/0.png")).unwrap();
+        std::fs::write(d.join("a/2.png"), &png[..png.len() - 20]).unwrap();
+        let opts = FolderOptions { image_size: (6, 6), cache_bytes: 0, shuffle: false, ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let mut plain = FolderData::new(ix.train.clone(), 1, &FolderOptions { prefetch: 0, ..opts.clone() }).unwrap();
+        let mut ahead = FolderData::new(ix.train.clone(), 1, &opts).unwrap();
+        let (mut x, mut y) = (Tensor::zeros(&[0]), Tensor::zeros(&[0]));
+        let want = plain.fill(&[3, 2, 1], &mut x, &mut y).unwrap_err().to_string();
+        assert!(want.contains("a/2.png"), "{want}");
+        ahead.fill(&[0], &mut x, &mut y).unwrap();
+        ahead.prefetch(&[3, 2, 1]);
+        let got = ahead.fill(&[3, 2, 1], &mut x, &mut y).unwrap_err().to_string();
+        assert_eq!(ahead.prefetcher.as_ref().unwrap().taken, 1, "the error came from the thread");
+        assert_eq!(got, want);
+        // And training stops with it, naming the file.
+        let mut m = small_model([6, 6, 3], 1);
+        let fit = crate::train::FitOptions { batch_size: 1, verbose: 0, shuffle: false, ..Default::default() };
+        let e = m.fit_data(&mut ahead, None, fit).unwrap_err().to_string();
+        assert!(e.contains("a/2.png"), "{e}");
+    }
+
+    fn small_model(input: [usize; 3], classes: usize) -> Sequential {
+        use crate::nn::layers::{Conv2D, Dense, Flatten};
+        let mut m = Sequential::new().seed(4);
+        m.add(Conv2D::new(4, (3, 3)).activation(crate::Activation::Relu).input_shape(input));
+        m.add(Flatten::new());
+        m.add(Dense::new(classes).activation(crate::Activation::Softmax));
+        m.compile(crate::Loss::CategoricalCrossentropy, crate::Adam::default(), &[crate::Metric::Accuracy]).unwrap();
+        m
+    }
+
+    #[test]
+    fn training_is_bit_identical_with_and_without_prefetch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        one_tree(d);
+        let opts = FolderOptions { image_size: (8, 8), ..Default::default() };
+        let ix = index(d, &opts).unwrap();
+        let train = |cache: usize, prefetch: usize| {
+            let mut data =
+                FolderData::new(ix.train.clone(), 3, &FolderOptions { cache_bytes: cache, prefetch, ..opts.clone() })
+                    .unwrap();
+            let mut m = small_model([8, 8, 3], 3);
+            let fit = crate::train::FitOptions { batch_size: 5, epochs: 3, verbose: 0, ..Default::default() };
+            let h = m.fit_data(&mut data, None, fit).unwrap();
+            let taken = data.prefetcher.as_ref().map_or(0, |p| p.taken);
+            (m.get_weights(), h.history["loss"].clone(), taken)
+        };
+        let (w, loss, taken) = train(DEFAULT_CACHE_BYTES, 2);
+        assert_eq!(taken, 0, "all cached: nothing decoded ahead");
+        assert!(train(0, 0) == (w.clone(), loss.clone(), 0));
+        // 12 pictures in batches of 5: the 2nd and 3rd batch of each of the 3 epochs are handed
+        // over (each taken unless no buffer was free when it was).
+        let (w2, loss2, taken) = train(0, 2);
+        assert!(w2 == w && loss2 == loss, "prefetch changed training");
+        assert!((2..=6).contains(&taken), "{taken} batches taken from the thread");
     }
 
     #[test]

@@ -481,17 +481,27 @@ pub fn load(kind: DatasetKind, opts: &LoadOptions) -> Result<Dataset> {
             mnist_sample()?,
             "shipped sample".into(),
             Some(format!(
-                "MNIST could not be found or downloaded, so this uses the 2,000 real digits shipped with convnet \
-                 ({SAMPLE_TRAIN} train / {} test)",
-                2000 - SAMPLE_TRAIN
+                "MNIST could not be found or downloaded ({why}), so this uses the 2,000 real digits shipped with \
+                 convnet ({SAMPLE_TRAIN} train / {} test); for the full set, {}",
+                2000 - SAMPLE_TRAIN,
+                supply_hint(kind)
             )),
         ));
     }
     Err(Error::DatasetUnavailable(format!(
-        "{} is not on this machine and could not be downloaded ({why}); put its files in a directory and pass \
-         --data-dir DIR (or set CONVNET_DATA_DIR)",
-        kind.name()
+        "{} is not on this machine and could not be downloaded ({why}); {}",
+        kind.name(),
+        supply_hint(kind)
     )))
+}
+
+/// How to supply `kind`'s files by hand: their published names and where to point.
+fn supply_hint(kind: DatasetKind) -> String {
+    let files = match kind {
+        DatasetKind::Cifar10 => format!("{} (or its extracted {}/)", cifar::ARCHIVE, cifar::ARCHIVE_DIR),
+        _ => IDX_FILES.join(", "),
+    };
+    format!("put {files} in a directory and pass --data-dir DIR (or set CONVNET_DATA_DIR)")
 }
 
 #[cfg(test)]

@@ -19,6 +19,12 @@ pub trait TrainData: Send {
     fn input_shape(&self) -> &[usize];
     /// Writes samples `indices` into `x` and their targets into `y` (both resized to fit).
     fn fill(&mut self, indices: &[usize], x: &mut Tensor, y: &mut Tensor) -> Result<()>;
+    /// A hint: the next [`TrainData::fill`] after the current one will ask for `upcoming`. A
+    /// source that reads files may start preparing them now, while the current step trains;
+    /// the batch it then returns must be exactly what `fill` would give without the hint.
+    /// (Default: nothing. The fit loop calls it before each training step but the last of an
+    /// epoch, so it must not allocate for in-memory sources.)
+    fn prefetch(&mut self, _upcoming: &[usize]) {}
     /// Checks the data against the model before training starts (default: nothing).
     fn check(&self, _model: &mut Sequential) -> Result<()> {
         Ok(())

@@ -383,7 +383,12 @@ fn write_tf_keras_optimizer(model: &Sequential, opt: &Optimizer, b: &mut FileBui
         .layers()
         .iter()
         .filter(|l| l.trainable())
-        .flat_map(|l| l.params().iter().map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone())))
+        .flat_map(|l| {
+            l.params()
+                .iter()
+                .filter(|p| p.trainable)
+                .map(move |p| (format!("{}/{}", l.name(), p.name), p.shape.clone()))
+        })
         .collect();
     let class = opt.class_name();
     let tokens = opt.tf_keras_slot_tokens();

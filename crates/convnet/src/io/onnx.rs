@@ -15,13 +15,22 @@
 //! the graph's output). Element-wise activations run in either layout; softmax-like ones take
 //! the channel axis (1 in NCHW, −1 in NHWC).
 //!
-//! **Operators.** `Conv2D` → `Conv` (kernel `[kh, kw, in, out]` transposed to OIHW; Keras'
-//! "same" padding as explicit pads, the smaller half first, so asymmetric when the total is
-//! odd); pooling → `MaxPool` / `AveragePool` (`count_include_pad=0`: Keras' "same" average
+//! **Operators.** `Conv2D` → `Conv` (kernel `[kh, kw, in/groups, out]` transposed to OIHW,
+//! with `dilations` and `group`; Keras' "same" padding as explicit pads, the smaller half
+//! first, so asymmetric when the total is odd); `DepthwiseConv2D` → `Conv` with one group per
+//! input channel; `SeparableConv2D` → that, then a 1×1 `Conv`; `Conv2DTranspose` →
+//! `ConvTranspose` (kernel `[kh, kw, out, in]` to `[in, out, kh, kw]`, pads and
+//! `output_padding` giving Keras' output size); pooling → `MaxPool` / `AveragePool` (`count_include_pad=0`: Keras' "same" average
 //! divides by the valid values only); `Flatten` → `Flatten` in NHWC order; `Dense` → `MatMul`
 //! then `Add`; activations and the layer classes `ReLU`, `LeakyReLU`, `ELU`, `Softmax`, `PReLU` →
 //! their ONNX operators or a few standard ones composed (GELU from `Erf`, SiLU as
-//! `x·Sigmoid(x)`, Keras 3's hard sigmoid as `HardSigmoid(α = 1/6, β = ½)`, …). What has no
+//! `x·Sigmoid(x)`, Keras 3's hard sigmoid as `HardSigmoid(α = 1/6, β = ½)`, …);
+//! `BatchNormalization` → `BatchNormalization` with the moving statistics (images and
+//! `(batch, channels)`; other ranks as `Mul`/`Add`), global pooling → `GlobalAveragePool` /
+//! `GlobalMaxPool` (then `Flatten` unless `keepdims`), `ZeroPadding2D` → `Pad`, `Cropping2D`
+//! → `Slice`, `UpSampling2D` → `Resize` (nearest: `asymmetric`/`floor`; bilinear: `linear`
+//! with `half_pixel`, TensorFlow's), `Rescaling` and `Normalization` → `Mul`/`Add`, `Sub`/`Div`,
+//! `Reshape` → `Reshape` in NHWC order, `SpatialDropout2D` → nothing. What has no
 //! form (`sparsemax`, a layer class the exporter does not know) is an
 //! [`Error::Unexportable`] naming the layer.
 //!
@@ -223,6 +232,15 @@ fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
+fn attr_string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(v.as_bytes().to_vec()),
+        ..Default::default()
+    }
+}
+
 fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
@@ -385,6 +403,44 @@ impl Graph {
         self.weight("const", &[], &[v])
     }
 
+    /// An `int64` vector (shapes, pads, slice bounds).
+    fn ints(&mut self, what: &str, values: &[i64]) -> String {
+        let name = self.fresh(what);
+        self.inits.push(TensorProto {
+            name: Some(name.clone()),
+            dims: vec![values.len() as i64],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A per-channel constant that broadcasts against the current value: `[c, 1, 1]` for an
+    /// NCHW image, `[c]` (the last axis) otherwise.
+    fn per_channel(&mut self, what: &str, values: &[f32]) -> String {
+        if self.shape.len() == 3 && self.layout == Layout::Nchw {
+            self.weight(what, &[values.len(), 1, 1], values)
+        } else {
+            self.weight(what, &[values.len()], values)
+        }
+    }
+
+    /// Applies the binary `op` with the constant `b` as its second input.
+    fn apply_with(&mut self, op: &str, b: &str) {
+        let cur = self.cur.clone();
+        self.cur = self.node(op, &[&cur, b], vec![], &op.to_ascii_lowercase());
+    }
+
+    /// The image axes (height, width) of the current 4-D value in its layout.
+    fn spatial_axes(&self) -> [usize; 2] {
+        if self.layout == Layout::Nchw {
+            [2, 3]
+        } else {
+            [1, 2]
+        }
+    }
+
     fn transpose(&mut self, perm: &[i64], layout: Layout) {
         self.apply("Transpose", vec![attr_ints("perm", perm)]);
         self.layout = layout;
@@ -419,45 +475,105 @@ impl Graph {
         };
         let same = cfg.get("padding").and_then(Value::as_str) == Some("same");
         match l.class_name() {
-            "Conv2D" => {
+            class @ ("Conv2D" | "DepthwiseConv2D" | "SeparableConv2D") => {
                 let [kh, kw] = pair("kernel_size")?;
                 let strides = pair("strides")?;
-                if let Some(d) = cfg.get("dilation_rate") {
-                    if d != &serde_json::json!([1, 1]) && d != &serde_json::json!(1) {
-                        return Err(unexportable(format!("Conv2D with dilation_rate {d}")));
-                    }
-                }
+                let dil = pair("dilation_rate")?;
                 let [h, w, c] = self.image_shape(l)?;
                 let params = l.params();
-                let f = params[0].shape[3];
-                let kernel = &params[0].value;
-                // [kh, kw, in, out] → [out, in, kh, kw].
-                let mut oihw = vec![0.0; kernel.len()];
-                for y in 0..kh {
-                    for x in 0..kw {
-                        for i in 0..c {
-                            for o in 0..f {
-                                oihw[((o * c + i) * kh + y) * kw + x] = kernel[((y * kw + x) * c + i) * f + o];
-                            }
-                        }
+                // Keras' kernel `[kh, kw, c/groups, f]` is ONNX's grouped `[f, c/groups, kh, kw]`;
+                // a depthwise kernel `[kh, kw, c, m]` is the grouped kernel with `c` groups of
+                // one channel and `c·m` filters.
+                let (cg, f, groups) = match class {
+                    "Conv2D" => {
+                        let g = cfg.get("groups").and_then(Value::as_u64).unwrap_or(1) as usize;
+                        (params[0].shape[2], params[0].shape[3], g)
                     }
-                }
+                    _ => (1, c * params[0].shape[3], c),
+                };
+                let oihw = grouped_oihw(&params[0].value, kh, kw, cg, f);
                 self.make_nchw();
-                let wname = self.weight("kernel", &[f, c, kh, kw], &oihw);
+                let wname = self.weight("kernel", &[f, cg, kh, kw], &oihw);
                 let mut inputs = vec![self.cur.clone(), wname];
-                if let Some(b) = params.get(1) {
+                let bias = if class == "SeparableConv2D" { None } else { params.get(1) };
+                if let Some(b) = bias {
                     inputs.push(self.weight("bias", &[f], &b.value));
                 }
-                let (pads, oh, ow) = window(h, w, [kh, kw], strides, same);
+                let ext = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1];
+                let (pads, oh, ow) = window(h, w, ext, strides, same);
                 let attrs = vec![
                     attr_ints("kernel_shape", &[kh as i64, kw as i64]),
                     attr_ints("strides", &[strides[0] as i64, strides[1] as i64]),
                     attr_ints("pads", &pads),
-                    attr_ints("dilations", &[1, 1]),
+                    attr_ints("dilations", &[dil[0] as i64, dil[1] as i64]),
+                    attr_int("group", groups as i64),
                 ];
                 let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 self.cur = self.node("Conv", &refs, attrs, "conv");
                 self.shape = vec![oh, ow, f];
+                if class == "SeparableConv2D" {
+                    // The pointwise stage: a 1×1 convolution `[1, 1, c·m, filters]`.
+                    let fo = params[1].shape[3];
+                    let pw = grouped_oihw(&params[1].value, 1, 1, f, fo);
+                    let wname = self.weight("pointwise_kernel", &[fo, f, 1, 1], &pw);
+                    let mut inputs = vec![self.cur.clone(), wname];
+                    if let Some(b) = params.get(2) {
+                        inputs.push(self.weight("bias", &[fo], &b.value));
+                    }
+                    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                    self.cur = self.node("Conv", &refs, vec![attr_ints("kernel_shape", &[1, 1])], "conv");
+                    self.shape = vec![oh, ow, fo];
+                }
+                self.activation(l.activation(), l)?;
+            }
+            "Conv2DTranspose" => {
+                let [kh, kw] = pair("kernel_size")?;
+                let strides = pair("strides")?;
+                let [h, w, c] = self.image_shape(l)?;
+                let out = l.output_shape().to_vec();
+                let params = l.params();
+                let f = params[0].shape[2];
+                // Keras' `[kh, kw, filters, in]` → ONNX's `[in, filters, kh, kw]`.
+                let kernel = &params[0].value;
+                let mut iohw = vec![0.0; kernel.len()];
+                for y in 0..kh {
+                    for x in 0..kw {
+                        for o in 0..f {
+                            for i in 0..c {
+                                iohw[((i * f + o) * kh + y) * kw + x] = kernel[((y * kw + x) * f + o) * c + i];
+                            }
+                        }
+                    }
+                }
+                // The leading padding is that of the convolution from the output back to the
+                // input ("same": TensorFlow's smaller half first); the trailing one follows
+                // from ONNX's `out = s·(in − 1) + k − begin − end + output_padding`.
+                let (pads_hw, _, _) = window(out[0], out[1], [kh, kw], strides, same);
+                let mut pads = [pads_hw[0], pads_hw[1], 0, 0];
+                let mut extra = [0i64; 2];
+                for (a, (&len, &i)) in [out[0], out[1]].iter().zip(&[h, w]).enumerate() {
+                    let end = (strides[a] * (i - 1) + [kh, kw][a]) as i64 - pads[a] - len as i64;
+                    if end >= 0 {
+                        pads[2 + a] = end;
+                    } else {
+                        extra[a] = -end;
+                    }
+                }
+                self.make_nchw();
+                let wname = self.weight("kernel", &[c, f, kh, kw], &iohw);
+                let mut inputs = vec![self.cur.clone(), wname];
+                if let Some(b) = params.get(1) {
+                    inputs.push(self.weight("bias", &[f], &b.value));
+                }
+                let attrs = vec![
+                    attr_ints("kernel_shape", &[kh as i64, kw as i64]),
+                    attr_ints("strides", &[strides[0] as i64, strides[1] as i64]),
+                    attr_ints("pads", &pads),
+                    attr_ints("output_padding", &extra),
+                ];
+                let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.cur = self.node("ConvTranspose", &refs, attrs, "conv_transpose");
+                self.shape = out;
                 self.activation(l.activation(), l)?;
             }
             class @ ("MaxPooling2D" | "AveragePooling2D") => {
@@ -503,7 +619,122 @@ impl Graph {
                 *self.shape.last_mut().expect("Dense has an input") = n_out;
                 self.activation(l.activation(), l)?;
             }
-            "Dropout" => {}
+            "Dropout" | "SpatialDropout2D" => {}
+            "BatchNormalization" => {
+                let eps = cfg.get("epsilon").and_then(Value::as_f64).unwrap_or(1e-3) as f32;
+                let find = |n: &str| l.params().iter().find(|p| p.name == n).map(|p| p.value.clone());
+                let (mean, var) =
+                    (find("moving_mean").unwrap_or_default(), find("moving_variance").unwrap_or_default());
+                let c = mean.len();
+                let gamma = find("gamma").unwrap_or_else(|| vec![1.0; c]);
+                let beta = find("beta").unwrap_or_else(|| vec![0.0; c]);
+                if self.shape.len() == 3 || self.shape.len() == 1 {
+                    // The operator normalizes axis 1: NCHW images, or (batch, channels).
+                    self.make_nchw();
+                    let inputs: Vec<String> =
+                        [("gamma", &gamma), ("beta", &beta), ("moving_mean", &mean), ("moving_variance", &var)]
+                            .iter()
+                            .map(|(n, v)| self.weight(n, &[c], v))
+                            .collect();
+                    let cur = self.cur.clone();
+                    let refs: Vec<&str> =
+                        std::iter::once(cur.as_str()).chain(inputs.iter().map(String::as_str)).collect();
+                    self.cur = self.node("BatchNormalization", &refs, vec![attr_float("epsilon", eps)], "batchnorm");
+                } else {
+                    // Other ranks: the same affine map on the last axis, y = x·k + (β − μ·k).
+                    let k: Vec<f32> = gamma.iter().zip(&var).map(|(g, v)| g / (v + eps).sqrt()).collect();
+                    let b: Vec<f32> = beta.iter().zip(&mean).zip(&k).map(|((b, m), k)| b - m * k).collect();
+                    let (k, b) = (self.per_channel("scale", &k), self.per_channel("offset", &b));
+                    self.apply_with("Mul", &k);
+                    self.apply_with("Add", &b);
+                }
+            }
+            class @ ("GlobalAveragePooling2D" | "GlobalMaxPooling2D") => {
+                let [_, _, c] = self.image_shape(l)?;
+                self.make_nchw();
+                self.apply(if class == "GlobalMaxPooling2D" { "GlobalMaxPool" } else { "GlobalAveragePool" }, vec![]);
+                if cfg.get("keepdims").and_then(Value::as_bool) == Some(true) {
+                    self.shape = vec![1, 1, c];
+                } else {
+                    self.apply("Flatten", vec![attr_int("axis", 1)]);
+                    self.shape = vec![c];
+                }
+            }
+            class @ ("ZeroPadding2D" | "Cropping2D") => {
+                let [h, w, c] = self.image_shape(l)?;
+                let m = l.output_shape().to_vec();
+                let key = if class == "ZeroPadding2D" { "padding" } else { "cropping" };
+                let get = |i: usize, j: usize| cfg[key][i][j].as_i64().unwrap_or(0);
+                let [ah, aw] = self.spatial_axes();
+                if class == "ZeroPadding2D" {
+                    let mut pads = [0i64; 8];
+                    (pads[ah], pads[aw], pads[4 + ah], pads[4 + aw]) = (get(0, 0), get(1, 0), get(0, 1), get(1, 1));
+                    let pads = self.ints("pads", &pads);
+                    self.apply_with("Pad", &pads);
+                } else {
+                    let starts = self.ints("starts", &[get(0, 0), get(1, 0)]);
+                    let ends = self.ints("ends", &[h as i64 - get(0, 1), w as i64 - get(1, 1)]);
+                    let axes = self.ints("axes", &[ah as i64, aw as i64]);
+                    let cur = self.cur.clone();
+                    self.cur = self.node("Slice", &[&cur, &starts, &ends, &axes], vec![], "slice");
+                }
+                self.shape = vec![m[0], m[1], c];
+            }
+            "UpSampling2D" => {
+                let [sh, sw] = pair("size")?;
+                self.image_shape(l)?;
+                self.make_nchw();
+                let scales = self.weight("scales", &[4], &[1.0, 1.0, sh as f32, sw as f32]);
+                let attrs = if cfg.get("interpolation").and_then(Value::as_str) == Some("bilinear") {
+                    // TensorFlow's resize with half-pixel centres, clamped at the edges.
+                    vec![attr_string("mode", "linear"), attr_string("coordinate_transformation_mode", "half_pixel")]
+                } else {
+                    vec![
+                        attr_string("mode", "nearest"),
+                        attr_string("coordinate_transformation_mode", "asymmetric"),
+                        attr_string("nearest_mode", "floor"),
+                    ]
+                };
+                let cur = self.cur.clone();
+                self.cur = self.node("Resize", &[&cur, "", &scales], attrs, "resize");
+                self.shape = l.output_shape().to_vec();
+            }
+            "Rescaling" => {
+                let num = |k: &str, d: f64| cfg.get(k).and_then(Value::as_f64).unwrap_or(d) as f32;
+                let (scale, offset) = (self.scalar(num("scale", 1.0)), self.scalar(num("offset", 0.0)));
+                self.apply_with("Mul", &scale);
+                self.apply_with("Add", &offset);
+            }
+            "Normalization" => {
+                let c = *self.shape.last().unwrap_or(&1);
+                let list = |k: &str| -> Option<Vec<f32>> {
+                    match cfg.get(k)? {
+                        Value::Array(a) => Some(a.iter().filter_map(Value::as_f64).map(|v| v as f32).collect()),
+                        v => v.as_f64().map(|v| vec![v as f32; c]),
+                    }
+                };
+                let find = |n: &str| l.params().iter().find(|p| p.name == n).map(|p| p.value.clone());
+                let mean = list("mean").or_else(|| find("mean")).unwrap_or_else(|| vec![0.0; c]);
+                let var = list("variance").or_else(|| find("variance")).unwrap_or_else(|| vec![1.0; c]);
+                let sd: Vec<f32> = var.iter().map(|v| v.sqrt().max(1e-7)).collect();
+                let (mean, sd) = (self.per_channel("mean", &mean), self.per_channel("sd", &sd));
+                if cfg.get("invert").and_then(Value::as_bool) == Some(true) {
+                    self.apply_with("Mul", &sd);
+                    self.apply_with("Add", &mean);
+                } else {
+                    self.apply_with("Sub", &mean);
+                    self.apply_with("Div", &sd);
+                }
+            }
+            "Reshape" => {
+                self.make_nhwc();
+                let out = l.output_shape().to_vec();
+                // 0 keeps the batch dimension.
+                let dims: Vec<i64> = std::iter::once(0).chain(out.iter().map(|&d| d as i64)).collect();
+                let shape = self.ints("shape", &dims);
+                self.apply_with("Reshape", &shape);
+                self.shape = out;
+            }
             "Activation" | "ReLU" | "LeakyReLU" | "ELU" | "Softmax" => self.activation(l.activation(), l)?,
             "PReLU" => {
                 // The slopes have the per-sample shape (1 on shared axes), NHWC: they
@@ -657,6 +888,21 @@ impl Graph {
 /// ONNX `pads` `[top, left, bottom, right]` and the output size of a window over `h × w`:
 /// none for "valid"; for "same" Keras' (TensorFlow's) total `max((out − 1)·s + k − in, 0)`
 /// with the smaller half before, so the extra row or column goes after.
+/// A Keras kernel `[kh, kw, cg, f]` in ONNX's `[f, cg, kh, kw]` order.
+fn grouped_oihw(kernel: &[f32], kh: usize, kw: usize, cg: usize, f: usize) -> Vec<f32> {
+    let mut oihw = vec![0.0; kernel.len()];
+    for y in 0..kh {
+        for x in 0..kw {
+            for i in 0..cg {
+                for o in 0..f {
+                    oihw[((o * cg + i) * kh + y) * kw + x] = kernel[((y * kw + x) * cg + i) * f + o];
+                }
+            }
+        }
+    }
+    oihw
+}
+
 fn window(h: usize, w: usize, k: [usize; 2], s: [usize; 2], same: bool) -> ([i64; 4], usize, usize) {
     if !same {
         return ([0; 4], (h - k[0]) / s[0] + 1, (w - k[1]) / s[1] + 1);

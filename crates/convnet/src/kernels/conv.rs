@@ -20,6 +20,14 @@ pub enum Padding {
     Same,
 }
 
+/// Keras' name of a padding (`"same"`), as layer builders take it.
+impl TryFrom<&str> for Padding {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Padding::parse(s)
+    }
+}
+
 impl Padding {
     /// Parses Keras' names `"valid"` and `"same"` (any case).
     pub fn parse(s: &str) -> Result<Self> {

@@ -5,6 +5,8 @@ pub mod activation;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod conv;
+pub mod depthwise;
+pub mod dilated;
 pub mod direct;
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]

@@ -367,6 +367,14 @@ impl std::str::FromStr for Activation {
     }
 }
 
+/// Keras' name of an activation (`"relu"`), as layer builders take it.
+impl TryFrom<&str> for Activation {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Activation::parse(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -385,6 +385,26 @@ impl std::str::FromStr for Loss {
     }
 }
 
+/// Optimizer names, to tell a loss and an optimizer given in each other's place.
+const OPTIMIZER_NAMES: [&str; 8] = ["sgd", "adam", "adamw", "nadam", "adamax", "adagrad", "adadelta", "rmsprop"];
+
+/// Keras' name of a loss (`"categorical_crossentropy"`), as `compile` takes it.
+impl TryFrom<&str> for Loss {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Loss::parse(s).map_err(|e| {
+            if OPTIMIZER_NAMES.contains(&s.to_ascii_lowercase().as_str()) {
+                Error::config(format!(
+                    "{s:?} is an optimizer, not a loss: compile takes the loss first, then the optimizer \
+                     (compile(\"categorical_crossentropy\", \"{s}\", …)); compile_str takes them in either order"
+                ))
+            } else {
+                e
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

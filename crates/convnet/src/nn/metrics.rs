@@ -18,6 +18,14 @@ pub enum Metric {
     BinaryAccuracy,
 }
 
+/// Keras' name of a metric (`"accuracy"`).
+impl TryFrom<&str> for Metric {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Metric::parse(s)
+    }
+}
+
 impl Metric {
     /// Parses Keras' metric names (`accuracy`/`acc`, `categorical_accuracy`, …).
     pub fn parse(name: &str) -> Result<Self> {

@@ -349,6 +349,14 @@ fn nadam_u(beta_1: f32, t: u64) -> f32 {
     beta_1 * (1.0 - 0.5 * 0.96f32.powf(t as f32))
 }
 
+/// Keras' name of an optimizer (`"adam"`) with its default arguments, as `compile` takes it.
+impl TryFrom<&str> for Optimizer {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Optimizer::parse(s)
+    }
+}
+
 impl Optimizer {
     /// The optimizer named `name` (`sgd`, `adam`, `adamw`, `nadam`, `adamax`, `adagrad`,
     /// `adadelta`, `rmsprop`) with Keras' defaults.

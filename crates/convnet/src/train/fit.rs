@@ -274,6 +274,11 @@ impl EpochRunner<'_, '_, '_> {
                 let (xb, yb) = model.batch_buffers();
                 self.data.fill(idx, xb, yb)?;
             }
+            // The next batch of this epoch, so a source reading files prepares it while this
+            // step trains (the next epoch's order is drawn only after this one ends).
+            if (b + 1) * bs < n {
+                self.data.prefetch(&order[(b + 1) * bs..((b + 2) * bs).min(n)]);
+            }
             let r = model.train_loaded()?;
             if !r.loss.is_finite() && self.opts.stop_on_non_finite {
                 self.end(model);

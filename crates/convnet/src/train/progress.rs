@@ -1,5 +1,10 @@
 //! Keras' training output: the progress logger (`Epoch 1/10`, a live bar with ETA on a
 //! terminal, or one line per epoch), and Keras' way of printing numbers.
+//!
+//! The live line is redrawn in place with `\r`, so it must never reach the terminal's last
+//! column: a line that wraps leaves one new row per redraw. [`live_line`] fits it to the width,
+//! shortening the bar first, then leaving out metrics from the last, then the bar and the time
+//! per step. The epoch's final line, drawn once, keeps every metric.
 
 use crate::error::Result;
 use crate::nn::model::{Logs, Sequential};
@@ -18,6 +23,9 @@ pub struct ProgbarLogger {
     start: Instant,
     last_draw: Instant,
     width: usize,
+    /// The first batch this run trains in the current epoch (not 0 when a checkpoint resumed
+    /// it mid-epoch): the time measured covers only the batches from here.
+    first_batch: Option<usize>,
 }
 
 impl ProgbarLogger {
@@ -34,6 +42,7 @@ impl ProgbarLogger {
             start: Instant::now(),
             last_draw: Instant::now(),
             width: 0,
+            first_batch: None,
         }
     }
 
@@ -46,21 +55,9 @@ impl ProgbarLogger {
     }
 
     /// The finished epoch's line, as Keras prints it with verbose 2.
-    pub fn epoch_line(steps: usize, seconds: f64, logs: &Logs) -> String {
-        let per_step = seconds / steps.max(1) as f64;
+    /// `seconds` is the epoch's time in this run and `per_step` the time per batch trained in it.
+    pub fn epoch_line(steps: usize, seconds: f64, per_step: f64, logs: &Logs) -> String {
         format!("{steps}/{steps} - {seconds:.0}s -{}{}\n", format_time(per_step), Self::metrics(logs))
-    }
-
-    fn bar(&self, current: usize) -> String {
-        let width = 20;
-        let done = width * current / self.steps.max(1);
-        let digits = self.steps.to_string().len();
-        format!(
-            "\x1b[1m{current:>digits$}/{}\x1b[0m \x1b[32m{}\x1b[0m\x1b[37m{}\x1b[0m",
-            self.steps,
-            "━".repeat(done),
-            "━".repeat(width - done)
-        )
     }
 
     fn draw(&mut self, text: String, visible: usize, end: bool) {
@@ -72,6 +69,97 @@ impl ProgbarLogger {
         self.width = visible;
         emit(self.to_stderr, &s);
     }
+}
+
+/// Width of the full bar, in characters (Keras' 20).
+const BAR_WIDTH: usize = 20;
+/// The shortest bar drawn; below it the bar is left out.
+const MIN_BAR_WIDTH: usize = 6;
+
+/// The live progress line for `current` of `steps` batches: counter, bar, `lead` (the ETA, or
+/// the epoch's time at its end), time per step and the metrics, as Keras draws it, with ANSI
+/// colours. Fitted to a terminal `columns` wide: its visible length (also returned) stays
+/// below `columns`, shortening the bar, then leaving out metrics from the last, then the bar,
+/// then the time per step.
+pub fn live_line(
+    current: usize,
+    steps: usize,
+    lead: &str,
+    per_step: f64,
+    logs: &Logs,
+    columns: usize,
+) -> (String, usize) {
+    let digits = steps.to_string().len();
+    let counter = format!("{current:>digits$}/{steps}");
+    let time = format_time(per_step);
+    let metrics: Vec<String> = logs.iter().map(|(k, v)| format!(" - {k}: {}", keras_value(*v))).collect();
+    let limit = columns.saturating_sub(1);
+    let len = |bar: usize, time: bool, kept: usize| {
+        counter.chars().count()
+            + if bar > 0 { bar + 1 } else { 0 }
+            + 1
+            + lead.chars().count()
+            + if time { time_len(per_step) } else { 0 }
+            + metrics[..kept].iter().map(|m| m.chars().count()).sum::<usize>()
+    };
+    let (mut bar, mut show_time, mut kept) = (BAR_WIDTH, true, metrics.len());
+    if len(bar, show_time, kept) > limit {
+        bar = BAR_WIDTH - (len(bar, show_time, kept) - limit).min(BAR_WIDTH - MIN_BAR_WIDTH);
+    }
+    while len(bar, show_time, kept) > limit && kept > 0 {
+        kept -= 1;
+    }
+    // Room left by the metrics that went out goes back to the bar.
+    if len(bar, show_time, kept) < limit {
+        bar = (bar + limit - len(bar, show_time, kept)).min(BAR_WIDTH);
+    }
+    if len(bar, show_time, kept) > limit {
+        bar = 0;
+    }
+    if len(bar, show_time, kept) > limit {
+        show_time = false;
+    }
+    let done = bar * current.min(steps) / steps.max(1);
+    let mut text = format!("\x1b[1m{counter}\x1b[0m");
+    if bar > 0 {
+        text += &format!(" \x1b[32m{}\x1b[0m\x1b[37m{}\x1b[0m", "━".repeat(done), "━".repeat(bar - done));
+    }
+    text += &format!(" \x1b[1m{lead}\x1b[0m");
+    if show_time {
+        text += &time;
+    }
+    for m in &metrics[..kept] {
+        text += m;
+    }
+    let mut visible = len(bar, show_time, kept);
+    if visible > limit {
+        // Narrower than the counter and the ETA: the plain text, cut.
+        let plain: String = strip_ansi(&text).chars().take(limit).collect();
+        visible = plain.chars().count();
+        text = plain;
+    }
+    (text, visible)
+}
+
+fn time_len(per_step: f64) -> usize {
+    format_time(per_step).chars().count()
+}
+
+/// Columns of the terminal the progress goes to (`COLUMNS` when it cannot be asked; 80 when
+/// neither says).
+fn terminal_columns(to_stderr: bool) -> usize {
+    let term = if to_stderr { console::Term::stderr() } else { console::Term::stdout() };
+    term.size_checked()
+        .map(|(_, c)| c as usize)
+        .filter(|&c| c > 0)
+        .or_else(|| std::env::var("COLUMNS").ok()?.trim().parse().ok())
+        .unwrap_or(80)
+}
+
+/// Seconds per step of an epoch: `elapsed` seconds were spent on the batches from `first`
+/// (0-based; not 0 when the epoch was resumed from a checkpoint) up to `done` batches done.
+pub fn seconds_per_step(elapsed: f64, first: usize, done: usize) -> f64 {
+    elapsed / done.saturating_sub(first).max(1) as f64
 }
 
 /// Keras' time-per-step: ` 1s/step`, ` 6ms/step` or ` 950us/step`.
@@ -99,10 +187,12 @@ impl Callback for ProgbarLogger {
         self.start = Instant::now();
         self.last_draw = self.start;
         self.width = 0;
+        self.first_batch = None;
         Ok(())
     }
 
     fn on_train_batch_end(&mut self, batch: usize, logs: &Logs, _model: &mut Sequential) -> Result<Control> {
+        let first = *self.first_batch.get_or_insert(batch);
         if !self.live {
             return Ok(Control::Continue);
         }
@@ -113,7 +203,7 @@ impl Callback for ProgbarLogger {
         }
         self.last_draw = now;
         let elapsed = now.duration_since(self.start).as_secs_f64();
-        let per = elapsed / current as f64;
+        let per = seconds_per_step(elapsed, first, current);
         let eta = per * (self.steps - current) as f64;
         let eta_s = if eta > 3600.0 {
             format!("{}:{:02}:{:02}", eta as u64 / 3600, (eta as u64 % 3600) / 60, eta as u64 % 60)
@@ -122,23 +212,22 @@ impl Callback for ProgbarLogger {
         } else {
             format!("{}s", eta as u64)
         };
-        let bar = self.bar(current);
-        let info = format!(" \x1b[1m{eta_s}\x1b[0m{}{}", format_time(per), Self::metrics(logs));
-        let visible = strip_ansi(&bar).chars().count() + strip_ansi(&info).chars().count();
-        self.draw(format!("{bar}{info}"), visible, false);
+        let (text, visible) = live_line(current, self.steps, &eta_s, per, logs, terminal_columns(self.to_stderr));
+        self.draw(text, visible, false);
         Ok(Control::Continue)
     }
 
     fn on_epoch_end(&mut self, _epoch: usize, logs: &Logs, _model: &mut Sequential) -> Result<Control> {
         let elapsed = self.start.elapsed().as_secs_f64();
+        let per = seconds_per_step(elapsed, self.first_batch.unwrap_or(0), self.steps);
         if self.live {
-            let bar = self.bar(self.steps);
-            let per = elapsed / self.steps.max(1) as f64;
-            let info = format!(" \x1b[1m{elapsed:.0}s\x1b[0m{}{}", format_time(per), Self::metrics(logs));
-            let visible = strip_ansi(&bar).chars().count() + strip_ansi(&info).chars().count();
-            self.draw(format!("{bar}{info}"), visible, true);
+            // The epoch's last draw is never redrawn: it may wrap, so it keeps every metric
+            // (the validation ones above all).
+            let lead = format!("{elapsed:.0}s");
+            let (text, visible) = live_line(self.steps, self.steps, &lead, per, logs, usize::MAX);
+            self.draw(text, visible, true);
         } else if self.verbose > 0 {
-            emit(self.to_stderr, &Self::epoch_line(self.steps, elapsed, logs));
+            emit(self.to_stderr, &Self::epoch_line(self.steps, elapsed, per, logs));
         }
         Ok(Control::Continue)
     }
@@ -207,6 +296,55 @@ mod tests {
         assert_eq!(keras_value(0.0), "0.0000e+00");
     }
 
+    fn some_logs() -> Logs {
+        let mut logs = Logs::new();
+        for (k, v) in [("accuracy", 0.871234), ("loss", 0.43314), ("val_accuracy", 0.9677), ("val_loss", 0.10661)] {
+            logs.insert(k.into(), v);
+        }
+        logs
+    }
+
+    /// The live line stays below the terminal's width, so a redraw never wraps: at 60 columns
+    /// the last metrics go; at 40 only counter, bar, ETA and time remain; at 20 the bar goes too.
+    #[test]
+    fn the_live_line_fits_narrow_terminals() {
+        let logs = some_logs();
+        let (wide, n) = live_line(120, 469, "3s", 0.006, &logs, 200);
+        let plain = strip_ansi(&wide);
+        assert_eq!(plain.chars().count(), n);
+        assert_eq!(
+            plain,
+            format!(
+                "120/469 {} 3s 6ms/step - accuracy: 0.8712 - loss: 0.4331 - val_accuracy: 0.9677 - val_loss: 0.1066",
+                "━".repeat(20)
+            )
+        );
+        for columns in [60, 40, 20, 8, 1] {
+            let (line, n) = live_line(120, 469, "3s", 0.006, &logs, columns);
+            let plain = strip_ansi(&line);
+            assert_eq!(plain.chars().count(), n);
+            assert!(n < columns.max(1) || n == 0, "{columns} columns: {plain:?} is {n} long");
+        }
+        let (line, n) = live_line(120, 469, "3s", 0.006, &logs, 60);
+        assert_eq!(strip_ansi(&line), format!("120/469 {} 3s 6ms/step - accuracy: 0.8712", "━".repeat(20)));
+        assert_eq!(n, 59);
+        let (line, n) = live_line(120, 469, "3s", 0.006, &logs, 40);
+        assert_eq!(strip_ansi(&line), format!("120/469 {} 3s 6ms/step", "━".repeat(19)));
+        assert_eq!(n, 39);
+        assert_eq!(strip_ansi(&live_line(120, 469, "3s", 0.006, &logs, 20).0), "120/469 3s 6ms/step");
+        assert_eq!(strip_ansi(&live_line(120, 469, "3s", 0.006, &logs, 12).0), "120/469 3s");
+    }
+
+    /// An epoch resumed at batch 40 of 50 trains 10 batches in this run: its time is divided
+    /// by 10, not by 50 (nor by the 41 batches done when the first is drawn).
+    #[test]
+    fn a_resumed_epoch_divides_its_time_by_the_batches_it_trained() {
+        assert_eq!(seconds_per_step(1.0, 40, 50), 0.1);
+        assert_eq!(seconds_per_step(0.1, 40, 41), 0.1);
+        assert_eq!(seconds_per_step(4.69, 0, 469), 0.01);
+        assert_eq!(seconds_per_step(0.0, 3, 3), 0.0, "no batch trained: no division by zero");
+    }
+
     #[test]
     fn verbose_two_line_matches_keras() {
         let mut logs = Logs::new();
@@ -215,7 +353,7 @@ mod tests {
         logs.insert("val_loss".into(), 0.10661);
         logs.insert("val_accuracy".into(), 0.9677);
         assert_eq!(
-            ProgbarLogger::epoch_line(469, 2.6, &logs),
+            ProgbarLogger::epoch_line(469, 2.6, seconds_per_step(2.6, 0, 469), &logs),
             "469/469 - 3s - 6ms/step - accuracy: 0.8712 - loss: 0.4331 - val_accuracy: 0.9677 - val_loss: 0.1066\n"
         );
         assert_eq!(format_time(1.4), " 1s/step");

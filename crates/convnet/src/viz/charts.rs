@@ -170,12 +170,13 @@ pub fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The two classic charts from a history: "Model Accuracy" (accuracy and val_accuracy) and
-/// "Model Loss" (loss and val_loss), each as `<dir>/accuracy.png|svg` and `<dir>/loss.png|svg`.
-/// Returns the files written.
-pub fn history_charts(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut written = Vec::new();
+/// One chart of a history: file stem, title, y label and its series.
+type Panel<'a> = (&'static str, &'static str, &'static str, Vec<Series<'a>>);
+
+/// The panels of a history's charts: (file stem, title, y label, series) for "Model Accuracy"
+/// (accuracy and val_accuracy) and "Model Loss" (loss and val_loss), each when the history has it.
+fn history_panels(history: &History) -> Vec<Panel<'_>> {
+    let mut panels = Vec::new();
     for (file, title, y_label, train, val) in [
         ("accuracy", "Model Accuracy", "Accuracy", "accuracy", "val_accuracy"),
         ("loss", "Model Loss", "Loss", "loss", "val_loss"),
@@ -187,9 +188,28 @@ pub fn history_charts(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
         if let Some(v) = history.get(val) {
             series.push(Series { label: "Validation", values: v, color: VALIDATION_COLOR });
         }
-        if series.is_empty() {
-            continue;
+        if !series.is_empty() {
+            panels.push((file, title, y_label, series));
         }
+    }
+    panels
+}
+
+fn nothing_to_plot() -> Error {
+    Error::Config("the history has neither accuracy nor loss to plot".into())
+}
+
+/// The two classic charts from a history: "Model Accuracy" (accuracy and val_accuracy) and
+/// "Model Loss" (loss and val_loss), each as `<dir>/accuracy.png|svg` and `<dir>/loss.png|svg`.
+/// Returns the files written.
+pub fn history_charts(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
+    let panels = history_panels(history);
+    if panels.is_empty() {
+        return Err(nothing_to_plot());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut written = Vec::new();
+    for (file, title, y_label, series) in panels {
         let (png, _) = chart_png(title, y_label, &series)?;
         let p = dir.join(format!("{file}.png"));
         atomic_write(&p, &png)?;
@@ -198,10 +218,76 @@ pub fn history_charts(history: &History, dir: &Path) -> Result<Vec<PathBuf>> {
         atomic_write(&p, chart_svg(title, y_label, &series)?.as_bytes())?;
         written.push(p);
     }
-    if written.is_empty() {
-        return Err(Error::Config("the history has neither accuracy nor loss to plot".into()));
-    }
     Ok(written)
+}
+
+/// The picture format a chart path asks for by its extension: `Some("png")`, `Some("svg")`, or
+/// `None` for a path without one of them (a directory for [`history_charts`]).
+pub fn chart_format(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
+    ["png", "svg"].into_iter().find(|f| *f == ext)
+}
+
+/// Extensions of pictures that charts are not drawn in: a path ending so is refused rather than
+/// taken for a directory.
+const OTHER_PICTURES: [&str; 9] = ["jpg", "jpeg", "gif", "bmp", "webp", "pdf", "eps", "tif", "tiff"];
+
+/// One figure of a history, the accuracy and loss charts side by side (each 640×480), written
+/// to `path` as PNG or SVG by its extension.
+pub fn history_figure(history: &History, path: &Path) -> Result<PathBuf> {
+    let Some(format) = chart_format(path) else {
+        return Err(Error::Config(format!("{}: charts are drawn as .png or .svg", path.display())));
+    };
+    let panels = history_panels(history);
+    if panels.is_empty() {
+        return Err(nothing_to_plot());
+    }
+    let (w, h) = (CHART_SIZE.0 * panels.len() as u32, CHART_SIZE.1);
+    fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, panels: &[Panel<'_>]) -> Result<()> {
+        for ((_, title, y_label, series), area) in panels.iter().zip(root.split_evenly((1, panels.len()))) {
+            draw_chart(&area, title, y_label, series)?;
+        }
+        root.present().map_err(perr)
+    }
+    let bytes = if format == "svg" {
+        let mut svg = String::new();
+        draw(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(), &panels)?;
+        svg.into_bytes()
+    } else {
+        let mut buf = vec![255u8; (w * h * 3) as usize];
+        draw(BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area(), &panels)?;
+        encode_png(&buf, w, h)?
+    };
+    atomic_write(path, &bytes)?;
+    Ok(path.to_path_buf())
+}
+
+/// Whether charts written to `out` go into a directory (`false`: one figure file, `out` ends in
+/// `.png` or `.svg`). A path ending in another picture format (`.jpg`, `.pdf`, …) that is not
+/// an existing directory is refused.
+pub fn charts_into_directory(out: &Path) -> Result<bool> {
+    if chart_format(out).is_some() {
+        return Ok(false);
+    }
+    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    if ext.is_some_and(|e| OTHER_PICTURES.contains(&e.as_str())) && !out.is_dir() {
+        return Err(Error::Config(format!(
+            "{}: charts are drawn as .png or .svg (one file with both charts), or into a directory",
+            out.display()
+        )));
+    }
+    Ok(true)
+}
+
+/// Writes a history's charts where `out` says ([`charts_into_directory`]): one figure with
+/// both charts when it ends in `.png` or `.svg` ([`history_figure`]), else the four files of
+/// [`history_charts`] in that directory.
+pub fn write_history_charts(history: &History, out: &Path) -> Result<Vec<PathBuf>> {
+    if charts_into_directory(out)? {
+        history_charts(history, out)
+    } else {
+        Ok(vec![history_figure(history, out)?])
+    }
 }
 
 /// An image for a grid: `height × width × channels` (1 or 3) values in [0, 1].
@@ -398,6 +484,33 @@ mod tests {
         let two = [0.5, 0.4];
         let series = [Series { label: "Train", values: &two, color: TRAIN_COLOR }];
         assert!(!chart_svg("Model Loss", "Loss", &series).unwrap().contains("<circle"));
+    }
+
+    /// A path ending in .svg or .png gets that one file, in that format, with both charts.
+    #[test]
+    fn a_file_path_gets_one_figure_in_its_format() {
+        let mut h = History::default();
+        for (i, (a, l)) in [(0.5, 1.2), (0.7, 0.8), (0.8, 0.6)].into_iter().enumerate() {
+            let mut logs = crate::nn::model::Logs::new();
+            logs.insert("accuracy".into(), a);
+            logs.insert("loss".into(), l);
+            h.push(i, &logs, 1.0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("chart.svg");
+        assert_eq!(write_history_charts(&h, &svg).unwrap(), vec![svg.clone()]);
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("Model Accuracy") && text.contains("Model Loss"));
+        let png = dir.path().join("chart.PNG");
+        write_history_charts(&h, &png).unwrap();
+        let img = decode(&std::fs::read(&png).unwrap());
+        assert_eq!((img.width(), img.height()), (2 * CHART_SIZE.0, CHART_SIZE.1));
+        let err = write_history_charts(&h, &dir.path().join("chart.jpg")).unwrap_err().to_string();
+        assert!(err.contains("charts are drawn as .png or .svg"), "{err}");
+        // Anything else is a directory of the four charts.
+        let files = write_history_charts(&h, &dir.path().join("charts")).unwrap();
+        assert_eq!(files.len(), 4);
+        assert!(dir.path().join("charts").join("loss.svg").is_file());
     }
 
     fn decode(png: &[u8]) -> image::RgbImage {

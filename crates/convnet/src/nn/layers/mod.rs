@@ -3,32 +3,53 @@
 //! Keras' own field names. The set of layers is registered in one place, [`registry`].
 
 mod activation;
+mod basics;
+mod batch_normalization;
 mod conv2d;
+mod conv2d_transpose;
 mod dense;
+mod depthwise_conv2d;
 mod dropout;
 mod elu;
 mod flatten;
+mod global_pooling;
 mod leaky_relu;
+mod padding;
 mod merge;
 mod pooling;
 mod prelu;
+mod preprocessing;
 pub mod registry;
 mod relu;
+mod reshape;
+mod separable_conv2d;
 mod softmax;
+mod spatial_dropout;
+mod up_sampling;
 mod weights;
 
 pub use activation::ActivationLayer;
+pub use batch_normalization::BatchNormalization;
 pub use conv2d::Conv2D;
+pub use conv2d_transpose::Conv2DTranspose;
 pub use dense::Dense;
+pub use depthwise_conv2d::DepthwiseConv2D;
 pub use dropout::Dropout;
 pub use elu::ELU;
 pub use flatten::Flatten;
+pub use global_pooling::{GlobalAveragePooling2D, GlobalMaxPooling2D};
 pub use leaky_relu::LeakyReLU;
+pub use padding::{Cropping2D, Margins, ZeroPadding2D};
 pub use merge::{Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract};
 pub use pooling::{AveragePooling2D, MaxPooling2D};
 pub use prelu::PReLU;
+pub use preprocessing::{Normalization, Rescaling};
 pub use relu::ReLU;
+pub use reshape::Reshape;
+pub use separable_conv2d::SeparableConv2D;
 pub use softmax::Softmax;
+pub use spatial_dropout::SpatialDropout2D;
+pub use up_sampling::{Interpolation, UpSampling2D};
 pub use weights::WeightOptions;
 
 use crate::error::{Error, Result};
@@ -55,6 +76,10 @@ pub struct Param {
     pub regularizer: Option<Regularizer>,
     /// Projection applied after each optimizer update, if any (Keras' `kernel_constraint`).
     pub constraint: Option<Constraint>,
+    /// Whether the optimizer updates this weight (Keras' `trainable` of `add_weight`): false
+    /// for state the layer updates itself, such as `BatchNormalization`'s moving statistics.
+    /// Such weights get no optimizer slots, no penalties, and count as non-trainable.
+    pub trainable: bool,
 }
 
 /// Most values one weight may hold (2^28, 1 GiB of f32): a config asking for more is refused
@@ -110,6 +135,7 @@ impl Param {
             grad: vec![0.0; n],
             regularizer,
             constraint: None,
+            trainable: true,
         })
     }
 
@@ -121,6 +147,12 @@ impl Param {
     /// True for a weight without values.
     pub fn is_empty(&self) -> bool {
         self.value.is_empty()
+    }
+
+    /// Marks the weight as updated by its layer rather than by the optimizer.
+    pub fn non_trainable(mut self) -> Self {
+        self.trainable = false;
+        self
     }
 
     /// Projects the values with the weight's constraint, if any (after an optimizer update).
@@ -354,15 +386,47 @@ pub struct Meta {
     pub input_shape: Option<Vec<usize>>,
     /// Whether training updates the layer's weights.
     pub trainable: bool,
+    /// A builder argument that could not be read (`.activation("rleu")`): a builder returns
+    /// the layer to chain on, so the layer keeps the error and building the model reports it.
+    pub invalid: Option<String>,
 }
 
 impl Default for Meta {
     fn default() -> Self {
-        Meta { name: String::new(), input_shape: None, trainable: true }
+        Meta { name: String::new(), input_shape: None, trainable: true, invalid: None }
     }
 }
 
 impl Meta {
+    /// Converts a builder argument given by name or typed (`"relu"` or `Activation::Relu`):
+    /// `Some` value, or `None` after keeping the first error for [`Meta::check`].
+    pub fn accept<T, A>(&mut self, arg: A, what: &str) -> Option<T>
+    where
+        A: TryInto<T>,
+        A::Error: Into<Error>,
+    {
+        match arg.try_into() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e: Error = e.into();
+                let text = match e {
+                    Error::Config(m) => m,
+                    other => other.to_string(),
+                };
+                self.invalid.get_or_insert_with(|| format!("{what}: {text}"));
+                None
+            }
+        }
+    }
+
+    /// Fails with the error a builder kept, if any.
+    pub fn check(&self) -> Result<()> {
+        match &self.invalid {
+            Some(m) => Err(Error::config(m.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// Keras' common config fields: name, trainable, dtype. (A model's input shape is written
     /// as its `InputLayer`, as Keras does.)
     fn config(&self) -> Map<String, Value> {
@@ -383,7 +447,7 @@ impl Meta {
                 _ => None,
             },
         };
-        Ok(Meta { name, input_shape, trainable })
+        Ok(Meta { name, input_shape, trainable, invalid: None })
     }
 }
 
@@ -569,9 +633,10 @@ pub(crate) mod gradcheck {
             let (lm, _) = eval(layer, &xm);
             check(dx.data()[i], lp, lm, &format!("dx[{i}]"));
         }
-        // Weight gradients.
-        let grads: Vec<Vec<f32>> = layer.params().iter().map(|p| p.grad.clone()).collect();
-        for (pi, g) in grads.iter().enumerate() {
+        // Weight gradients (of the weights the optimizer updates: a layer keeps no gradient for
+        // state it updates itself).
+        let grads: Vec<Option<Vec<f32>>> = layer.params().iter().map(|p| p.trainable.then(|| p.grad.clone())).collect();
+        for (pi, g) in grads.iter().enumerate().filter_map(|(pi, g)| g.as_ref().map(|g| (pi, g))) {
             let n = g.len();
             for i in (0..n).step_by((n / 30).max(1)) {
                 let orig = layer.params()[pi].value[i];

@@ -146,9 +146,12 @@ macro_rules! pool_builders {
                 self
             }
 
-            /// Sets the padding.
-            pub fn padding(mut self, p: Padding) -> Self {
-                self.cfg.padding = p;
+            /// Sets the padding: [`Padding`] or Keras' name ("valid" or "same"; another name
+            /// makes building the model fail).
+            pub fn padding<P: TryInto<Padding, Error: Into<crate::error::Error>>>(mut self, p: P) -> Self {
+                if let Some(p) = self.cfg.meta.accept(p, "padding") {
+                    self.cfg.padding = p;
+                }
                 self
             }
 

@@ -1,8 +1,10 @@
 //! The set of layers convnet knows, in one place: Keras class name → constructor from config.
 
 use super::{
-    ActivationLayer, Add, Average, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU,
-    MaxPooling2D, Maximum, Minimum, Multiply, PReLU, ReLU, Softmax, Subtract, ELU,
+    ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
+    Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Layer, LeakyReLU,
+    MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU, Rescaling, Reshape, SeparableConv2D, Softmax,
+    SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
 };
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -23,6 +25,19 @@ const LAYERS: &[(&str, Constructor)] = &[
     ("ELU", |c| Ok(Box::new(ELU::from_config(c)?))),
     ("Softmax", |c| Ok(Box::new(Softmax::from_config(c)?))),
     ("PReLU", |c| Ok(Box::new(PReLU::from_config(c)?))),
+    ("DepthwiseConv2D", |c| Ok(Box::new(DepthwiseConv2D::from_config(c)?))),
+    ("SeparableConv2D", |c| Ok(Box::new(SeparableConv2D::from_config(c)?))),
+    ("Conv2DTranspose", |c| Ok(Box::new(Conv2DTranspose::from_config(c)?))),
+    ("BatchNormalization", |c| Ok(Box::new(BatchNormalization::from_config(c)?))),
+    ("GlobalAveragePooling2D", |c| Ok(Box::new(GlobalAveragePooling2D::from_config(c)?))),
+    ("GlobalMaxPooling2D", |c| Ok(Box::new(GlobalMaxPooling2D::from_config(c)?))),
+    ("ZeroPadding2D", |c| Ok(Box::new(ZeroPadding2D::from_config(c)?))),
+    ("Cropping2D", |c| Ok(Box::new(Cropping2D::from_config(c)?))),
+    ("UpSampling2D", |c| Ok(Box::new(UpSampling2D::from_config(c)?))),
+    ("Rescaling", |c| Ok(Box::new(Rescaling::from_config(c)?))),
+    ("Normalization", |c| Ok(Box::new(Normalization::from_config(c)?))),
+    ("Reshape", |c| Ok(Box::new(Reshape::from_config(c)?))),
+    ("SpatialDropout2D", |c| Ok(Box::new(SpatialDropout2D::from_config(c)?))),
     ("Add", |c| Ok(Box::new(Add::from_config(c)?))),
     ("Subtract", |c| Ok(Box::new(Subtract::from_config(c)?))),
     ("Multiply", |c| Ok(Box::new(Multiply::from_config(c)?))),
@@ -33,8 +48,15 @@ const LAYERS: &[(&str, Constructor)] = &[
 ];
 
 /// Keras' aliases for the same classes.
-const ALIASES: &[(&str, &str)] =
-    &[("Convolution2D", "Conv2D"), ("MaxPool2D", "MaxPooling2D"), ("AvgPool2D", "AveragePooling2D")];
+const ALIASES: &[(&str, &str)] = &[
+    ("Convolution2D", "Conv2D"),
+    ("MaxPool2D", "MaxPooling2D"),
+    ("AvgPool2D", "AveragePooling2D"),
+    ("SeparableConvolution2D", "SeparableConv2D"),
+    ("Convolution2DTranspose", "Conv2DTranspose"),
+    ("GlobalAvgPool2D", "GlobalAveragePooling2D"),
+    ("GlobalMaxPool2D", "GlobalMaxPooling2D"),
+];
 
 /// The class names convnet supports.
 pub fn supported() -> Vec<&'static str> {
@@ -78,6 +100,20 @@ mod tests {
             Box::new(Softmax::new().name("l")),
             Box::new(PReLU::new().shared_axes(&[1, 2]).alpha_regularizer(crate::nn::regularizers::l2(0.1)).name("m")),
             Box::new(Dense::new(4).activation(crate::Activation::LeakyRelu { negative_slope: 0.05 }).name("n")),
+            Box::new(DepthwiseConv2D::new(3).depth_multiplier(2).name("o")),
+            Box::new(SeparableConv2D::new(4, 3).depth_multiplier(2).name("p")),
+            Box::new(Conv2DTranspose::new(4, 3).strides(2).output_padding(1).name("q")),
+            Box::new(Conv2D::new(4, 3).dilation_rate(2).groups(2).name("r")),
+            Box::new(BatchNormalization::new().momentum(0.9).scale(false).name("o")),
+            Box::new(GlobalAveragePooling2D::new().keepdims(true).name("p")),
+            Box::new(GlobalMaxPooling2D::new().name("q")),
+            Box::new(ZeroPadding2D::new([[1, 2], [3, 4]]).name("r")),
+            Box::new(Cropping2D::uniform(1).name("s")),
+            Box::new(UpSampling2D::new((2, 3)).interpolation(crate::nn::layers::Interpolation::Bilinear).name("t")),
+            Box::new(Rescaling::new(1.0 / 255.0, -0.5).name("u")),
+            Box::new(Normalization::with_statistics(&[0.5, 1.0], &[2.0, 4.0]).name("v")),
+            Box::new(Reshape::new(&[-1, 3]).name("w")),
+            Box::new(SpatialDropout2D::new(0.2).name("x")),
             Box::new(Add::new().name("o")),
             Box::new(Subtract::new().name("p")),
             Box::new(Multiply::new().name("q")),
@@ -100,8 +136,8 @@ mod tests {
 
     #[test]
     fn unknown_class_is_named() {
-        let e = layer_from_config("BatchNormalization", &Map::new()).err().unwrap().to_string();
-        assert!(e.contains("BatchNormalization") && e.contains("Conv2D"), "{e}");
+        let e = layer_from_config("Bidirectional", &Map::new()).err().unwrap().to_string();
+        assert!(e.contains("Bidirectional") && e.contains("Conv2D"), "{e}");
         let e = layer_from_config("Dense", json!({"units": 0}).as_object().unwrap()).err().unwrap();
         assert!(e.to_string().contains("units"), "{e}");
     }

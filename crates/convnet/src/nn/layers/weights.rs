@@ -118,9 +118,18 @@ impl WeightOptions {
 /// `bias_regularizer`, `activity_regularizer`, `kernel_constraint`, `bias_constraint`.
 macro_rules! weight_option_builders {
     () => {
-        /// Sets the activation applied to the output.
-        pub fn activation(mut self, a: $crate::nn::activations::Activation) -> Self {
-            self.opts.activation = a;
+        /// Sets the activation applied to the output: an [`Activation`](crate::Activation) or
+        /// Keras' name (`"relu"`). A name convnet does not know makes building the model fail,
+        /// naming the valid ones.
+        pub fn activation<A>(mut self, a: A) -> Self
+        where
+            A: TryInto<$crate::nn::activations::Activation>,
+            A::Error: Into<$crate::error::Error>,
+        {
+            let meta = $crate::nn::layers::Layer::meta_mut(&mut self);
+            if let Some(a) = meta.accept(a, "activation") {
+                self.opts.activation = a;
+            }
             self
         }
 

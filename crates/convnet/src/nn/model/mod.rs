@@ -357,6 +357,22 @@ impl Sequential {
         self.input_shape.as_deref()
     }
 
+    /// True when the model scales its own input — it begins with `Rescaling` or
+    /// `Normalization` — so pictures are fed as raw 0–255 pixel values, as in Keras.
+    pub fn takes_raw_pixels(&self) -> bool {
+        self.layers.first().is_some_and(|l| matches!(l.class_name(), "Rescaling" | "Normalization"))
+    }
+
+    /// The factor pixels (0–255) are multiplied by before they enter the model: 1 for a model
+    /// that [takes raw pixels](Sequential::takes_raw_pixels), else 1/255 (values in [0, 1]).
+    pub fn pixel_scale(&self) -> f32 {
+        if self.takes_raw_pixels() {
+            1.0
+        } else {
+            1.0 / 255.0
+        }
+    }
+
     /// The per-sample output shape (builds the model if needed).
     pub fn output_shape(&mut self) -> Result<Vec<usize>> {
         self.build()?;
@@ -421,6 +437,11 @@ impl Sequential {
         let mut shape = if self.built == 0 { input } else { self.layers[self.built - 1].output_shape().to_vec() };
         let mut weights = self.layers[..self.built].iter().map(|l| l.count_params()).sum::<usize>();
         for i in self.built..self.layers.len() {
+            // A builder argument that could not be read (`.activation("rleu")`) fails here.
+            self.layers[i].meta().check().map_err(|e| match e {
+                Error::Config(m) => Error::config(format!("layer {} ({}): {m}", i, self.layers[i].name())),
+                other => other,
+            })?;
             let built = if self.graph.is_some() {
                 let shapes: Vec<Vec<usize>> = self.inbound[i].iter().map(|&x| self.node_shape(x).to_vec()).collect();
                 self.layers[i].build_multi(&shapes, &mut self.rng)
@@ -478,9 +499,17 @@ impl Sequential {
         }
     }
 
-    /// Fixes the loss, optimizer and metrics for training (Keras' `compile`).
-    pub fn compile(&mut self, loss: Loss, optimizer: impl Into<Optimizer>, metrics: &[Metric]) -> Result<()> {
-        let optimizer = optimizer.into();
+    /// Fixes the loss, optimizer and metrics for training (Keras' `compile`). The loss and the
+    /// optimizer are typed (`Loss::CategoricalCrossentropy`, `Adam::default()`) or Keras' names
+    /// (`"categorical_crossentropy"`, `"adam"`); an unknown name is an error listing the known
+    /// ones. For Keras' names throughout, metrics too, see [`Sequential::compile_str`].
+    pub fn compile<L, O>(&mut self, loss: L, optimizer: O, metrics: &[Metric]) -> Result<()>
+    where
+        L: TryInto<Loss, Error: Into<Error>>,
+        O: TryInto<Optimizer, Error: Into<Error>>,
+    {
+        let loss: Loss = loss.try_into().map_err(Into::into)?;
+        let optimizer: Optimizer = optimizer.try_into().map_err(Into::into)?;
         optimizer.validate()?;
         loss.validate()?;
         if metrics.len() > 4 {
@@ -527,6 +556,19 @@ impl Sequential {
         optimizer.sync_learning_rate(self.opt_state.iterations);
         self.compiled = Some(Compiled { loss, optimizer, metrics: metrics.to_vec(), fused });
         Ok(())
+    }
+
+    /// Keras' `compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])`
+    /// with Keras' names: `compile_str("adam", "categorical_crossentropy", &["accuracy"])`. The
+    /// optimizer and the loss may come in either order (their names differ); an unknown name is
+    /// an error listing the known ones.
+    pub fn compile_str(&mut self, optimizer: &str, loss: &str, metrics: &[&str]) -> Result<()> {
+        let (optimizer, loss) = match (Optimizer::parse(optimizer), Loss::parse(optimizer)) {
+            (Err(_), Ok(_)) => (loss, optimizer),
+            _ => (optimizer, loss),
+        };
+        let metrics = metrics.iter().map(|m| Metric::parse(m)).collect::<Result<Vec<_>>>()?;
+        self.compile(Loss::parse(loss)?, Optimizer::parse(optimizer)?, &metrics)
     }
 
     /// The compile settings, if compiled.
@@ -590,7 +632,7 @@ impl Sequential {
     /// The weights training updates — those of trainable layers — in model order (Keras'
     /// `trainable_weights`): the optimizer keeps its slots for these, in this order.
     pub fn trainable_params(&self) -> impl Iterator<Item = &Param> {
-        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter())
+        self.layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter().filter(|p| p.trainable))
     }
 
     /// Total number of weight values.

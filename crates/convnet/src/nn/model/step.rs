@@ -52,7 +52,7 @@ impl Sequential {
         let mut total = 0.0f32;
         for (i, l) in self.layers.iter().enumerate() {
             // Keras counts the weight penalties of trainable weights only.
-            for p in l.params().iter().filter(|_| l.trainable()) {
+            for p in l.params().iter().filter(|p| l.trainable() && p.trainable) {
                 if let Some(r) = p.regularizer {
                     total += r.penalty(&p.value);
                 }
@@ -204,12 +204,15 @@ impl Sequential {
         let opt = &c.optimizer;
         // Slots belong to the trainable weights; they are made on the first step, and again
         // when the trainable weights changed since (a layer frozen without compiling again).
-        let sizes = layers.iter().filter(|l| l.trainable()).flat_map(|l| l.params().iter().map(Param::len));
+        let sizes = layers
+            .iter()
+            .filter(|l| l.trainable())
+            .flat_map(|l| l.params().iter().filter(|p| p.trainable).map(Param::len));
         opt.prepare_state(opt_state, sizes);
         let info = opt.next_step(opt_state);
         let mut sum_sq = 0.0f64;
         for layer in layers.iter_mut().filter(|l| l.trainable()) {
-            for p in layer.params_mut() {
+            for p in layer.params_mut().iter_mut().filter(|p| p.trainable) {
                 if let Some(r) = p.regularizer {
                     r.add_gradient(&p.value, &mut p.grad, 1.0);
                 }
@@ -221,7 +224,7 @@ impl Sequential {
         let global_norm = sum_sq.sqrt() as f32;
         let mut pi = 0;
         for layer in layers.iter_mut().filter(|l| l.trainable()) {
-            for p in layer.params_mut() {
+            for p in layer.params_mut().iter_mut().filter(|p| p.trainable) {
                 opt.clip_gradient(&mut p.grad, global_norm);
                 opt.decay_weight(&info, &mut p.value);
                 update_param(opt, &info, &mut p.value, &p.grad, &mut opt_state.slots[pi]);
@@ -287,7 +290,7 @@ impl Sequential {
 /// cannot apply (kept from a file): training would silently skip it.
 fn check_constraints(layers: &[Box<dyn Layer>]) -> Result<()> {
     for l in layers.iter().filter(|l| l.trainable()) {
-        for p in l.params() {
+        for p in l.params().iter().filter(|p| p.trainable) {
             if let Some(c) = p.constraint.as_ref().filter(|c| !c.is_supported()) {
                 return Err(Error::config(format!(
                     "layer {:?}: the {} constraint {} is not one convnet can apply, so the model cannot be \

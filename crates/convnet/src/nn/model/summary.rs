@@ -2,17 +2,56 @@
 //! totals (trainable and non-trainable) with their sizes.
 
 use super::Sequential;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::nn::layers::registry::layer_from_config;
 
 impl Sequential {
     /// Keras' `summary()` table: each layer with its output shape and parameter count.
-    pub fn summary(&mut self) -> Result<String> {
-        self.build()?;
-        // Each row: name (type), output shape, parameters, and for a graph the nodes it reads
-        // (Keras' "Connected to", one per line).
+    ///
+    /// A built model is read as it is. An unbuilt one whose input shape is known (Keras builds
+    /// such a model as layers are added; a graph always knows its inputs) is summarized from a
+    /// copy built from its layers' configs: the model itself stays unbuilt, its weights not yet
+    /// created (call [`Sequential::build`] for that). Without an input shape, as in Keras,
+    /// there is nothing to summarize yet: the error says how to give one.
+    pub fn summary(&self) -> Result<String> {
+        if self.is_built() {
+            return Ok(self.table());
+        }
+        if self.input_shape.is_none() {
+            return Err(Error::State(
+                "this model has not been built yet, so it has no shapes to show: give the first layer an \
+                 input_shape (e.g. Conv2D::new(6, 5).input_shape([28, 28, 1])) or call build"
+                    .into(),
+            ));
+        }
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter().enumerate() {
+            if let Some(m) = &l.meta().invalid {
+                return Err(Error::config(format!("layer {i} ({}): {m}", l.class_name())));
+            }
+            layers.push(layer_from_config(l.class_name(), &l.config())?);
+        }
+        let mut copy = match &self.graph {
+            Some(g) => Sequential::from_graph(&self.name, layers, g.clone()),
+            None => {
+                let mut c = Sequential::new().with_name(&self.name);
+                c.input_shape.clone_from(&self.input_shape);
+                for l in layers {
+                    c.add_boxed(l);
+                }
+                c
+            }
+        };
+        copy.build()?;
+        Ok(copy.table())
+    }
+
+    /// The table of a built model. Each row: name (type), output shape, parameters, and for a
+    /// graph the nodes it reads (Keras' "Connected to", one per line).
+    fn table(&self) -> String {
         let mut rows: Vec<(String, String, String, Vec<String>)> = Vec::new();
-        let graph = self.graph.clone();
-        if let Some(g) = &graph {
+        let graph = self.graph.as_ref();
+        if let Some(g) = graph {
             for (name, shape) in g.input_names.iter().zip(&g.input_shapes) {
                 rows.push((
                     format!("{name} (InputLayer)"),
@@ -22,7 +61,7 @@ impl Sequential {
                 ));
             }
         }
-        let node_name = |x: usize| match &graph {
+        let node_name = |x: usize| match graph {
             Some(g) if x < self.n_in => g.input_names[x].clone(),
             _ => self.layers[x - self.n_in].name().to_string(),
         };
@@ -92,7 +131,7 @@ impl Sequential {
         s += &format!(" Total params: {} ({})\n", group_thousands(total), human_bytes(total * 4));
         s += &format!(" Trainable params: {} ({})\n", group_thousands(trainable), human_bytes(trainable * 4));
         s += &format!(" Non-trainable params: {} ({})\n", group_thousands(frozen), human_bytes(frozen * 4));
-        Ok(s)
+        s
     }
 }
 
@@ -130,7 +169,7 @@ mod tests {
 
     #[test]
     fn summary_counts_parameters() {
-        let mut m = tiny();
+        let m = tiny();
         let s = m.summary().unwrap();
         // conv 3*3*1*3 + 3 = 30; dense 27*4 + 4 = 112
         assert!(s.contains("(None, 6, 6, 3)") && s.contains("│            30 │"), "{s}");
@@ -141,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_graph_shows_what_each_layer_reads() {
-        let mut m = crate::nn::model::functional_tests_residual(1);
+        let m = crate::nn::model::functional_tests_residual(1);
         let s = m.summary().unwrap();
         assert!(s.contains("┃ Connected to"), "{s}");
         assert!(s.contains("│ input_layer (InputLayer)"), "{s}");
