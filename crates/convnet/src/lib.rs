@@ -92,9 +92,9 @@ pub mod prelude {
     pub use crate::nn::initializers::Initializer;
     pub use crate::nn::layers::{
         ActivationLayer, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
-        Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, Interpolation,
-        Layer, LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU, Rescaling, Reshape,
-        SeparableConv2D, Softmax, SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
+        Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
+        Interpolation, Layer, LeakyReLU, MaxPooling2D, Maximum, Minimum, Multiply, Normalization, PReLU, ReLU,
+        Rescaling, Reshape, SeparableConv2D, Softmax, SpatialDropout2D, Subtract, UpSampling2D, ZeroPadding2D, ELU,
     };
     pub use crate::nn::losses::{Loss, LossKind};
     pub use crate::nn::metrics::Metric;
