@@ -2,8 +2,9 @@
 in both directions.
 
 Keras 3 and tf_keras build the same small functional models — a residual block with `Add`
-(from a stem and from the raw input), two branches joined by `Concatenate`, and a chain of
-`Multiply`, `Subtract`, `Average` and `Maximum` — train them a few steps with Adam, and save
+(from a stem and from the raw input), two branches joined by `Concatenate`, a chain of
+`Multiply`, `Subtract`, `Average` and `Maximum`, and ResNet-20 v1 (BatchNormalization, L2
+penalties, projection shortcuts, global average pooling) — train them a few steps with Adam, and save
 them as Keras 3 `.keras`, Keras 3 `.h5` and tf_keras `.h5`. Then, for each file:
 
 - `keras -> convnet`: convnet loads it with Keras' parameter counts (total and trainable),
@@ -104,10 +105,36 @@ MANY = [("two_in_two_out", two_in_two_out)]
 CASES = [("residual", residual), ("skip_from_input", skip_from_input), ("two_branches", two_branches),
          ("merges", merges)]
 
-# ResNet-20 (BatchNormalization, GlobalAveragePooling2D and the stride-2 projection shortcuts)
-# belongs here once those layers are in convnet: the same rows as above, with Keras' trainable
-# and non-trainable counts and BN's moving statistics. Until then it is reported as not run.
-NOT_YET = [("resnet20", "needs BatchNormalization and GlobalAveragePooling2D")]
+def resnet20(L):
+    """ResNet-20 v1 (He et al. 2016, as in Keras' CIFAR-10 example): three stages of three
+    residual blocks (16, 32, 64 filters; conv-BN-ReLU-conv-BN, added to the block's input,
+    ReLU), 1x1 stride-2 projection shortcuts, global average pooling, softmax. On these 8
+    samples its softmax saturates within the three steps, so its rows check the wiring, the
+    weights and BN's statistics more than they check small differences in the outputs."""
+    def unit(x, filters, kernel=3, strides=1, activation="relu", bn=True):
+        x = L.layers.Conv2D(filters, kernel, strides=strides, padding="same", kernel_initializer="he_normal",
+                            kernel_regularizer=L.regularizers.l2(1e-4))(x)
+        if bn:
+            x = L.layers.BatchNormalization()(x)
+        return L.layers.Activation(activation)(x) if activation else x
+    inp = L.Input(SHAPE)
+    x = unit(inp, 16)
+    filters = 16
+    for stage in range(3):
+        for block in range(3):
+            strides = 2 if stage > 0 and block == 0 else 1
+            y = unit(x, filters, strides=strides)
+            y = unit(y, filters, activation=None)
+            if strides == 2:
+                x = unit(x, filters, kernel=1, strides=2, activation=None, bn=False)
+            x = L.layers.Activation("relu")(L.layers.Add()([x, y]))
+        filters *= 2
+    x = L.layers.GlobalAveragePooling2D()(x)
+    return L.Model(inp, L.layers.Dense(3, activation="softmax", kernel_initializer="he_normal")(x))
+
+
+CASES.append(("resnet20", resnet20))
+NOT_YET = []
 
 
 def predict(m, x):

@@ -130,7 +130,8 @@ fn run_many(
         })?;
     rep.insert("load".into(), Value::Null);
     rep.insert("warnings".into(), json!(warnings));
-    rep.insert("params".into(), json!([m.count_params(), m.count_trainable_params()]));
+    let trainable = m.count_trainable_params();
+    rep.insert("params".into(), json!({"trainable": trainable, "non_trainable": m.count_params() - trainable}));
     match m.predict_many(&xs, 4) {
         Ok(outs) => {
             for (k, o) in outs.iter().enumerate() {

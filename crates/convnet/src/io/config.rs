@@ -587,6 +587,22 @@ mod tests {
             assert_eq!(back.graph(), m.graph());
             assert_eq!(if v3 { model_config_v3(&back) } else { model_config(&back) }, c);
         }
+        // Two inputs and two outputs: lists in both forms.
+        let mut f = crate::nn::model::Functional::new();
+        let a = f.input(&[4]);
+        let b = f.input_named("extra", &[2]);
+        let c = f.add(crate::nn::layers::Concatenate::new(), [a, b]);
+        let d = f.add(crate::nn::layers::Dense::new(3), c);
+        let e = f.add(crate::nn::layers::Dense::new(1), b);
+        let mut two = f.build(&[a, b], &[d, e]).unwrap();
+        two.build().unwrap();
+        for c in [model_config(&two), model_config_v3(&two)] {
+            assert_eq!(c["config"]["input_layers"], json!([["input_layer", 0, 0], ["extra", 0, 0]]));
+            assert_eq!(c["config"]["output_layers"], json!([["dense", 0, 0], ["dense_1", 0, 0]]));
+            let mut back = model_from_config(&c).unwrap();
+            back.build().unwrap();
+            assert_eq!(back.graph(), two.graph());
+        }
         // tf_keras' own file (Keras 2 form) of Input → Conv2D → Add(conv, input) → Flatten.
         let tk = json!({"class_name": "Functional", "config": {"name": "model", "trainable": true, "layers": [
             {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 8, 8, 2], "dtype": "float32", "name": "input_1"}, "name": "input_1", "inbound_nodes": []},

@@ -113,8 +113,19 @@ fn load_legacy_weights(model: &mut Sequential, f: &H5File, base: &str, path: &Pa
             saved.push((name.clone(), wn));
         }
     }
-    let with_weights: Vec<usize> =
+    let mut with_weights: Vec<usize> =
         (0..model.layers().len()).filter(|&i| !model.layers()[i].params().is_empty()).collect();
+    // Keras pairs layers by position; a graph whose layers all carry the file's names is
+    // paired by name, so an order of equal-depth branches other than Keras' cannot swap them.
+    if model.graph().is_some() && saved.len() == with_weights.len() {
+        let by_name: Option<Vec<usize>> = saved
+            .iter()
+            .map(|(fname, _)| with_weights.iter().copied().find(|&i| model.layers()[i].name() == fname))
+            .collect();
+        if let Some(order) = by_name {
+            with_weights = order;
+        }
+    }
     if saved.len() != with_weights.len() {
         return Err(Error::format(
             path,

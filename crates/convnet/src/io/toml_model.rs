@@ -249,8 +249,12 @@ fn graph_from_toml(doc: &toml::Table, stack: Sequential, layers: Vec<WiredLayer>
         }
         Some(_) => return Err(Error::config("inputs must be [[inputs]] tables with name and shape")),
         None => {
-            let shape = stack.input_shape().ok_or_else(|| Error::config("the model needs input_shape"))?;
-            known.push(("input".into(), f.input_named("input", shape)));
+            let shape = stack
+                .input_shape()
+                .or_else(|| layers.first().and_then(|l| l.0.declared_input_shape()))
+                .ok_or_else(|| Error::config("the model needs input_shape"))?
+                .to_vec();
+            known.push(("input".into(), f.input_named("input", &shape)));
         }
     }
     let inputs: Vec<Node> = known.iter().map(|k| k.1).collect();
