@@ -1,4 +1,11 @@
-"""Modern single-input layers through Keras' files, both directions.
+"""Modern layers and networks through Keras' files, both directions.
+
+The networks: a functional ResNet-20 (as `bench/reference/models.py` builds it for Keras),
+`applications.MobileNetV2(weights=None, alpha=0.35, input_shape=(96, 96, 3), classes=10)` and a
+Sequential with Rescaling, a dilated Conv2D, SeparableConv2D, BatchNormalization and global
+pooling; their BatchNormalization layers start from the batch statistics of a calibration batch
+(so every one of them is non-trivial and the networks' outputs depend on their inputs) before
+the training steps below, at a rate that keeps their softmax from saturating.
 
 Builds with Keras 3 and with tf_keras Sequential models using Rescaling, Normalization (given
 and adapted), Conv2D, BatchNormalization (default and custom momentum, center/scale off),
@@ -75,8 +82,55 @@ def frozen(L):
             L.GlobalAveragePooling2D(), L.Dense(3, activation="softmax")]
 
 
-CASES = [("pixels", pixels, True), ("normalized", normalized, True), ("adapted", adapted, False),
-         ("frozen", frozen, True)]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "reference"))
+from models import keras_resnet20  # noqa: E402  (the same ResNet-20 the speed comparison runs)
+
+
+def stack(make, shape=(12, 12, 3)):
+    """A Sequential of `make`'s layers on `shape`."""
+    return lambda L: L.Sequential([L.Input(shape), *make(L.layers)])
+
+
+def mixed(L):
+    return [L.Rescaling(1 / 255.0), L.Conv2D(8, 3, dilation_rate=2, padding="same"), L.BatchNormalization(),
+            L.ReLU(), L.SeparableConv2D(12, 3, padding="same", depth_multiplier=2), L.BatchNormalization(),
+            L.Activation("relu"), L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")]
+
+
+def resnet20(L):
+    return keras_resnet20((32, 32, 3), L)
+
+
+def mobilenet_v2(L):
+    return L.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+
+
+def probe(L):
+    """A small inverted residual network, for MODERN_PROBE=<parts> (expand, add)."""
+    K, kind = L.layers, os.environ.get("MODERN_PROBE", "")
+    inp = L.Input((16, 16, 3))
+    x = K.ReLU(6.0)(K.BatchNormalization(momentum=0.999)(K.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inp)))
+    y = x
+    if "expand" in kind:
+        y = K.ReLU(6.0)(K.BatchNormalization(momentum=0.999)(K.Conv2D(48, 1, use_bias=False)(y)))
+    y = K.ReLU(6.0)(K.BatchNormalization(momentum=0.999)(K.DepthwiseConv2D(3, padding="same", use_bias=False)(y)))
+    y = K.BatchNormalization(momentum=0.999)(K.Conv2D(8, 1, use_bias=False)(y))
+    x = K.Add()([x, y]) if "add" in kind else y
+    return L.Model(inp, K.Dense(10, activation="softmax")(K.GlobalAveragePooling2D()(x)))
+
+
+# name, model builder (given Keras 3 or tf_keras), deterministic (no dropout), input shape,
+# classes, inputs as raw pixels (0-255) rather than [0, 1].
+CASES = [("pixels", stack(pixels), True, (12, 12, 3), 3, True),
+         ("normalized", stack(normalized), True, (12, 12, 3), 3, True),
+         ("adapted", stack(adapted), False, (12, 12, 3), 3, True),
+         ("frozen", stack(frozen), True, (12, 12, 3), 3, True),
+         ("mixed", stack(mixed, (16, 16, 3)), True, (16, 16, 3), 10, True),
+         ("resnet20", resnet20, True, (32, 32, 3), 10, False),
+         ("mobilenet_v2", mobilenet_v2, True, (96, 96, 3), 10, False)]
+if os.environ.get("MODERN_PROBE"):
+    CASES.append(("network_probe", probe, True, (16, 16, 3), 10, False))
+NETWORKS = ("mixed", "resnet20", "mobilenet_v2", "network_probe")
 
 
 def predict(m, x):
@@ -111,16 +165,41 @@ def short(e):
     return s if len(s) <= 240 else s[:237] + "..."
 
 
-x = rng.uniform(0, 255, (N, 12, 12, 3)).astype(np.float32)
-y = np.eye(3, dtype=np.float32)[np.arange(N) % 3]
-write("x.bin", x)
-write("y.bin", y)
+def calibrate(m, x):
+    """Sets every BatchNormalization's moving statistics to its batch statistics on `x` (one
+    training-mode pass at momentum 0), as a trained network's are: far from their start (0 and
+    1), and the network's inference output depends on its input. (Left at their start, a fresh
+    MobileNetV2 predicts the same for every input.)"""
+    bns = [l for l in m.layers if type(l).__name__ == "BatchNormalization"]
+    kept = [l.momentum for l in bns]
+    for l in bns:
+        l.momentum = 0.0
+    m(x, training=True)
+    for l, k in zip(bns, kept):
+        l.momentum = k
+
+
+only = os.environ.get("MODERN_ONLY")  # run only the cases whose name contains it
+CASES = [c for c in CASES if not only or only in c[0]]
+data = {}
+for name, _, _, shape, classes, raw in CASES:
+    x = rng.uniform(0, 255 if raw else 1, (N, *shape)).astype(np.float32)
+    y = np.eye(classes, dtype=np.float32)[np.arange(N) % classes]
+    write(f"{name}_x.bin", x)
+    write(f"{name}_y.bin", y)
+    data[name] = (x, y)
 refs, manifest, rows = {}, [], []
-for name, make, deterministic in CASES:
+for name, make, deterministic, shape, classes, raw in CASES:
+    x, y = data[name]
     for L, tag in [(keras, "k3"), (tf_keras, "tfk")]:
-        m = L.Sequential([L.Input((12, 12, 3)), *make(L.layers)])
+        m = make(L)
+        network = name in NETWORKS
+        if network:
+            calibrate(m, np.random.default_rng(11).uniform(0, 255 if raw else 1, x.shape).astype(np.float32))
         # Momentum gives the optimizer slots, which exist for the trainable weights only.
-        m.compile(optimizer=L.optimizers.SGD(0.05, momentum=0.9), loss="categorical_crossentropy")
+        # (A smaller rate for the networks: at 0.05 their softmax saturates within the steps.)
+        m.compile(optimizer=L.optimizers.SGD(0.01 if network else 0.05, momentum=0.9),
+                  loss="categorical_crossentropy")
         for _ in range(STEPS):
             m.train_on_batch(x, y)
         files = ["keras", "h5"] if tag == "k3" else ["h5"]
@@ -134,7 +213,8 @@ for name, make, deterministic in CASES:
         for ext in files:
             fid = f"{name}.{tag}.{ext}"
             refs[fid] = dict(pred=predict(m, x), next=nxt, counts=counts(m), spread=moving_spread(m))
-            manifest.append(dict(id=fid, file=fid, x="x.bin", x_shape=list(x.shape), y="y.bin", y_shape=list(y.shape)))
+            manifest.append(dict(id=fid, file=fid, x=f"{name}_x.bin", x_shape=list(x.shape), y=f"{name}_y.bin",
+                                 y_shape=list(y.shape)))
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump({"files": manifest}, f, indent=1)
 
@@ -156,6 +236,7 @@ def err(a, b):
 failed = False
 for entry in manifest:
     fid = entry["id"]
+    x, y = data[fid.split(".")[0]]
     ref, rep = refs[fid], report.get(fid, {})
     problems, notes = [], [f"moving statistics moved {ref['spread']:.2f}"]
     stage = next((k for k in ("error", "load", "predict", "train", "save_keras", "save_h5") if rep.get(k)), None)
@@ -168,10 +249,30 @@ for entry in manifest:
         notes.append(f"predict {e:.1e}")
         if e > TOL:
             problems.append(f"predictions differ by {e:.2e}")
+        # How far Keras 3 and tf_keras themselves land apart after one step from the same state
+        # (convnet's saves): float noise for a well-conditioned network, but a training step
+        # through BatchNormalization over channels with (near) zero batch variance amplifies
+        # it, as in an untrained MobileNetV2 on noise. A step is compared within that spread
+        # (and never looser than TOL).
+        spread = 0.0
+        if ref["next"] is not None:
+            stepped = []
+            for L, ext in [(keras, "keras"), (tf_keras, "h5")]:
+                try:
+                    again = L.models.load_model(os.path.join(OUT, f"{fid}.cn.{ext}"))
+                    again.train_on_batch(x, y)
+                    stepped.append(predict(again, x))
+                except Exception:
+                    pass  # reported by the loop below
+            if len(stepped) == 2:
+                spread = err(stepped[0], stepped[1])
+                if spread > TOL:
+                    notes.append(f"Keras 3 vs tf_keras step {spread:.1e}")
+        step_tol = max(TOL, spread)
         if ref["next"] is not None:
             e = err(read(f"{fid}.cn_next.bin", ref["next"].shape), ref["next"])
             notes.append(f"next step {e:.1e}")
-            if e > TOL:
+            if e > step_tol:
                 problems.append(f"the next step differs by {e:.2e}")
         # convnet's saves, after its step, in Keras.
         cn_pred = read(f"{fid}.cn_next.bin", ref["pred"].shape)
@@ -191,10 +292,10 @@ for entry in manifest:
                     back.train_on_batch(x, y)
                     e = err(predict(back, x), read(f"{fid}.cn_next2.bin", ref["pred"].shape))
                     notes.append(f"{tag} step {e:.1e}")
-                    if e > TOL:
+                    if e > step_tol:
                         problems.append(f"{tag}'s step from convnet's .{ext} differs by {e:.2e}")
             except Exception as ex:
                 problems.append(f"{tag} cannot load or train convnet's .{ext}: {short(ex)}")
     failed |= bool(problems)
-    print(f"{fid:24} {'FAILED: ' + '; '.join(problems) if problems else 'ok'} ({', '.join(notes)})")
+    print(f"{fid:26} {'FAILED: ' + '; '.join(problems) if problems else 'ok'} ({', '.join(notes)})")
 sys.exit(1 if failed else 0)
