@@ -104,3 +104,30 @@ fn a_wrong_name_in_a_builder_fails_at_build() {
     let err = model.summary().unwrap_err().to_string();
     assert!(err.contains("has not been built yet") && err.contains("input_shape"), "{err}");
 }
+
+/// The functional model of the README, as written there: a skip connection around conv-BN-ReLU.
+#[test]
+fn the_readme_functional_model_builds_and_trains() -> Result<()> {
+    let mut f = Functional::new();
+    let inp = f.input(&[32, 32, 3]);
+    let x = f.add(Conv2D::new(16, 3).padding("same"), inp);
+    let x = f.add(BatchNormalization::new(), x);
+    let x = f.add(ReLU::new(), x);
+    let y = f.add(Conv2D::new(16, 3).padding("same"), x);
+    let y = f.add(BatchNormalization::new(), y);
+    let x = f.add(Add::new(), [x, y]);
+    let x = f.add(GlobalAveragePooling2D::new(), x);
+    let out = f.add(Dense::new(10).activation("softmax"), x);
+    let mut model: Model = f.build(&[inp], &[out])?;
+    model.compile_str("adam", "categorical_crossentropy", &["accuracy"])?;
+    model.build()?; // weights are made on the first build (or fit), after any `seed`
+                    // conv 448 + BN 64 + conv 2,320 + BN 64 + dense 170; the BNs' moving statistics (64) frozen.
+    assert_eq!(model.count_params(), 3_066);
+    assert_eq!(model.count_params() - model.count_trainable_params(), 64);
+    let x = Tensor::from_vec(&[4, 32, 32, 3], (0..4 * 32 * 32 * 3).map(|i| (i % 7) as f32 / 7.0).collect())?;
+    let y = Tensor::from_vec(&[4, 10], (0..40).map(|i| if i % 11 == 0 { 1.0 } else { 0.0 }).collect())?;
+    let before = model.predict(&x, 4)?;
+    model.fit(&x, &y, FitOptions { batch_size: 4, epochs: 1, verbose: 0, ..Default::default() })?;
+    assert_ne!(before.data(), model.predict(&x, 4)?.data());
+    Ok(())
+}
