@@ -815,14 +815,21 @@ pub fn export(a: ExportArgs) -> CliResult {
     let (mut model, _) = open(&a.model)?;
     model.build()?;
     io::onnx::export(&model, &a.output)?;
-    let shape: Vec<String> = model.input_shape().unwrap_or(&[]).iter().map(usize::to_string).collect();
-    println!(
-        "wrote {} (ONNX opset {}; input {} float32 [N, {}])",
-        a.output.display(),
-        io::onnx::OPSET,
-        io::onnx::INPUT_NAME,
-        shape.join(", ")
-    );
+    // A graph's inputs keep their layer names; a stack's single input has the fixed name.
+    let inputs: Vec<String> = match model.graph() {
+        Some(g) => g
+            .input_names
+            .iter()
+            .zip(&g.input_shapes)
+            .map(|(n, s)| format!("{n} float32 [N, {}]", s.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")))
+            .collect(),
+        None => {
+            let shape: Vec<String> = model.input_shape().unwrap_or(&[]).iter().map(usize::to_string).collect();
+            vec![format!("{} float32 [N, {}]", io::onnx::INPUT_NAME, shape.join(", "))]
+        }
+    };
+    let noun = if inputs.len() == 1 { "input" } else { "inputs" };
+    println!("wrote {} (ONNX opset {}; {noun} {})", a.output.display(), io::onnx::OPSET, inputs.join(", "));
     Ok(())
 }
 

@@ -226,7 +226,7 @@ pub struct SummaryArgs {
 pub struct ExportArgs {
     /// A preset, a TOML model file, or a saved model (.keras, .h5, .safetensors)
     model: String,
-    /// The ONNX file to write (NHWC float32 input named input_layer, batch dimension N)
+    /// The ONNX file to write (NHWC float32 input named input_layer, or a graph's input layers' names; batch dimension N)
     output: PathBuf,
 }
 
