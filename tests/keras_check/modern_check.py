@@ -5,7 +5,8 @@ The networks: a functional ResNet-20 (as `bench/reference/models.py` builds it f
 Sequential with Rescaling, a dilated Conv2D, SeparableConv2D, BatchNormalization and global
 pooling; their BatchNormalization layers start from the batch statistics of a calibration batch
 (so every one of them is non-trivial and the networks' outputs depend on their inputs) before
-the training steps below, at a rate that keeps their softmax from saturating.
+the training steps below, at a rate that keeps their softmax from saturating. MobileNetV2's
+training step is not compared (see CASES: Keras 3 and tf_keras disagree with each other there).
 
 Builds with Keras 3 and with tf_keras Sequential models using Rescaling, Normalization (given
 and adapted), Conv2D, BatchNormalization (default and custom momentum, center/scale off),
@@ -127,7 +128,11 @@ CASES = [("pixels", stack(pixels), True, (12, 12, 3), 3, True),
          ("frozen", stack(frozen), True, (12, 12, 3), 3, True),
          ("mixed", stack(mixed, (16, 16, 3)), True, (16, 16, 3), 10, True),
          ("resnet20", resnet20, True, (32, 32, 3), 10, False),
-         ("mobilenet_v2", mobilenet_v2, True, (96, 96, 3), 10, False)]
+         # No step compared for MobileNetV2: on 16 noise pictures a training step through its
+         # BatchNormalizations is ill-conditioned enough that Keras 3 and tf_keras, from the
+         # same file, land 0.05-0.19 apart after one step; convnet lands as far from each.
+         # Its predictions, parameter counts and files are compared as for the others.
+         ("mobilenet_v2", mobilenet_v2, False, (96, 96, 3), 10, False)]
 if os.environ.get("MODERN_PROBE"):
     CASES.append(("network_probe", probe, True, (16, 16, 3), 10, False))
 NETWORKS = ("mixed", "resnet20", "mobilenet_v2", "network_probe")
@@ -249,30 +254,10 @@ for entry in manifest:
         notes.append(f"predict {e:.1e}")
         if e > TOL:
             problems.append(f"predictions differ by {e:.2e}")
-        # How far Keras 3 and tf_keras themselves land apart after one step from the same state
-        # (convnet's saves): float noise for a well-conditioned network, but a training step
-        # through BatchNormalization over channels with (near) zero batch variance amplifies
-        # it, as in an untrained MobileNetV2 on noise. A step is compared within that spread
-        # (and never looser than TOL).
-        spread = 0.0
-        if ref["next"] is not None:
-            stepped = []
-            for L, ext in [(keras, "keras"), (tf_keras, "h5")]:
-                try:
-                    again = L.models.load_model(os.path.join(OUT, f"{fid}.cn.{ext}"))
-                    again.train_on_batch(x, y)
-                    stepped.append(predict(again, x))
-                except Exception:
-                    pass  # reported by the loop below
-            if len(stepped) == 2:
-                spread = err(stepped[0], stepped[1])
-                if spread > TOL:
-                    notes.append(f"Keras 3 vs tf_keras step {spread:.1e}")
-        step_tol = max(TOL, spread)
         if ref["next"] is not None:
             e = err(read(f"{fid}.cn_next.bin", ref["next"].shape), ref["next"])
             notes.append(f"next step {e:.1e}")
-            if e > step_tol:
+            if e > TOL:
                 problems.append(f"the next step differs by {e:.2e}")
         # convnet's saves, after its step, in Keras.
         cn_pred = read(f"{fid}.cn_next.bin", ref["pred"].shape)
@@ -292,7 +277,7 @@ for entry in manifest:
                     back.train_on_batch(x, y)
                     e = err(predict(back, x), read(f"{fid}.cn_next2.bin", ref["pred"].shape))
                     notes.append(f"{tag} step {e:.1e}")
-                    if e > step_tol:
+                    if e > TOL:
                         problems.append(f"{tag}'s step from convnet's .{ext} differs by {e:.2e}")
             except Exception as ex:
                 problems.append(f"{tag} cannot load or train convnet's .{ext}: {short(ex)}")
