@@ -16,7 +16,7 @@
 //! packed contiguous once per pass. The three fast paths above serve the plain convolution
 //! only and are not touched by it.
 
-use super::weights::{weight_option_builders, WeightOptions};
+use super::weights::{weight_option_builders, weighted_layer_plumbing, WeightOptions};
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
@@ -26,7 +26,6 @@ use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::implicit::{self, ImplicitScratch, PreparedKernel};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
-use crate::nn::regularizers::Regularizer;
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -639,25 +638,7 @@ impl Layer for Conv2D {
         }
     }
 
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-
-    fn activation(&self) -> Activation {
-        self.opts.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.opts.activity_regularizer
-    }
+    weighted_layer_plumbing!();
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();

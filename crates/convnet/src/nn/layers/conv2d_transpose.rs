@@ -11,14 +11,13 @@
 //! `(H − 1)·s + max(k, s)`), "same" `(H − 1)·s + k mod 2 + output_padding` (without it, `H·s`);
 //! TensorFlow's padding of `C` then follows from `L`, and `C` must map `L` back to `H`.
 
-use super::weights::{weight_option_builders, WeightOptions};
+use super::weights::{weight_option_builders, weighted_layer_plumbing, WeightOptions};
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::{col2im, im2col, Padding, Window};
 use crate::kernels::gemm::{gemm, transpose, GemmShape};
 use crate::kernels::simd::add_rows;
 use crate::nn::activations::Activation;
-use crate::nn::regularizers::Regularizer;
 use crate::parallel::{self, SharedMut};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -331,25 +330,7 @@ impl Layer for Conv2DTranspose {
         }
     }
 
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-
-    fn activation(&self) -> Activation {
-        self.opts.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.opts.activity_regularizer
-    }
+    weighted_layer_plumbing!();
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();

@@ -5,12 +5,10 @@
 //! `dkernel = xᵀ · dz`, `dx = dz · kernelᵀ`. Each product is split over the worker threads by
 //! rows or columns of its result.
 
-use super::weights::{weight_option_builders, WeightOptions};
+use super::weights::{weight_option_builders, weighted_layer_plumbing, WeightOptions};
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Param};
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{par_gemm, par_gemm_with, GemmShape};
-use crate::nn::activations::Activation;
-use crate::nn::regularizers::Regularizer;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use serde_json::{json, Map, Value};
@@ -147,25 +145,7 @@ impl Layer for Dense {
         }
     }
 
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-
-    fn activation(&self) -> Activation {
-        self.opts.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.opts.activity_regularizer
-    }
+    weighted_layer_plumbing!();
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();
@@ -178,6 +158,7 @@ impl Layer for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::activations::Activation;
     use crate::nn::initializers::Initializer;
     use crate::nn::layers::activation::tests::Scaled;
     use crate::nn::layers::gradcheck::{check_layer, check_layer_piecewise};

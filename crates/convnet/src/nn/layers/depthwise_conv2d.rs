@@ -8,7 +8,7 @@
 //! address weights by position, so both load); the config keys are `depthwise_initializer`,
 //! `depthwise_regularizer`, `depthwise_constraint`.
 
-use super::weights::WeightOptions;
+use super::weights::{weighted_layer_plumbing, WeightOptions};
 use super::{bias_activation, cfg, shape_str, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::Padding;
@@ -364,25 +364,7 @@ impl Layer for DepthwiseConv2D {
         }
     }
 
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-
-    fn activation(&self) -> Activation {
-        self.opts.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.opts.activity_regularizer
-    }
+    weighted_layer_plumbing!();
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();

@@ -9,7 +9,7 @@
 //! stages while its intermediate is in cache.
 
 use super::depthwise_conv2d::{depthwise_geometry, depthwise_options};
-use super::weights::WeightOptions;
+use super::weights::{weighted_layer_plumbing, WeightOptions};
 use super::{bias_activation, cfg, init_param, ForwardCtx, Layer, Meta, Pair, Param};
 use crate::error::{Error, Result};
 use crate::kernels::conv::Padding;
@@ -395,25 +395,7 @@ impl Layer for SeparableConv2D {
         }
     }
 
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn params_mut(&mut self) -> &mut [Param] {
-        &mut self.params
-    }
-
-    fn activation(&self) -> Activation {
-        self.opts.activation
-    }
-
-    fn set_output_gradient_fused(&mut self, fused: bool) {
-        self.fused = fused;
-    }
-
-    fn activity_regularizer(&self) -> Option<Regularizer> {
-        self.opts.activity_regularizer
-    }
+    weighted_layer_plumbing!();
 
     fn config(&self) -> Map<String, Value> {
         let mut m = self.meta.config();

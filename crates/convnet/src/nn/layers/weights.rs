@@ -183,3 +183,32 @@ macro_rules! weight_option_builders {
     };
 }
 pub(crate) use weight_option_builders;
+
+/// The `Layer` methods every layer with [`WeightOptions`] answers the same way from its fields
+/// `params`, `opts` and `fused`: its weights, its activation and activity penalty (from the
+/// options), and whether the loss has folded its activation's gradient in. Used inside
+/// `impl Layer for …`.
+macro_rules! weighted_layer_plumbing {
+    () => {
+        fn params(&self) -> &[$crate::nn::layers::Param] {
+            &self.params
+        }
+
+        fn params_mut(&mut self) -> &mut [$crate::nn::layers::Param] {
+            &mut self.params
+        }
+
+        fn activation(&self) -> $crate::nn::activations::Activation {
+            self.opts.activation
+        }
+
+        fn set_output_gradient_fused(&mut self, fused: bool) {
+            self.fused = fused;
+        }
+
+        fn activity_regularizer(&self) -> Option<$crate::nn::regularizers::Regularizer> {
+            self.opts.activity_regularizer
+        }
+    };
+}
+pub(crate) use weighted_layer_plumbing;
