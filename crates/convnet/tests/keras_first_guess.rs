@@ -131,3 +131,17 @@ fn the_readme_functional_model_builds_and_trains() -> Result<()> {
     assert_ne!(before.data(), model.predict(&x, 4)?.data());
     Ok(())
 }
+
+/// The convolution variants take Keras' names as Conv2D does, and a wrong one fails at build.
+#[test]
+fn convolution_variants_take_keras_names() {
+    let mut m = Sequential::new();
+    m.add(DepthwiseConv2D::new(3).padding("same").activation("relu").input_shape([8, 8, 2]));
+    m.add(SeparableConv2D::new(4, 3).padding("same").activation("relu"));
+    m.add(Conv2DTranspose::new(2, 3).padding("same").activation("tanh"));
+    m.build().unwrap();
+    assert_eq!(m.output_shape().unwrap(), vec![8, 8, 2]);
+    let mut bad = Sequential::new();
+    bad.add(DepthwiseConv2D::new(3).padding("smae").input_shape([8, 8, 2]));
+    assert!(bad.build().unwrap_err().to_string().contains("smae"));
+}

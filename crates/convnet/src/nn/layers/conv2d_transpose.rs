@@ -100,9 +100,12 @@ impl Conv2DTranspose {
         self
     }
 
-    /// Sets the padding ("valid" or "same").
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.padding = p;
+    /// Sets the padding: [`Padding`] or Keras' name ("valid" or "same"; another name makes
+    /// building the model fail).
+    pub fn padding<P: TryInto<Padding, Error: Into<Error>>>(mut self, p: P) -> Self {
+        if let Some(p) = self.meta.accept(p, "padding") {
+            self.padding = p;
+        }
         self
     }
 

@@ -110,9 +110,12 @@ impl SeparableConv2D {
         self
     }
 
-    /// Sets the padding ("valid" or "same").
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.padding = p;
+    /// Sets the padding: [`Padding`] or Keras' name ("valid" or "same"; another name makes
+    /// building the model fail).
+    pub fn padding<P: TryInto<Padding, Error: Into<Error>>>(mut self, p: P) -> Self {
+        if let Some(p) = self.meta.accept(p, "padding") {
+            self.padding = p;
+        }
         self
     }
 
@@ -122,9 +125,12 @@ impl SeparableConv2D {
         self
     }
 
-    /// Sets the activation applied to the output.
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.opts.activation = a;
+    /// Sets the activation applied to the output: an [`Activation`] or Keras' name ("relu";
+    /// another name makes building the model fail).
+    pub fn activation<A: TryInto<Activation, Error: Into<Error>>>(mut self, a: A) -> Self {
+        if let Some(a) = self.meta.accept(a, "activation") {
+            self.opts.activation = a;
+        }
         self
     }
 
